@@ -1,0 +1,30 @@
+# Every target installs what it needs into .venv first (idempotent, fast when done).
+PY := .venv/bin/python
+.PHONY: install demo test test-fast test-all lint bench clean
+
+install: .venv/.installed
+
+.venv/.installed: pyproject.toml constraints.txt
+	bash scripts/bootstrap.sh
+	touch $@
+
+## The project's main job on the bundled sample data.
+demo: install
+	$(PY) -m trainer.examples.demo
+
+## The test suite CI runs (includes the slow tests).
+test: install
+	bash scripts/test.sh
+
+## Fast feedback: skip tests marked slow.
+test-fast: install
+	$(PY) -m pytest -m "not slow" -q
+
+lint: install
+	.venv/bin/lint-imports
+
+bench: install
+	$(PY) benchmarks/train_throughput.py
+
+clean:
+	rm -rf .venv build *.egg-info .pytest_cache

@@ -1,0 +1,6 @@
+#!/usr/bin/env bash
+# The project's test command: import contracts, then the whole pytest suite (slow tests included).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+.venv/bin/lint-imports
+.venv/bin/python -m pytest -q "$@"

@@ -1,0 +1,210 @@
+"""Deterministic, readable variables for a traced `model_fn`.
+
+A `model_fn` is called inside `tf.function`, possibly several times (one trace
+per mode or input signature, and again after a retrace). TensorFlow only
+allows a `tf.function` to create variables on its first call, and tf.estimator
+relied on graph-level variable reuse that TF2 no longer has.
+
+`VariableStore` restores that behaviour with a public mechanism,
+`tf.variable_creator_scope`: every `tf.Variable` created while the store is
+active is keyed by ``<current name scope>/<requested name>`` (plus an
+occurrence index when the same key repeats within one trace). The first time a
+key is seen the variable is created under `tf.init_scope()`, so it is an eager
+variable that outlives the trace; every later trace gets the same object back.
+
+The keys are the checkpoint names (``dnn/hiddenlayer_0/kernel``), so
+checkpoints are name-based like tf.estimator's and `tf.train.list_variables`
+is meaningful.
+"""
+
+from __future__ import annotations
+
+import collections
+import contextlib
+import re
+import threading
+from typing import Iterator
+
+import tensorflow as tf
+
+__all__ = [
+    "VariableStore",
+    "current_store",
+    "local_variables",
+    "unique_scope_name",
+]
+
+_state = threading.local()
+
+_KERAS_SUFFIX = re.compile(r":\d+$")
+
+
+def current_store() -> "VariableStore | None":
+    """Returns the store of the `model_fn` call in progress, or None."""
+    return getattr(_state, "store", None)
+
+
+@contextlib.contextmanager
+def local_variables() -> Iterator[None]:
+    """Marks variables created inside as *local*: per-call state (metrics).
+
+    Local variables are never written to or expected in checkpoints; a fresh
+    evaluation starts them from their initial value.
+    """
+    previous = getattr(_state, "local", False)
+    _state.local = True
+    try:
+        yield
+    finally:
+        _state.local = previous
+
+
+def unique_scope_name(base: str) -> str:
+    """Returns ``base``, ``base_1``, ... unique within the current trace.
+
+    Mirrors TF1's per-graph uniquification of layer scopes (``dense``,
+    ``dense_1``): it restarts for every `model_fn` call, so names do not drift
+    between the TRAIN, EVAL and PREDICT traces of one process.
+    """
+    store = current_store()
+    if store is None:
+        return base
+    return store._unique_scope(base)  # pylint: disable=protected-access
+
+
+class VariableStore:
+    """Creates each variable once and hands it back on every later trace.
+
+    Example:
+        >>> store = VariableStore()
+        >>> @tf.function
+        ... def f(x):
+        ...     with store.scope():
+        ...         w = tf.Variable(tf.ones_initializer()([2]), name="w")
+        ...     return x * w
+        >>> _ = f(tf.constant(2.0)); _ = f(tf.constant([1.0, 2.0]))
+        >>> sorted(store.variables)
+        ['w']
+    """
+
+    def __init__(self) -> None:
+        self.variables: dict[str, tf.Variable] = {}
+        self.local_names: set[str] = set()
+        self._seen_in_call: dict[str, int] = {}
+        self._scopes_in_call: dict[str, int] = {}
+        self._lock = threading.RLock()
+
+    # -- public views ---------------------------------------------------
+    @property
+    def trainable_variables(self) -> list[tf.Variable]:
+        return [v for k, v in self.variables.items() if v.trainable and k not in self.local_names]
+
+    @property
+    def global_variables(self) -> dict[str, tf.Variable]:
+        """Variables that belong in checkpoints (everything but local ones)."""
+        return {k: v for k, v in self.variables.items() if k not in self.local_names}
+
+    def key_of(self, variable: tf.Variable) -> str | None:
+        for key, var in self.variables.items():
+            if var is variable:
+                return key
+        return None
+
+    # -- creation ---------------------------------------------------------
+    @contextlib.contextmanager
+    def scope(self) -> Iterator["VariableStore"]:
+        """Activates the store for one `model_fn` call (one trace)."""
+        with self._lock:
+            previous = current_store()
+            _state.store = self
+            self._seen_in_call = {}
+            self._scopes_in_call = {}
+            try:
+                with _fresh_keras_names(), tf.variable_creator_scope(self._creator):
+                    yield self
+            finally:
+                _state.store = previous
+
+    def get_or_create(self, key: str, initializer, *, trainable: bool = False,
+                      dtype=None, local: bool = False) -> tf.Variable:
+        """Returns the variable stored under ``key``, creating it if needed.
+
+        ``initializer`` is a callable returning the initial value, or a value.
+        """
+        if key in self.variables:
+            return self.variables[key]
+        with tf.init_scope():
+            value = initializer() if callable(initializer) else initializer
+            var = tf.Variable(value, trainable=trainable, dtype=dtype,
+                              name=key.replace("/", "_"))
+        self.variables[key] = var
+        if local:
+            self.local_names.add(key)
+        return var
+
+    def _unique_scope(self, base: str) -> str:
+        count = self._scopes_in_call.get(base, 0)
+        self._scopes_in_call[base] = count + 1
+        return base if count == 0 else f"{base}_{count}"
+
+    def _key_for(self, requested_name: str | None) -> str:
+        name = _KERAS_SUFFIX.sub("", requested_name or "Variable")
+        scope = tf.get_current_name_scope().strip("/")
+        base = f"{scope}/{name}" if scope and not name.startswith(scope + "/") else name
+        count = self._seen_in_call.get(base, 0)
+        self._seen_in_call[base] = count + 1
+        return base if count == 0 else f"{base}_{count}"
+
+    def _creator(self, next_creator, **kwargs):
+        key = self._key_for(kwargs.get("name"))
+        existing = self.variables.get(key)
+        if existing is not None:
+            return existing
+        initial_value = kwargs.get("initial_value")
+        if isinstance(initial_value, tf.Tensor) and not _is_eager(initial_value):
+            constant = tf.get_static_value(initial_value)
+            if constant is None:
+                raise ValueError(
+                    f"Variable {key!r} was given an initial value computed inside the "
+                    "traced model_fn. Pass an initializer callable instead, e.g. "
+                    "tf.Variable(tf.zeros_initializer()(shape), ...) -> "
+                    "tf.Variable(lambda: tf.zeros(shape), ...)."
+                )
+            kwargs["initial_value"] = constant
+        with tf.init_scope():
+            var = next_creator(**kwargs)
+        self.variables[key] = var
+        if getattr(_state, "local", False):
+            self.local_names.add(key)
+        return var
+
+
+@contextlib.contextmanager
+def _fresh_keras_names() -> Iterator[None]:
+    """Restarts Keras 3's automatic layer names (dense, dense_1, ...) per call.
+
+    Keras 3 numbers unnamed layers with a process-wide counter, so the second
+    trace of a model_fn would name its layers dense_2, dense_3 and the keys
+    would drift. The counter is swapped for a fresh one during the call and
+    put back afterwards, leaving the user's own Keras models untouched.
+    tf_keras needs nothing: it numbers per graph, and each trace is a graph.
+    """
+    try:
+        from keras.src.backend.common import global_state  # Keras internals; no public hook exists.
+    except ImportError:  # pragma: no cover - other Keras versions
+        yield
+        return
+    saved = global_state.get_global_attribute("object_name_uids")
+    global_state.set_global_attribute("object_name_uids", collections.defaultdict(int))
+    try:
+        yield
+    finally:
+        global_state.set_global_attribute("object_name_uids", saved)
+
+
+def _is_eager(tensor) -> bool:
+    try:
+        tensor.numpy()
+        return True
+    except (AttributeError, NotImplementedError, TypeError, ValueError):
+        return False
