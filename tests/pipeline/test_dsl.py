@@ -1,0 +1,67 @@
+import pytest
+
+from pipeline import Pipeline
+from toy_components import Add, SchemaOf, Source
+
+
+def test_type_mismatch_is_a_build_time_error():
+    source = Source()
+    add = Add(source.outputs["examples"])
+    with pytest.raises(TypeError, match="expected a Channel of ExampleStatistics, not Examples"):
+        SchemaOf(source.outputs["examples"])
+    with pytest.raises(TypeError, match="SchemaOf got statistics=3; expected a Channel"):
+        SchemaOf(3)
+    assert add.upstream == [source]
+
+
+def test_missing_required_input_and_unknown_input():
+    with pytest.raises(ValueError, match="Add got examples=None; expected a Channel of Examples"):
+        Add(None)
+    with pytest.raises(ValueError, match="got input nope=...; expected one of"):
+        Source().__class__.__init__.__globals__["Component"].__init__(
+            Source(), inputs={"nope": None}, parameters=Source().parameters)
+
+
+def test_wrong_parameter_type():
+    from toy_components import AddParams
+    with pytest.raises(TypeError, match="Source got parameters=AddParams.*expected a SourceParams"):
+        Source().__class__.__bases__[0].__init__(Source(), inputs={}, parameters=AddParams())
+
+
+def test_cycle_is_detected_when_the_pipeline_is_built(tmp_path):
+    from toy_components import Relay
+    a = Relay(id="A")
+    b = Relay(a.outputs["examples"], id="B")
+    a.inputs["examples"] = b.outputs["examples"]  # constructors cannot make a cycle; mutation can
+    with pytest.raises(ValueError, match="Pipeline got a cycle: A -> B -> A"):
+        Pipeline("p", str(tmp_path), [a, b])
+
+
+def test_hand_built_channel_of_the_wrong_type(tmp_path):
+    from components.artifacts import Examples
+    from components.base import Channel
+    source = Source()
+    add = Add(source.outputs["examples"])
+    bad = Add(Channel(Examples, add, "statistics"), id="Bad")
+    with pytest.raises(TypeError, match="but Add produces statistics=ExampleStatistics"):
+        Pipeline("p", str(tmp_path), [source, add, bad])
+
+
+def test_duplicate_ids_missing_producer_and_bad_name(tmp_path):
+    with pytest.raises(ValueError, match="two components with id='Source'"):
+        Pipeline("p", str(tmp_path), [Source(), Source()])
+    source = Source()
+    with pytest.raises(ValueError, match="wired to 'Source', which is not in the pipeline"):
+        Pipeline("p", str(tmp_path), [Add(source.outputs["examples"])])
+    with pytest.raises(ValueError, match="Pipeline got name=''"):
+        Pipeline("", str(tmp_path), [])
+    with pytest.raises(TypeError, match="expected a Component"):
+        Pipeline("p", str(tmp_path), ["x"])
+    with pytest.raises(ValueError, match="expected an int >= 1"):
+        source.outputs["examples"].span_window(0)
+
+
+def test_default_metadata_is_sqlite_under_root(tmp_path):
+    p = Pipeline("p", str(tmp_path), [Source()])
+    assert p.metadata == f"sqlite:///{tmp_path}/metadata.sqlite"
+    assert p.components[0].id == "Source"
