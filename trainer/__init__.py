@@ -1,0 +1,28 @@
+"""trainer: tf.estimator, natively on TensorFlow 2.21.
+
+The names mirror ``tf.estimator`` so a migration changes imports:
+``tf.estimator.Estimator`` -> ``trainer.Estimator``.
+"""
+
+from trainer import export, hooks, layers, metrics, optimizers
+from trainer._context import get_global_step, get_or_create_global_step
+from trainer.estimator import Estimator
+from trainer.estimator_spec import EstimatorSpec
+from trainer.hooks import (CheckpointSaverHook, CheckpointSaverListener, LoggingTensorHook,
+                           NanLossDuringTrainingError, NanTensorHook, SecondOrStepTimer,
+                           SessionRunArgs, SessionRunContext, SessionRunHook, SessionRunValues,
+                           StepCounterHook, StopAtStepHook, SummarySaverHook)
+from trainer.inputs import numpy_input_fn, pandas_input_fn
+from trainer.mode_keys import ModeKeys
+from trainer.run_config import RunConfig
+from trainer.warm_starting import VocabInfo, WarmStartSettings
+
+__all__ = [
+    "Estimator", "EstimatorSpec", "ModeKeys", "RunConfig", "WarmStartSettings", "VocabInfo",
+    "SessionRunHook", "SessionRunArgs", "SessionRunContext", "SessionRunValues",
+    "SecondOrStepTimer", "StopAtStepHook", "LoggingTensorHook", "StepCounterHook",
+    "NanTensorHook", "NanLossDuringTrainingError", "SummarySaverHook",
+    "CheckpointSaverHook", "CheckpointSaverListener", "get_global_step",
+    "get_or_create_global_step", "numpy_input_fn", "pandas_input_fn",
+    "export", "hooks", "layers", "metrics", "optimizers",
+]

@@ -1,0 +1,124 @@
+"""The loop that drives hooks around compiled runs, and what hooks see as `session`."""
+
+from __future__ import annotations
+
+import logging
+
+import numpy as np
+import tensorflow as tf
+
+from trainer import checkpoints
+from trainer.hooks.session_run_hook import SessionRunArgs, SessionRunContext, SessionRunValues
+
+log = logging.getLogger("trainer")
+
+BASE_FETCHES = ("loss", "global_step")
+
+
+class TrainingSession:
+    """What hooks receive as ``session``: the model's state, not a `tf.Session`.
+
+    Attributes:
+        model_dir: the Estimator's model directory.
+        store: the `VariableStore` with every variable of the model.
+        checkpoint_step: global step of the checkpoint the variables came from, if any.
+    """
+
+    def __init__(self, *, model_dir, store, global_step, keep_checkpoint_max=5,
+                 checkpoint_step=None, writer_factory=None):
+        self.model_dir = model_dir
+        self.store = store
+        self._global_step = global_step
+        self._keep = keep_checkpoint_max
+        self.checkpoint_step = checkpoint_step
+        self.step_limit = None
+        self._writer_factory = writer_factory
+
+    @property
+    def global_step(self) -> int:
+        return int(self._global_step.numpy())
+
+    def limit_steps(self, last_step: int) -> None:
+        """Makes the loop stop stepping at ``last_step`` (runs are cut to fit)."""
+        self.step_limit = last_step if self.step_limit is None else min(self.step_limit, last_step)
+
+    def save_checkpoint(self, directory=None, *, basename="model.ckpt") -> str:
+        prefix = checkpoints.save(self.store.global_variables, directory or self.model_dir,
+                                  self.global_step, basename=basename,
+                                  keep_checkpoint_max=self._keep)
+        self.checkpoint_step = self.global_step
+        log.info("Saved checkpoint for step %d into %s.", self.global_step, prefix)
+        return prefix
+
+    def summary_writer(self, output_dir=None):
+        if self._writer_factory is None:
+            return None
+        return self._writer_factory(output_dir)
+
+
+def _names_in(fetches) -> list[str]:
+    names = []
+    for item in tf.nest.flatten(fetches):
+        if not isinstance(item, str):
+            raise TypeError(
+                f"A hook's SessionRunArgs asked for {item!r}; fetches must be tensor names "
+                "(strings) such as 'loss', 'global_step', a prediction key or a tensor name."
+            )
+        names.append(item)
+    return names
+
+
+def hooked_runs(*, session, hooks, run, steps_per_run):
+    """Calls hooks around ``run(n, fetch_names) -> (outputs, steps, exhausted)``.
+
+    A generator: yields ``(outputs, steps)`` after each run's ``after_run``
+    calls, so a caller can stream results (predict). ``end`` is called when
+    the loop finishes normally.
+    """
+    for hook in hooks:
+        hook.begin()
+    for hook in hooks:
+        hook.after_create_session(session, None)
+    while True:
+        n = steps_per_run
+        if session.step_limit is not None:
+            n = min(n, session.step_limit - session.global_step)
+            if n <= 0:
+                break
+        context = SessionRunContext(original_args=SessionRunArgs(list(BASE_FETCHES)),
+                                    session=session)
+        requests = [hook.before_run(context) for hook in hooks]
+        names = set()
+        for request in requests:
+            if request is not None:
+                names.update(_names_in(request.fetches))
+        outputs, steps, exhausted = run(n, tuple(sorted(names)))
+        if steps == 0:
+            break
+        values = {}
+        for hook, request in zip(hooks, requests):
+            results = None
+            if request is not None:
+                results = tf.nest.map_structure(
+                    lambda name: _to_numpy(values, outputs, name), request.fetches)
+            hook.after_run(context, SessionRunValues(results, None, None))
+        yield outputs, steps
+        if context.stop_requested or exhausted:
+            break
+    for hook in hooks:
+        hook.end(session)
+
+
+def run_hooked_loop(**kwargs):
+    """Runs `hooked_runs` to the end; returns (outputs of the last run, total steps)."""
+    last, total = None, 0
+    for outputs, steps in hooked_runs(**kwargs):
+        last, total = outputs, total + steps
+    return last, total
+
+
+def _to_numpy(cache, outputs, name):
+    if name not in cache:
+        value = outputs[name]
+        cache[name] = value.numpy() if hasattr(value, "numpy") else np.asarray(value)
+    return cache[name]

@@ -1,0 +1,13 @@
+"""Exporting Estimators as SavedModels for TF Serving."""
+
+from trainer.export.export_output import (ClassificationOutput, ExportOutput, PredictOutput,
+                                          RegressionOutput)
+from trainer.export.receivers import (ServingInputReceiver, TensorServingInputReceiver,
+                                      build_parsing_serving_input_receiver_fn,
+                                      build_raw_serving_input_receiver_fn, placeholder)
+
+__all__ = [
+    "ExportOutput", "ClassificationOutput", "RegressionOutput", "PredictOutput",
+    "ServingInputReceiver", "TensorServingInputReceiver", "placeholder",
+    "build_parsing_serving_input_receiver_fn", "build_raw_serving_input_receiver_fn",
+]

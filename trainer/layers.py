@@ -1,0 +1,50 @@
+"""TF1-style functional layers (`tf.compat.v1.layers.dense`) for model_fns.
+
+Each call creates its variables under a scope that is unique within the
+current `model_fn` call (``dense``, ``dense_1``...), restarting for every
+call, so the names are the same in the TRAIN, EVAL and PREDICT traces.
+"""
+
+from __future__ import annotations
+
+import tensorflow as tf
+
+from trainer.variables import unique_scope_name
+
+__all__ = ["dense"]
+
+
+def dense(inputs, units, activation=None, use_bias=True, kernel_initializer=None,
+          bias_initializer=None, trainable=True, name=None):
+    """A fully connected layer: ``activation(inputs @ kernel + bias)``.
+
+    Args:
+        inputs: a float tensor ``[batch, n]``.
+        units: output size.
+        kernel_initializer: defaults to Glorot uniform, as in TF1.
+        name: the variable scope; ``dense``, ``dense_1``... when omitted.
+
+    Example:
+        >>> dense(tf.ones([2, 3]), 4).shape
+        TensorShape([2, 4])
+    """
+    if not isinstance(units, int) or units <= 0:
+        raise ValueError(f"dense got units={units!r}; expected a positive int.")
+    inputs = tf.convert_to_tensor(inputs)
+    if inputs.shape.rank is None or inputs.shape[-1] is None:
+        raise ValueError(
+            f"dense got inputs with shape {inputs.shape}; the last dimension must be known."
+        )
+    kernel_initializer = kernel_initializer or tf.keras.initializers.GlorotUniform()
+    bias_initializer = bias_initializer or tf.keras.initializers.Zeros()
+    dtype = inputs.dtype if inputs.dtype.is_floating else tf.float32
+    in_dim = int(inputs.shape[-1])
+    with tf.name_scope(unique_scope_name(name or "dense") + "/"):
+        kernel = tf.Variable(lambda: kernel_initializer([in_dim, units], dtype=dtype),
+                             trainable=trainable, name="kernel")
+        outputs = tf.matmul(tf.cast(inputs, dtype), kernel)
+        if use_bias:
+            bias = tf.Variable(lambda: bias_initializer([units], dtype=dtype),
+                               trainable=trainable, name="bias")
+            outputs = tf.nn.bias_add(outputs, bias)
+    return activation(outputs) if activation is not None else outputs
