@@ -1,0 +1,186 @@
+"""`DenseFeatures` and `input_layer`: the input layer of a deep model."""
+
+from __future__ import annotations
+
+import re
+from typing import Any, Iterable, Mapping
+
+import tensorflow as tf
+
+from trainer.feature_column.base import DenseColumn, FeatureCache, FeatureColumn, sanitize_name
+from trainer.feature_column.state import LayerState
+
+__all__ = ["DenseFeatures", "input_layer", "normalize_columns"]
+
+_LAYER_NAME = re.compile(r"^[A-Za-z][A-Za-z0-9_]*$")
+
+
+class DenseFeatures(tf.Module):
+    """Concatenates the dense columns of a features dict into one float tensor.
+
+    Columns are sorted by name (as tf.feature_column did); each contributes
+    ``[batch, prod(variable_shape)]``. Variables (embedding tables) are created
+    on the first call under ``<current scope>/<name>/<column name>/``; see
+    `trainer.feature_column.state` for the naming scheme. The layer is a
+    `tf.Module`: it can be tracked by a checkpoint and exported in a SavedModel.
+
+    Args:
+        feature_columns: An iterable of dense columns (numeric, bucketized,
+            indicator, embedding, shared embedding).
+        trainable: If False, no variable of this layer is trainable.
+        name: Name of the layer and of its variable scope.
+
+    Example:
+        >>> from trainer.feature_column import (numeric_column, indicator_column,
+        ...     categorical_column_with_vocabulary_list)
+        >>> color = categorical_column_with_vocabulary_list("color", ["red", "blue"])
+        >>> layer = DenseFeatures([numeric_column("size"), indicator_column(color)])
+        >>> features = {"size": tf.constant([[3.0]]), "color": tf.constant([["red"]])}
+        >>> layer(features).numpy().tolist()  # color_indicator sorts before size
+        [[1.0, 0.0, 3.0]]
+    """
+
+    def __init__(self, feature_columns, *, trainable: bool = True,
+                 name: str = "dense_features") -> None:
+        _check_layer_name(name, "DenseFeatures")
+        super().__init__(name=name)
+        self._columns = normalize_columns(feature_columns, "DenseFeatures", DenseColumn,
+                                          "dense column (numeric, bucketized, indicator or "
+                                          "embedding). How to fix: wrap a categorical column "
+                                          "in indicator_column or embedding_column")
+        self._trainable = trainable
+        self._state = LayerState(name, trainable=trainable)
+        self._built = False
+
+    @property
+    def feature_columns(self) -> list[DenseColumn]:
+        """The columns, sorted by name."""
+        return list(self._columns)
+
+    @property
+    def state(self) -> LayerState:
+        """The layer's variables (`LayerState`)."""
+        return self._state
+
+    def build(self) -> None:
+        """Creates the variables; called by the first `__call__`."""
+        if self._built:
+            return
+        self._state.build()
+        for column in self._columns:
+            column.create_state(self._state)
+        self._built = True
+
+    def __call__(self, features: Mapping[str, Any], cols_to_output_tensors: dict | None = None,
+                 training: bool | None = None) -> tf.Tensor:
+        """Returns the ``[batch, total width]`` float32 input tensor.
+
+        Args:
+            features: Dict from feature key to `tf.Tensor`, `tf.SparseTensor` or
+                `tf.RaggedTensor`.
+            cols_to_output_tensors: Optional dict filled with column -> its
+                ``[batch, width]`` output.
+            training: Accepted for Keras compatibility; unused.
+        """
+        del training
+        cache = FeatureCache(features)
+        self.build()
+        outputs = []
+        with tf.name_scope(self.name):
+            for column in self._columns:
+                with tf.name_scope(sanitize_name(column.name)):
+                    tensor = column.get_dense_tensor(cache, self._state)
+                    batch = tf.shape(tensor)[0]
+                    width = 1
+                    for dim in column.variable_shape:
+                        width *= dim
+                    tensor = tf.reshape(tensor, tf.stack([batch, width]))
+                if cols_to_output_tensors is not None:
+                    cols_to_output_tensors[column] = tensor
+                outputs.append(tensor)
+            return tf.concat(outputs, axis=1)
+
+    def variables_by_column(self) -> dict[FeatureColumn, list[tf.Variable]]:
+        """Maps each column to the variables it created (after the first call)."""
+        return {c: _column_variables(self._state, c) for c in self._columns}
+
+
+def input_layer(features: Mapping[str, Any], feature_columns, trainable: bool = True,
+                cols_to_vars: dict | None = None, cols_to_output_tensors: dict | None = None,
+                name: str = "input_layer") -> tf.Tensor:
+    """Functional form of `DenseFeatures` (tf.feature_column.input_layer).
+
+    Each call builds a new layer. Inside a `model_fn` traced under
+    `trainer.variables.VariableStore` that is what tf.estimator code expects:
+    the store hands back the same variables on every trace. Outside a store,
+    every call makes new variables; keep a `DenseFeatures` object instead.
+
+    Args:
+        features: Dict from feature key to tensor.
+        feature_columns: Dense columns.
+        trainable: Whether the variables are trainable.
+        cols_to_vars: Optional dict filled with column -> list of its variables.
+        cols_to_output_tensors: Optional dict filled with column -> output tensor.
+        name: Name of the variable scope (``input_layer``).
+
+    Returns:
+        The ``[batch, total width]`` float32 tensor.
+
+    Example:
+        >>> from trainer.feature_column import numeric_column
+        >>> input_layer({"x": tf.constant([[1.0, 2.0]])}, [numeric_column("x", shape=2)]).shape
+        TensorShape([1, 2])
+    """
+    layer = DenseFeatures(feature_columns, trainable=trainable, name=name)
+    output = layer(features, cols_to_output_tensors=cols_to_output_tensors)
+    if cols_to_vars is not None:
+        cols_to_vars.update(layer.variables_by_column())
+    return output
+
+
+def normalize_columns(feature_columns, layer: str, kind, kind_text: str) -> list:
+    """Validates ``feature_columns`` and returns them sorted by name."""
+    if isinstance(feature_columns, FeatureColumn):
+        feature_columns = [feature_columns]
+    if isinstance(feature_columns, (str, bytes, Mapping)) or not isinstance(
+            feature_columns, Iterable):
+        raise TypeError(
+            f"{layer} got feature_columns={feature_columns!r}; expected a list of feature "
+            "columns."
+        )
+    columns = list(feature_columns)
+    if not columns:
+        raise ValueError(
+            f"{layer} got feature_columns=[]; expected at least one column. How to fix: pass "
+            "the columns the model reads."
+        )
+    for column in columns:
+        if not isinstance(column, kind):
+            raise TypeError(
+                f"{layer} got the column {column!r}; expected a {kind_text}.")
+    by_name: dict[str, Any] = {}
+    for column in columns:
+        if column.name in by_name:
+            raise ValueError(
+                f"{layer} got two columns named {column.name!r}; expected unique names. How to "
+                "fix: drop the duplicate column."
+            )
+        by_name[column.name] = column
+    return [by_name[n] for n in sorted(by_name)]
+
+
+def _check_layer_name(name, layer: str) -> None:
+    if not isinstance(name, str) or not _LAYER_NAME.match(name):
+        raise ValueError(
+            f"{layer} got name={name!r}; expected a letter followed by letters, digits or "
+            "underscores (it names the variable scope), e.g. 'input_layer'."
+        )
+
+
+def _column_variables(state: LayerState, column) -> list[tf.Variable]:
+    prefix = sanitize_name(column.name) + "/"
+    found = [v for k, v in state.weights.items() if k.startswith(prefix)]
+    collection = getattr(column, "shared_embedding_collection_name", None)
+    if collection is not None and collection in state.shared_weights:
+        found.append(state.shared_weights[collection])
+    return found
