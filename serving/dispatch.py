@@ -21,6 +21,7 @@ from serving.servable import Servable
 _log = logging.getLogger(__name__)
 T = TypeVar("T")
 UNKNOWN_MODEL = "_unknown"
+DEFAULT_SIGNATURE = "serving_default"
 
 
 def serve(manager: ModelManager, metrics: ServingMetrics, handler: Callable[[Servable], T], *,
@@ -53,7 +54,8 @@ def serve(manager: ModelManager, metrics: ServingMetrics, handler: Callable[[Ser
         metrics.observe_request(
             model_name=name,
             model_version=version,
-            signature_name=model_spec.signature_name,
+            signature_name=model_spec.signature_name or (
+                "" if api == "metadata" else DEFAULT_SIGNATURE),
             api=api,
             protocol=protocol,
             status=status,

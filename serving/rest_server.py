@@ -111,6 +111,8 @@ class RestApp:
             request.close_connection = True
             raise errors.invalid_argument(f"Invalid Content-Length {length_header!r}.")
         if length > self.max_request_bytes:
+            if length <= 2 * self.max_request_bytes:
+                _discard(request.rfile, length)  # Lets the client read our answer.
             request.close_connection = True
             raise _TooLarge(
                 f"Request body of {length} bytes exceeds the limit of "
@@ -192,6 +194,14 @@ class _TooLarge(ServingError):
     @property
     def http_status(self) -> int:
         return 413
+
+
+def _discard(stream, length: int) -> None:
+    while length > 0:
+        chunk = stream.read(min(length, 1 << 16))
+        if not chunk:
+            return
+        length -= len(chunk)
 
 
 def _method_not_allowed(method: str, path: str) -> ServingError:
