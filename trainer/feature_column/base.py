@@ -119,12 +119,14 @@ class DenseColumn(FeatureColumn):
 
 
 class CategoricalColumn(FeatureColumn):
-    """A column that produces sparse ids in ``[0, num_buckets)``."""
+    """A column that produces sparse ids in ``[0, num_buckets)``.
 
-    @property
-    @abc.abstractmethod
-    def num_buckets(self) -> int:
-        """Number of distinct ids (the size of an indicator or embedding table)."""
+    Every subclass has ``num_buckets`` (a property, or a field for the
+    identity column): the number of distinct ids, i.e. the size of an
+    indicator vector or an embedding table.
+    """
+
+    num_buckets: int
 
     def get_sparse_tensors(self, cache: "FeatureCache", state) -> IdWeightPair:
         """Returns the ids (and weights) of this column as an `IdWeightPair`."""

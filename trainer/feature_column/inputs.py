@@ -94,14 +94,15 @@ def assert_ids_in_range(ids: tf.Tensor, *, key: str, column_fn: str,
     """Fails at the first id outside ``[0, num_buckets)``; returns ``ids``.
 
     The error names the column, the first bad value and the valid range:
-    ``categorical_column_with_identity 'user' got id=7; expected ids in [0, 5).``
+    ``categorical_column_with_identity `user` got id=7; expected ids in [0, 5).``
+    (backquotes, because TF escapes quotes in graph-mode assertion messages).
     """
     valid = tf.logical_and(ids >= 0, ids < num_buckets)
     # argmin over [valid..., True] finds the first invalid position (or 0).
     first_bad = tf.argmin(tf.cast(tf.concat([valid, [True]], 0), tf.int32))
     padded = tf.concat([ids, tf.zeros([1], ids.dtype)], 0)
     message = tf.strings.format(
-        f"{column_fn} {key!r} got id={{}}; expected ids in [0, {num_buckets}). {how_to_fix}",
+        f"{column_fn} `{key}` got id={{}}; expected ids in [0, {num_buckets}). {how_to_fix}",
         tf.gather(padded, first_bad),
     )
     check = tf.debugging.Assert(tf.reduce_all(valid), [message], summarize=1)
@@ -138,7 +139,7 @@ def dense_numeric_input(value, *, key: str, shape: tuple[int, ...], default_valu
             fix = "Check the column's shape."
         bad = tf.concat([tf.boolean_mask(lengths, lengths != num_elements), [0]], 0)[0]
         message = tf.strings.format(
-            f"numeric_column {key!r} got an example with {{}} values; expected "
+            f"numeric_column `{key}` got an example with {{}} values; expected "
             f"{expectation}. How to fix: {fix}",
             bad,
         )
