@@ -1,0 +1,107 @@
+"""Transform's executor: tf.Transform on Beam with an analyzer cache carried across spans.
+
+Analysis covers ``analyze_splits`` of every Examples artifact in the input (a span
+window, newest first); each (artifact, split) is one TFT dataset key, so a span
+analyzed before is read from the previous execution's cache instead of the data.
+The newest span's splits are transformed.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+from typing import Any
+
+from components.base import ComponentError, ExecutionContext
+from components.beam_utils import make_pipeline, runner_name
+from components.transform.preprocessing import check_columns, load_user_fn, make_preprocessing_fn
+
+TRANSFORMED_PREFIX = "transformed_examples"
+
+
+def dataset_key_name(examples: Any, split: str) -> str:
+    """The cache key of one split of one Examples artifact (new data -> new artifact -> new key)."""
+    return f"span{examples.span}_examples{examples.id}_{split}"
+
+
+def build_preprocessing_fn(params: Any, schema: Any):
+    if params.feature_spec is not None:
+        check_columns(params.feature_spec, schema)
+        return make_preprocessing_fn(params.feature_spec)
+    return load_user_fn(params.module_file, params.preprocessing_fn)
+
+
+def run(ctx: ExecutionContext) -> None:
+    import apache_beam as beam
+    import tensorflow_transform as tft
+    import tensorflow_transform.beam as tft_beam
+    from tensorflow_transform.beam import analyzer_cache
+    from tensorflow_transform.beam.analysis_graph_builder import get_analysis_dataset_keys
+    from tfx_bsl.public import tfxio as tfxio_lib
+
+    from components.schema_gen.executor import load_schema
+
+    params = ctx.parameters
+    window = list(ctx.inputs["examples"])
+    current = window[0]
+    schema = load_schema(ctx.input("schema").schema_path)
+    preprocessing_fn = build_preprocessing_fn(params, schema)
+    for examples in window:
+        missing = [s for s in params.analyze_splits if s not in examples.split_names]
+        if missing:
+            raise ComponentError(
+                f"Transform got analyze_splits={params.analyze_splits!r}; Examples {examples.id} has splits "
+                f"{examples.split_names}. How to fix: pick analyze_splits from those.")
+
+    def make_tfxio(examples: Any, split: str) -> Any:
+        return tfxio_lib.TFExampleRecord(file_pattern=examples.file_pattern(split), schema=schema,
+                                         telemetry_descriptors=["pipeline", "Transform"])
+
+    graph_out = ctx.outputs["transform_graph"]
+    data_out = ctx.outputs["transformed_examples"]
+    cache_out = ctx.outputs["updated_analyzer_cache"]
+    previous = ctx.previous_output("updated_analyzer_cache") if params.use_analyzer_cache else None
+    if previous is not None and os.path.isdir(previous.uri):
+        shutil.copytree(previous.uri, cache_out.uri, dirs_exist_ok=True)  # WriteAnalysisCacheToFS merges
+
+    analysis = {analyzer_cache.DatasetKey(dataset_key_name(e, s)): (e, s)
+                for e in window for s in params.analyze_splits}
+    first_tfxio = make_tfxio(current, params.analyze_splits[0])
+    adapter_config = first_tfxio.TensorAdapterConfig()
+    ctx.report(f"Beam ({runner_name(ctx.beam_pipeline_args)}): tf.Transform over {len(analysis)} dataset(s)")
+    with make_pipeline(ctx.beam_pipeline_args) as p, tft_beam.Context(
+            temp_dir=os.path.join(ctx.temp_dir, "tft"), force_tf_compat_v1=False):
+        input_cache = {}
+        if params.use_analyzer_cache:
+            input_cache = p | "ReadCache" >> analyzer_cache.ReadAnalysisCacheFromFS(
+                cache_out.uri, list(analysis))
+        specs = first_tfxio.TensorAdapter().OriginalTypeSpecs()
+        needed = get_analysis_dataset_keys(preprocessing_fn, specs, list(analysis), input_cache, False)
+        data = {}
+        for key, (examples, split) in analysis.items():
+            data[key] = (p | f"Read[{key.key}]" >> make_tfxio(examples, split).BeamSource()) \
+                if key in needed else None
+        transform_fn, output_cache = (data, input_cache, adapter_config) | tft_beam.AnalyzeDatasetWithCache(
+            preprocessing_fn)
+        _ = transform_fn | "WriteTransformFn" >> tft_beam.WriteTransformFn(graph_out.uri)
+        if params.use_analyzer_cache:
+            _ = output_cache | "WriteCache" >> analyzer_cache.WriteAnalysisCacheToFS(
+                p, cache_out.uri, list(analysis))
+        for split in current.split_names:
+            split_tfxio = make_tfxio(current, split)
+            raw = p | f"ReadToTransform[{split}]" >> split_tfxio.BeamSource()
+            transformed, metadata = ((raw, split_tfxio.TensorAdapterConfig()), transform_fn) | \
+                f"Transform[{split}]" >> tft_beam.TransformDataset()
+            coder = tft.coders.ExampleProtoCoder(metadata.schema)
+            os.makedirs(data_out.split_uri(split), exist_ok=True)
+            _ = (transformed
+                 | f"Encode[{split}]" >> beam.Map(coder.encode)
+                 | f"Write[{split}]" >> beam.io.WriteToTFRecord(
+                     os.path.join(data_out.split_uri(split), TRANSFORMED_PREFIX), file_name_suffix=".gz",
+                     compression_type=beam.io.filesystem.CompressionTypes.GZIP))
+    analyzed = sorted(k.key for k in needed)
+    cached = sorted(k.key for k in analysis if k not in needed)
+    data_out.properties.update(split_names=current.split_names, span=current.span, version=current.version)
+    graph_out.properties.update(span=current.span, analyzed_datasets=analyzed, cached_datasets=cached)
+    cache_out.properties.update(span=current.span, datasets=sorted(k.key for k in analysis))
+    ctx.report(f"analyzed {analyzed}; from cache {cached}")
