@@ -290,6 +290,12 @@ class ModelManager:
                 )
             return version
 
+    def label_version_or_none(self, name: str, label: str) -> int | None:
+        """The version ``label`` points to, or ``None`` if it is not defined."""
+        with self._lock:
+            model = self._models.get(name)
+            return model.config.version_labels.get(label) if model else None
+
     def resolve(self, name: str, *, version: int | None = None,
                 label: str | None = None) -> Servable:
         """The servable for a request: a version, a label, or the latest.

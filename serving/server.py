@@ -62,6 +62,8 @@ class ModelServer:
         self.ssl = config_files.load_ssl_options(options.ssl_config_file)
         self._config_text = self._read_config_text()
         self.health = health.HealthServicer()
+        self._health_names: set[str] = set()
+        self._health_lock = threading.Lock()
         self.manager = ModelManager(
             model_specs(options),
             options=ManagerOptions(
@@ -122,10 +124,18 @@ class ModelServer:
         self._update_health()
 
     def _update_health(self) -> None:
+        with self._health_lock:
+            self._set_health()
+
+    def _set_health(self) -> None:
         status = health_pb2.HealthCheckResponse
-        for name in self.manager.model_names():
+        names = set(self.manager.model_names())
+        for name in self._health_names - names:  # Models removed by a config reload.
+            self.health.set(name, status.NOT_SERVING)
+        for name in names:
             self.health.set(name, status.SERVING if self.manager.available_versions(name)
                             else status.NOT_SERVING)
+        self._health_names |= names
 
     def start(self) -> None:
         """Loads the models on disk, then starts gRPC and REST."""
