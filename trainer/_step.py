@@ -67,25 +67,25 @@ class CompiledStep:
         def step(features, labels):
             return body(features, labels, key)
 
+        features_spec, labels_spec = split_element(self._element_spec)
+        # AutoGraph on: a model_fn may use Python control flow on tensors.
+        single = tf.function(step, jit_compile=self._jit_compile or None)
+        # Tracing creates the variables (and shows the spec) without running a step,
+        # also when the steps will run eagerly.
+        concrete = single.get_concrete_function(features_spec, labels_spec)
         if self._run_eagerly:
-            def run_one(iterator):
+            def run_eager(iterator):
                 features, labels = split_element(next(iterator))
                 return step(features, labels)
 
-            functions = (step, run_one, None)
+            functions = (step, run_eager, None)
         else:
-            # AutoGraph on: a model_fn may use Python control flow on tensors.
-            single = tf.function(step, jit_compile=self._jit_compile or None)
-            features_spec, labels_spec = split_element(self._element_spec)
-            concrete = single.get_concrete_function(features_spec, labels_spec)
-
             @tf.function(autograph=False)
             def run_one(iterator):
                 features, labels = split_element(next(iterator))
                 return single(features, labels)
 
-            run_many = _make_loop(single, concrete.structured_outputs)
-            functions = (single, run_one, run_many)
+            functions = (single, run_one, _make_loop(single, concrete.structured_outputs))
         self._compiled[key] = functions
         return functions
 

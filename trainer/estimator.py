@@ -8,6 +8,7 @@ started), and a `CompiledStep` runs the data through it while hooks watch.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import tempfile
@@ -19,7 +20,7 @@ from trainer import _calling, _context, checkpoints
 from trainer._session import BASE_FETCHES, TrainingSession, hooked_runs, run_hooked_loop
 from trainer._step import CompiledStep
 from trainer.hooks.basic_hooks import (CheckpointSaverHook, LoggingTensorHook, NanTensorHook,
-                                       StepCounterHook, StopAtStepHook)
+                                       StepCounterHook, StopAtStepHook, SummarySaverHook)
 from trainer.mode_keys import ModeKeys
 from trainer.run_config import RunConfig
 from trainer.variables import VariableStore
@@ -210,11 +211,23 @@ class Estimator:
         summary_every = self._config.save_summary_steps
         spec_holder = {}
 
+        # XLA cannot compile summary ops: under jit_compile the loss summary is written
+        # by a SummarySaverHook instead, and the model_fn's own summaries are skipped.
+        in_graph_summaries = bool(summary_every) and not self._config.jit_compile
+
+        def summaries(before):
+            if not in_graph_summaries:
+                return contextlib.nullcontext()
+            stack = contextlib.ExitStack()
+            # Like tf.estimator, a step's summaries carry the step number after it (1, 101...).
+            stack.enter_context(train_writer.as_default(step=before + 1))
+            stack.enter_context(tf.summary.record_if(lambda: tf.equal(before % summary_every, 0)))
+            return stack
+
         def body(features, labels, fetch_names):
             before = global_step.read_value()
             with tf.GradientTape() as tape:
-                with train_writer.as_default(step=global_step), tf.summary.record_if(
-                        lambda: bool(summary_every) and tf.equal(before % max(summary_every, 1), 0)):
+                with summaries(before):
                     spec = self._call_model_fn(features, labels, ModeKeys.TRAIN, store,
                                                global_step, tape)
                     tf.summary.scalar("loss", spec.loss)
@@ -236,6 +249,8 @@ class Estimator:
                                   keep_checkpoint_max=self._config.keep_checkpoint_max,
                                   checkpoint_step=checkpoint_step, writer_factory=writer_factory)
         all_hooks = self._training_hooks(hooks, spec, steps, max_steps, saving_listeners)
+        if summary_every and not in_graph_summaries:
+            all_hooks.append(SummarySaverHook(save_steps=summary_every, summary_writer=train_writer))
         iterator = iter(dataset)
         log.info("Training from global step %d in %s.", session.global_step, self.model_dir)
         try:
@@ -318,8 +333,6 @@ class Estimator:
         checkpoints.restore(store.global_variables, prefix)
         session = TrainingSession(model_dir=self.model_dir, store=store, global_step=global_step,
                                   checkpoint_step=checkpoints.checkpoint_step(prefix))
-        if steps is not None:
-            session.limit_steps(-1)  # evaluation counts batches, not global steps
         eval_hooks = list(hooks) + list(spec.evaluation_hooks)
         iterator = iter(dataset)
         counter = _BatchCounter(steps)

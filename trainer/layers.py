@@ -39,7 +39,7 @@ def dense(inputs, units, activation=None, use_bias=True, kernel_initializer=None
     bias_initializer = bias_initializer or tf.keras.initializers.Zeros()
     dtype = inputs.dtype if inputs.dtype.is_floating else tf.float32
     in_dim = int(inputs.shape[-1])
-    with tf.name_scope(unique_scope_name(name or "dense") + "/"):
+    with tf.name_scope(unique_scope_name(name or "dense") + "/"):  # absolute: no re-uniquifying
         kernel = tf.Variable(lambda: kernel_initializer([in_dim, units], dtype=dtype),
                              trainable=trainable, name="kernel")
         outputs = tf.matmul(tf.cast(inputs, dtype), kernel)

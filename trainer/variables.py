@@ -60,16 +60,22 @@ def local_variables() -> Iterator[None]:
 
 
 def unique_scope_name(base: str) -> str:
-    """Returns ``base``, ``base_1``, ... unique within the current trace.
+    """Returns the absolute scope ``<current>/base``, ``<current>/base_1``, ...
+
+    Unique within the current `model_fn` call; use it as
+    ``tf.name_scope(unique_scope_name('dense') + '/')`` (the trailing slash
+    stops the graph from renaming it again).
 
     Mirrors TF1's per-graph uniquification of layer scopes (``dense``,
     ``dense_1``): it restarts for every `model_fn` call, so names do not drift
     between the TRAIN, EVAL and PREDICT traces of one process.
     """
+    current = _requested_scope()
+    full = f"{current}/{base}" if current else base
     store = current_store()
     if store is None:
-        return base
-    return store._unique_scope(base)  # pylint: disable=protected-access
+        return full
+    return store._unique_scope(full)  # pylint: disable=protected-access
 
 
 class VariableStore:
@@ -149,7 +155,7 @@ class VariableStore:
 
     def _key_for(self, requested_name: str | None) -> str:
         name = _KERAS_SUFFIX.sub("", requested_name or "Variable")
-        scope = tf.get_current_name_scope().strip("/")
+        scope = _requested_scope()
         base = f"{scope}/{name}" if scope and not name.startswith(scope + "/") else name
         count = self._seen_in_call.get(base, 0)
         self._seen_in_call[base] = count + 1
@@ -179,6 +185,32 @@ class VariableStore:
         return var
 
 
+def _keras_scope_names() -> list[str]:
+    try:
+        from keras.src.backend.common import global_state  # Keras internals; no public hook exists.
+    except ImportError:  # pragma: no cover - other Keras versions
+        return []
+    stack = global_state.get_global_attribute("name_scope_stack") or []
+    return [entry.name for entry in stack]
+
+
+def _requested_scope() -> str:
+    """The current name scope as *requested*, before the graph made it unique.
+
+    Inside a graph, entering ``tf.name_scope('dense')`` twice yields
+    ``dense`` then ``dense_1``; Keras 3 enters a layer's scope once to build
+    and once to call it, so the next layer, ``dense_1``, would land in
+    ``dense_1_1``. Each Keras 3 scope on Keras' own stack entered exactly one
+    TensorFlow scope, so the innermost components are replaced by the names
+    Keras asked for.
+    """
+    parts = [p for p in tf.get_current_name_scope().split("/") if p]
+    keras_names = _keras_scope_names()
+    if keras_names and len(parts) >= len(keras_names):
+        parts = parts[:len(parts) - len(keras_names)] + keras_names
+    return "/".join(parts)
+
+
 @contextlib.contextmanager
 def _fresh_keras_names() -> Iterator[None]:
     """Restarts Keras 3's automatic layer names (dense, dense_1, ...) per call.
@@ -195,11 +227,14 @@ def _fresh_keras_names() -> Iterator[None]:
         yield
         return
     saved = global_state.get_global_attribute("object_name_uids")
+    saved_stack = global_state.get_global_attribute("name_scope_stack")
     global_state.set_global_attribute("object_name_uids", collections.defaultdict(int))
+    global_state.set_global_attribute("name_scope_stack", [])
     try:
         yield
     finally:
         global_state.set_global_attribute("object_name_uids", saved)
+        global_state.set_global_attribute("name_scope_stack", saved_stack)
 
 
 def _is_eager(tensor) -> bool:

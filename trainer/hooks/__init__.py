@@ -4,6 +4,9 @@ from trainer.hooks.basic_hooks import (CheckpointSaverHook, CheckpointSaverListe
                                        LoggingTensorHook, NanLossDuringTrainingError,
                                        NanTensorHook, SecondOrStepTimer, StepCounterHook,
                                        StopAtStepHook, SummarySaverHook)
+from trainer.hooks.early_stopping import (make_early_stopping_hook, read_eval_metrics,
+                                          stop_if_higher_hook, stop_if_lower_hook,
+                                          stop_if_no_decrease_hook, stop_if_no_increase_hook)
 from trainer.hooks.session_run_hook import (SessionRunArgs, SessionRunContext, SessionRunHook,
                                             SessionRunValues)
 
@@ -11,5 +14,7 @@ __all__ = [
     "SessionRunHook", "SessionRunArgs", "SessionRunContext", "SessionRunValues",
     "SecondOrStepTimer", "StopAtStepHook", "LoggingTensorHook", "StepCounterHook",
     "NanLossDuringTrainingError", "NanTensorHook", "SummarySaverHook",
-    "CheckpointSaverListener", "CheckpointSaverHook",
+    "CheckpointSaverListener", "CheckpointSaverHook", "make_early_stopping_hook",
+    "read_eval_metrics", "stop_if_higher_hook", "stop_if_lower_hook",
+    "stop_if_no_decrease_hook", "stop_if_no_increase_hook",
 ]
