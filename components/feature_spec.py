@@ -108,14 +108,15 @@ class FeatureSpec:
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "features", tuple(self.features))
-        names = [f.name for f in self.features]
-        by_name = {f.name: f for f in self.features}
         for feature in self.features:
             if type(feature) not in FEATURE_TYPES.values():
                 raise TypeError(
                     f"FeatureSpec got feature={feature!r}; expected one of "
                     f"{[c.__name__ for c in FEATURE_TYPES.values()]}. How to fix: build it with those classes."
                 )
+        names = [f.name for f in self.features]
+        by_name = {f.name: f for f in self.features}
+        for feature in self.features:
             if names.count(feature.name) > 1:
                 raise ValueError(
                     f"FeatureSpec got two features named {feature.name!r}; expected unique names. "

@@ -1,0 +1,155 @@
+"""``python -m pipeline``: run a pipeline (Python or YAML), list runs, show lineage.
+
+TensorFlow and Beam are imported only when a component runs, so ``--help`` is fast.
+
+Example:
+    $ python -m pipeline run pipeline/examples/taxi.yaml --root /tmp/taxi
+    $ python -m pipeline run pipeline/examples/taxi_pipeline.py --beam-arg=--direct_num_workers=1
+    $ python -m pipeline runs --root /tmp/taxi
+    $ python -m pipeline lineage 12 --root /tmp/taxi
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib.util
+import inspect
+import os
+import sys
+from typing import Any
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m pipeline", description=__doc__.split("\n")[0])
+    sub = parser.add_subparsers(dest="command", required=True)
+    run = sub.add_parser("run", help="run a pipeline file (.py with create_pipeline(), or .yaml)")
+    run.add_argument("file", help="pipeline.py (defines create_pipeline(**overrides)) or pipeline.yaml")
+    run.add_argument("--root", help="pipeline root (artifacts + default SQLite metadata)")
+    run.add_argument("--metadata", help="SQLAlchemy URL of the metadata store")
+    run.add_argument("--beam-arg", action="append", default=None, dest="beam_args", metavar="ARG",
+                     help="a Beam pipeline arg, passed unchanged; repeat it. Write --beam-arg=--runner=FlinkRunner")
+    run.add_argument("--from", dest="from_nodes", action="append", default=[], metavar="NODE",
+                     help="run only this node and what is downstream of it")
+    run.add_argument("--to", dest="to_nodes", action="append", default=[], metavar="NODE",
+                     help="run only this node and what is upstream of it")
+    run.add_argument("--no-cache", action="store_true", help="rerun every selected component")
+    for name, help_ in (("runs", "list runs"), ("lineage", "show where an artifact came from")):
+        p = sub.add_parser(name, help=help_)
+        if name == "lineage":
+            p.add_argument("artifact", help="artifact id or URI")
+        p.add_argument("--root", help="pipeline root holding metadata.sqlite")
+        p.add_argument("--metadata", help="SQLAlchemy URL of the metadata store")
+    check = sub.add_parser("check", help="validate a pipeline file without running it")
+    check.add_argument("file")
+    return parser
+
+
+def load_pipeline(path: str, *, root: str | None = None, beam_args: list[str] | None = None,
+                  metadata: str | None = None) -> Any:
+    """Builds the Pipeline from a .yaml spec or a .py file defining ``create_pipeline``."""
+    if path.endswith((".yaml", ".yml")):
+        from pipeline.yaml_spec import build_pipeline, load_spec
+
+        return build_pipeline(load_spec(path), root=root, beam_pipeline_args=beam_args, metadata=metadata)
+    if not path.endswith(".py") or not os.path.isfile(path):
+        raise ValueError(f"pipeline got file={path!r}; expected an existing .py or .yaml file. "
+                         "How to fix: check the path.")
+    module_spec = importlib.util.spec_from_file_location("user_pipeline", path)
+    module = importlib.util.module_from_spec(module_spec)
+    sys.modules["user_pipeline"] = module
+    module_spec.loader.exec_module(module)
+    create = getattr(module, "create_pipeline", None)
+    if create is None:
+        raise ValueError(f"pipeline got file={path!r}, which defines no create_pipeline(). How to fix: define "
+                         "create_pipeline(*, root=..., beam_pipeline_args=..., metadata=...) returning a Pipeline.")
+    accepted = inspect.signature(create).parameters
+    overrides = {k: v for k, v in (("root", root), ("beam_pipeline_args", beam_args), ("metadata", metadata))
+                 if v is not None}
+    unsupported = [k for k in overrides if k not in accepted]
+    if unsupported:
+        raise ValueError(f"{path}: create_pipeline() does not accept {unsupported}. How to fix: add those "
+                         "keyword arguments to it.")
+    return create(**overrides)
+
+
+def _store(args: argparse.Namespace) -> Any:
+    from pipeline.metadata import MetadataStore
+
+    if args.metadata:
+        return MetadataStore(args.metadata)
+    if args.root:
+        path = os.path.join(os.path.abspath(args.root), "metadata.sqlite")
+        if not os.path.isfile(path):
+            raise ValueError(f"pipeline got --root={args.root!r}; there is no metadata.sqlite in it. "
+                             "How to fix: pass the root a run used, or --metadata URL.")
+        return MetadataStore(f"sqlite:///{path}")
+    raise ValueError("pipeline needs --root DIR or --metadata URL to find the metadata store.")
+
+
+def _cmd_run(args: argparse.Namespace) -> int:
+    from rich.console import Console
+
+    from pipeline.progress import RichProgress
+    from pipeline.runner import LocalRunner, PipelineRunError
+
+    console = Console(stderr=True)
+    pipeline = load_pipeline(args.file, root=args.root, beam_args=args.beam_args, metadata=args.metadata)
+    try:
+        result = LocalRunner(RichProgress(console)).run(
+            pipeline, from_nodes=args.from_nodes, to_nodes=args.to_nodes,
+            enable_cache=False if args.no_cache else None)
+    except PipelineRunError as e:
+        console.print("[bold red]error:[/] " + str(e).replace("[", r"\["))
+        return 1
+    print(f"run {result.run_id}: executed {result.executed}, cached {result.cached}")
+    return 0
+
+
+def _cmd_runs(args: argparse.Namespace) -> int:
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table("run", "pipeline", "state", "started", "finished", "executions")
+    for run in _store(args).list_runs():
+        table.add_row(str(run["id"]), run["pipeline"], run["state"], str(run["started"])[:19],
+                      str(run["finished"] or "")[:19], ", ".join(f"{k}={v}" for k, v in sorted(run["executions"].items())))
+    Console().print(table)
+    return 0
+
+
+def _cmd_lineage(args: argparse.Namespace) -> int:
+    from rich.console import Console
+    from rich.tree import Tree
+
+    store = _store(args)
+    artifact = store.find_artifact(args.artifact)
+
+    def add(tree: Any, node: dict) -> None:
+        art, execution = node["artifact"], node["execution"]
+        label = f"{art.TYPE_NAME} #{art.id} {art.uri}"
+        if execution is not None:
+            label += f"  <- {execution['component']} (execution {execution['id']}, {execution['state']})"
+        branch = tree.add(label)
+        for key, child in node["inputs"]:
+            add(branch.add(f"[dim]{key}[/]"), child)
+
+    root = Tree(f"lineage of artifact {artifact.id}")
+    add(root, store.lineage(artifact.id))
+    Console().print(root)
+    return 0
+
+
+def _cmd_check(args: argparse.Namespace) -> int:
+    pipeline = load_pipeline(args.file)
+    print(f"{pipeline.name}: {' -> '.join(c.id for c in pipeline.components)} (root {pipeline.root})")
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    command = {"run": _cmd_run, "runs": _cmd_runs, "lineage": _cmd_lineage, "check": _cmd_check}[args.command]
+    try:
+        return command(args)
+    except (ValueError, TypeError) as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2

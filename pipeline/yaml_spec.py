@@ -1,0 +1,219 @@
+"""The YAML pipeline spec: point the pipeline at a new data set without writing Python.
+
+``load_spec(path)`` parses and validates the whole file (data, label, features,
+validation, schema, model, training, evaluation, push); ``build_pipeline(spec)``
+makes the Pipeline. Sections this package does not run yet (model, training,
+evaluation, push) are validated and kept on the spec; later components plug in
+with ``register_section_builder``. See docs/pipeline_yaml.md.
+
+Example:
+    >>> spec = load_spec("pipeline/examples/taxi.yaml")
+    >>> spec.model.estimator
+    'DNNLinearCombinedClassifier'
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from components.feature_spec import FeatureSpec
+
+CANNED_ESTIMATORS = (
+    "LinearClassifier", "LinearRegressor", "DNNClassifier", "DNNRegressor",
+    "DNNLinearCombinedClassifier", "DNNLinearCombinedRegressor", "BaselineClassifier", "BaselineRegressor",
+)
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class SplitSection(_Section):
+    ratios: dict[str, int] = Field(default_factory=lambda: {"train": 2, "eval": 1})
+    hash_key: str | None = None
+    partition_feature: str | None = None
+
+
+class DataSection(_Section):
+    path: str
+    format: Literal["csv", "tfrecord", "parquet"] = "csv"
+    split: SplitSection = SplitSection()
+    bad_rows: Literal["fail", "quarantine"] = "fail"
+    columns: list[str] | None = None
+    column_types: dict[str, Literal["int", "float", "string"]] = Field(default_factory=dict)
+
+
+class LabelSection(_Section):
+    name: str
+    expression: str | None = None
+
+
+class DriftSection(_Section):
+    l_infinity: float | None = Field(default=None, ge=0, le=1)
+    jensen_shannon: float | None = Field(default=None, ge=0, le=1)
+    features: dict[str, float] = Field(default_factory=dict)
+
+
+class ValidationSection(_Section):
+    on_anomaly: Literal["fail", "warn"] = "fail"
+    max_unseen_fraction: float = Field(default=0.0, ge=0, le=1)
+    drift: DriftSection = DriftSection()
+
+
+class TransformSection(_Section):
+    module_file: str | None = None
+    analyze_spans: int = Field(default=1, ge=1)
+    use_analyzer_cache: bool = True
+
+
+class ModelSection(_Section):
+    estimator: str
+    args: dict[str, Any] = Field(default_factory=dict)
+
+    @field_validator("estimator")
+    @classmethod
+    def _known(cls, value: str) -> str:
+        if value not in CANNED_ESTIMATORS:
+            raise ValueError(f"expected one of {list(CANNED_ESTIMATORS)}")
+        return value
+
+
+class TrainingSection(_Section):
+    steps: int = Field(ge=1)
+    eval_steps: int | None = Field(default=None, ge=1)
+
+
+class Bound(_Section):
+    lower_bound: float | None = None
+    upper_bound: float | None = None
+
+
+class EvaluationSection(_Section):
+    thresholds: dict[str, Bound] = Field(default_factory=dict)
+    slices: list[list[str]] = Field(default_factory=list)
+
+
+class PushSection(_Section):
+    destination: str
+
+
+class PipelineSpec(_Section):
+    """The whole YAML file, validated. Paths are resolved against the file's directory."""
+
+    name: str
+    root: str | None = None
+    data: DataSection
+    label: LabelSection | None = None
+    features: list[dict[str, Any]]
+    schema_file: str | None = Field(default=None, alias="schema")
+    validation: ValidationSection = ValidationSection()
+    transform: TransformSection = TransformSection()
+    model: ModelSection | None = None
+    training: TrainingSection | None = None
+    evaluation: EvaluationSection | None = None
+    push: PushSection | None = None
+    beam_args: list[str] = Field(default_factory=list)
+    enable_cache: bool = True
+    metadata: str | None = None
+    base_dir: str = "."
+
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+
+    def path(self, value: str) -> str:
+        return value if os.path.isabs(value) else os.path.normpath(os.path.join(self.base_dir, value))
+
+    @property
+    def feature_spec(self) -> FeatureSpec:
+        config: dict[str, Any] = {"features": self.features}
+        if self.label is not None:
+            config["label"] = self.label.model_dump(exclude_none=True)
+        return FeatureSpec.from_config(config)
+
+
+def load_spec(path: str) -> PipelineSpec:
+    """Reads and validates a YAML pipeline spec; errors name the file and the field."""
+    import yaml
+
+    try:
+        with open(path) as f:
+            raw = yaml.safe_load(f)
+    except FileNotFoundError:
+        raise ValueError(f"load_spec got path={path!r}; no such file. How to fix: check the path.") from None
+    except yaml.YAMLError as e:
+        raise ValueError(f"{path}: not valid YAML ({e}). How to fix: correct the syntax.") from None
+    if not isinstance(raw, dict):
+        raise ValueError(f"{path}: expected a mapping with name, data, features, ...; got {type(raw).__name__}. "
+                         "How to fix: start from pipeline/examples/taxi.yaml.")
+    try:
+        spec = PipelineSpec(**raw, base_dir=os.path.dirname(os.path.abspath(path)))
+        spec.feature_spec  # noqa: B018 - validates the features section
+    except ValidationError as e:
+        problems = "; ".join(f"{'.'.join(str(x) for x in err['loc'])}: {err['msg']}" for err in e.errors())
+        raise ValueError(f"{path}: {problems}. How to fix: see docs/pipeline_yaml.md.") from None
+    except (ValueError, TypeError) as e:
+        raise ValueError(f"{path}: {e}") from None
+    return spec
+
+
+SectionBuilder = Callable[[PipelineSpec, dict[str, Any]], list[Any]]
+_SECTION_BUILDERS: list[SectionBuilder] = []
+
+
+def register_section_builder(builder: SectionBuilder) -> None:
+    """Lets later components (Trainer, Evaluator, Pusher) add nodes from their YAML sections.
+
+    ``builder(spec, nodes)`` gets the spec and the nodes built so far (by id) and returns
+    new components to append.
+    """
+    _SECTION_BUILDERS.append(builder)
+
+
+def build_pipeline(spec: PipelineSpec, *, root: str | None = None, beam_pipeline_args: list[str] | None = None,
+                   metadata: str | None = None, enable_cache: bool | None = None) -> Any:
+    """The Pipeline described by ``spec`` (keyword arguments override the file)."""
+    from components.example_gen import ExampleGen, SplitConfig
+    from components.example_validator import ExampleValidator
+    from components.schema_gen import ImportSchemaGen, SchemaGen
+    from components.statistics_gen import StatisticsGen
+    from components.transform import Transform
+    from pipeline.dsl import Pipeline
+
+    features = spec.feature_spec
+    data_path = spec.path(spec.data.path)
+    input_base, pattern = (data_path, "*") if os.path.isdir(data_path) else os.path.split(data_path)
+    derived = {spec.label.name: spec.label.expression} if spec.label and spec.label.expression else {}
+    column_types = {**features.column_types(), **spec.data.column_types}
+    split = SplitConfig(names=tuple(spec.data.split.ratios), ratios=tuple(spec.data.split.ratios.values()),
+                        hash_key=spec.data.split.hash_key, partition_feature=spec.data.split.partition_feature)
+    example_gen = ExampleGen(input_base, file_pattern=pattern, format=spec.data.format, split=split,
+                             column_types=column_types, columns=spec.data.columns, derived_columns=derived,
+                             label=spec.label.name if spec.label else None, bad_rows=spec.data.bad_rows)
+    examples = example_gen.outputs["examples"]
+    statistics_gen = StatisticsGen(examples)
+    statistics = statistics_gen.outputs["statistics"]
+    schema_node = (ImportSchemaGen(spec.path(spec.schema_file)) if spec.schema_file
+                   else SchemaGen(statistics))
+    v = spec.validation
+    validator = ExampleValidator(
+        statistics, schema_node.outputs["schema"], baseline_statistics=statistics.previous_span(),
+        on_anomaly=v.on_anomaly, max_unseen_fraction=v.max_unseen_fraction,
+        l_infinity_threshold=v.drift.l_infinity, jensen_shannon_threshold=v.drift.jensen_shannon,
+        feature_thresholds=v.drift.features)
+    t = spec.transform
+    transform = Transform(
+        examples.span_window(t.analyze_spans) if t.analyze_spans > 1 else examples, schema_node.outputs["schema"],
+        feature_spec=None if t.module_file else features,
+        module_file=spec.path(t.module_file) if t.module_file else None, use_analyzer_cache=t.use_analyzer_cache)
+    nodes = {c.id: c for c in (example_gen, statistics_gen, schema_node, validator, transform)}
+    for builder in _SECTION_BUILDERS:
+        for component in builder(spec, nodes):
+            nodes[component.id] = component
+    return Pipeline(
+        spec.name, root or spec.path(spec.root or os.path.join("runs", spec.name)), list(nodes.values()),
+        enable_cache=spec.enable_cache if enable_cache is None else enable_cache,
+        beam_pipeline_args=spec.beam_args if beam_pipeline_args is None else beam_pipeline_args,
+        metadata=metadata or spec.metadata)
