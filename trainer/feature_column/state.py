@@ -70,7 +70,11 @@ class LayerState(tf.Module):
     def build(self) -> None:
         """Records the scope the layer is built in."""
         self._outer_scope = tf.get_current_name_scope().strip("/")
-        self._layer_scope = _join(self._outer_scope, unique_scope_name(self._layer_name))
+        scope = unique_scope_name(self._layer_name).strip("/")  # absolute: <current>/<name>[_n]
+        outer = self._outer_scope
+        if outer and scope != outer and not scope.startswith(outer + "/"):
+            scope = _join(outer, scope)  # tolerate a relative answer
+        self._layer_scope = scope
 
     def create_variable(self, scope: str, name: str, shape, initializer: Initializer, *,
                         trainable: bool = True, dtype: tf.DType = tf.float32) -> tf.Variable:
