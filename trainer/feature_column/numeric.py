@@ -129,10 +129,7 @@ def _check_default(default_value, shape: tuple[int, ...], dtype: tf.DType, key: 
     if default_value is None:
         return None
     kind = float if dtype.is_floating else int
-    try:
-        array = np.asarray(default_value)
-    except (TypeError, ValueError) as error:  # pragma: no cover - numpy accepts almost anything
-        raise TypeError(f"numeric_column got default_value={default_value!r}; {error}") from error
+    array = np.asarray(default_value, dtype=object if isinstance(default_value, str) else None)
     if array.dtype.kind not in "biuf" or (kind is int and array.dtype.kind == "f"):
         raise TypeError(
             f"numeric_column got default_value={default_value!r} for key {key!r}; expected "
