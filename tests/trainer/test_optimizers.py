@@ -1,0 +1,81 @@
+import numpy as np
+import pytest
+import tensorflow as tf
+
+import trainer
+from tests.trainer import models
+
+
+def train_with(tmp_path, optimizer, steps=150):
+    def model_fn(features, labels, mode):
+        x = tf.cast(features["x"], tf.float32)
+        w = tf.Variable(lambda: tf.zeros([3, 1]), name="w")
+        loss = tf.reduce_mean(tf.square(tf.squeeze(x @ w, -1) - labels))
+        opt = trainer.optimizers.get(optimizer, 0.05 if isinstance(optimizer, str) else None)
+        return trainer.EstimatorSpec(mode, loss=loss, train_op=opt.minimize(loss, trainer.get_global_step()))
+
+    est = trainer.Estimator(model_fn, model_dir=str(tmp_path / str(optimizer)))
+    est.train(models.train_input_fn, steps=steps)
+    return est
+
+
+@pytest.mark.parametrize("name, slots", [
+    ("SGD", []), ("Adagrad", ["w/Adagrad"]), ("Adam", ["w/Adam", "w/Adam_1", "Adam/beta1_power"]),
+    ("Ftrl", ["w/Ftrl", "w/Ftrl_1"]), ("RMSProp", ["w/RMSProp", "w/RMSProp_1"]),
+])
+def test_named_optimizers_learn_with_tf1_slot_names(tmp_path, name, slots):
+    est = train_with(tmp_path, name)
+    names = est.get_variable_names()
+    for slot in slots:
+        assert slot in names
+    w = est.get_variable_value("w")[:, 0]
+    assert np.linalg.norm(w - models.TRUE_W) < np.linalg.norm(models.TRUE_W) * 0.6
+
+
+def test_adagrad_matches_hand_computed_update():
+    store = trainer.variables.VariableStore()
+    gs = store.get_or_create("global_step", lambda: tf.constant(0, tf.int64))
+    with store.scope():
+        var = tf.Variable(lambda: tf.constant([1.0, 2.0]), name="v")
+        opt = trainer.optimizers.Adagrad(0.5)
+        opt.apply_gradients([(tf.constant([0.1, -0.2]), var)], global_step=gs)
+    accum = 0.1 + np.array([0.01, 0.04])
+    np.testing.assert_allclose(var.numpy(), [1.0, 2.0] - 0.5 * np.array([0.1, -0.2]) / np.sqrt(accum), rtol=1e-6)
+    assert int(gs.numpy()) == 1
+
+
+@pytest.mark.parametrize("name", ["SGD", "Adagrad", "Ftrl", "RMSProp", "Adam"])
+def test_sparse_update_equals_dense(name):
+    def run(sparse):
+        store = trainer.variables.VariableStore()
+        with store.scope():
+            var = tf.Variable(lambda: tf.ones([4, 2]), name="emb")
+            opt = trainer.optimizers.get(name, 0.1)
+            values = tf.constant([[1.0, 2.0], [0.5, -1.0], [1.0, 1.0]])
+            indices = tf.constant([0, 2, 0])  # duplicate index 0 is summed first
+            grad = tf.IndexedSlices(values, indices, tf.constant([4, 2]))
+            if not sparse:
+                grad = tf.convert_to_tensor(grad)
+            opt.apply_gradients([(grad, var)])
+            opt.apply_gradients([(grad, var)])
+        return var.numpy()
+
+    sparse, dense = run(True), run(False)
+    # Touched rows match the dense update; untouched rows are left alone by the sparse
+    # kernels (a dense FTRL step would recompute them from empty accumulators, as TF1 did).
+    np.testing.assert_allclose(sparse[[0, 2]], dense[[0, 2]], rtol=1e-5)
+    np.testing.assert_array_equal(sparse[[1, 3]], np.ones([2, 2]))
+
+
+def test_keras_optimizer_instance(tmp_path):
+    est = train_with(tmp_path, tf.keras.optimizers.SGD(0.1), steps=100)
+    assert np.linalg.norm(est.get_variable_value("w")[:, 0] - models.TRUE_W) < 0.5
+
+
+def test_optimizer_errors():
+    with pytest.raises(ValueError, match=r"Unknown optimizer 'Adadelta'"):
+        trainer.optimizers.get("Adadelta")
+    with pytest.raises(ValueError, match="learning_rate=-1"):
+        trainer.optimizers.SGD(-1)
+    with pytest.raises(ValueError, match="called outside a TRAIN-mode model_fn"):
+        trainer.optimizers.SGD(0.1).minimize(tf.constant(1.0))
