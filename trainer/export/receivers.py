@@ -1,7 +1,7 @@
 """Serving input receivers: how a SavedModel's requests become features.
 
 A ``serving_input_receiver_fn`` declares its request tensors with
-`placeholder` (TF2 has no `tf.compat.v1.placeholder` to feed) and returns a
+`placeholder` (TF2 has no graph placeholders to feed) and returns a
 `ServingInputReceiver` of ``features`` computed from them. The exporter calls
 it once to learn the request tensors, then again inside each signature's
 `tf.function`, where every `placeholder` is that signature's input.
