@@ -154,6 +154,14 @@ def dense_numeric_input(value, *, key: str, shape: tuple[int, ...], default_valu
         value = packed
     if value.dtype == tf.string:
         raise _string_numeric_error(key)
+    per_example = value.shape[1:]
+    if value.shape.rank and per_example.is_fully_defined() and \
+            per_example.num_elements() != num_elements:
+        raise ValueError(
+            f"numeric_column {key!r} got a feature of shape {value.shape}; expected "
+            f"[batch] + {shape} ({num_elements} values per example). How to fix: set the "
+            "column's shape to match the feature."
+        )
     batch = tf.shape(value)[0]
     return tf.reshape(value, tf.concat([[batch], list(shape)], 0))
 

@@ -90,3 +90,9 @@ def test_bucketized_indicator_of_bucketized_equals_one_hot_ids():
     col = fc.bucketized_column(fc.numeric_column("v"), [1.0])
     out = dense([fc.indicator_column(col)], {"v": tf.constant([[0.0], [2.0]])})
     np.testing.assert_array_equal(out, [[1, 0], [0, 1]])
+
+
+def test_numeric_static_shape_mismatch():
+    with pytest.raises(ValueError, match=r"numeric_column 'x' got a feature of shape \(2, 3\); "
+                                         r"expected \[batch\] \+ \(2,\)"):
+        dense([fc.numeric_column("x", shape=(2,))], {"x": tf.zeros([2, 3])})

@@ -118,6 +118,16 @@ def test_layer_gradients_reach_embedding_and_linear_weights():
     assert len(variables) == 6 and all(g is not None for g in grads)
 
 
+def test_fresh_layer_built_inside_tf_function_without_store():
+    layer = fc.DenseFeatures([fc.embedding_column(fc.categorical_column_with_identity("i", 4), 2)])
+    fn = tf.function(lambda x: layer({"i": x}))
+    first = fn(tf.constant([[1]]))
+    second = fn(tf.constant([[1], [3]]))  # retrace: must not create variables again
+    assert [v.name for v in layer.variables] == ["dense_features/i_embedding/embedding_weights:0"]
+    np.testing.assert_allclose(first.numpy()[0], second.numpy()[0])
+    np.testing.assert_allclose(second.numpy()[1], layer.variables[0].numpy()[3])
+
+
 class Model(tf.Module):
     def __init__(self):
         super().__init__()
