@@ -1,0 +1,44 @@
+import os
+import subprocess
+import sys
+import time
+
+import pytest
+
+from pipeline.cli import load_pipeline, main
+
+REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+
+def test_help_is_fast_and_does_not_import_tensorflow():
+    started = time.monotonic()
+    out = subprocess.run([sys.executable, "-c", "import sys, runpy; sys.argv=['pipeline', '--help'];\n"
+                          "try: runpy.run_module('pipeline', run_name='__main__')\n"
+                          "except SystemExit: pass\n"
+                          "print('TF' if 'tensorflow' in sys.modules or 'apache_beam' in sys.modules else 'noTF')"],
+                         cwd=REPO, capture_output=True, text=True, timeout=60)
+    assert time.monotonic() - started < 5
+    assert "usage: python -m pipeline" in out.stdout and out.stdout.strip().endswith("noTF")
+
+
+def test_check_and_errors(capsys, tmp_path):
+    assert main(["check", os.path.join(REPO, "pipeline/examples/taxi.yaml")]) == 0
+    assert "ExampleGen -> StatisticsGen -> SchemaGen -> ExampleValidator -> Transform" in capsys.readouterr().out
+    assert main(["check", str(tmp_path / "nope.txt")]) == 2
+    assert "expected an existing .py or .yaml file" in capsys.readouterr().err
+    (tmp_path / "p.py").write_text("x = 1\n")
+    assert main(["check", str(tmp_path / "p.py")]) == 2
+    assert "defines no create_pipeline()" in capsys.readouterr().err
+    assert main(["runs"]) == 2
+    assert "needs --root DIR or --metadata URL" in capsys.readouterr().err
+    assert main(["runs", "--root", str(tmp_path)]) == 2
+    assert "there is no metadata.sqlite in it" in capsys.readouterr().err
+
+
+def test_py_pipeline_overrides(tmp_path):
+    (tmp_path / "p.py").write_text("def create_pipeline(*, root):\n    raise AssertionError\n")
+    with pytest.raises(ValueError, match=r"create_pipeline\(\) does not accept \['beam_pipeline_args'\]"):
+        load_pipeline(str(tmp_path / "p.py"), root="x", beam_args=["--a"])
+    p = load_pipeline(os.path.join(REPO, "pipeline/examples/taxi_pipeline.py"), root=str(tmp_path),
+                      beam_args=["--runner=FlinkRunner"])
+    assert p.root == str(tmp_path) and p.beam_pipeline_args == ("--runner=FlinkRunner",)
