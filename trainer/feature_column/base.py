@@ -167,13 +167,24 @@ class FeatureCache:
                 self._cache[key] = _convert_raw(key, self._features[key])
             return self._cache[key]
         if isinstance(key, FeatureColumn):
-            if key not in self._cache:
-                self._cache[key] = key.transform_feature(self, state)
-            return self._cache[key]
+            cache_key = _cache_key(key)
+            if cache_key not in self._cache:
+                self._cache[cache_key] = key.transform_feature(self, state)
+            return self._cache[cache_key]
         raise TypeError(
             f"FeatureCache.get got key={key!r}; expected a feature key (str) or a "
             "FeatureColumn."
         )
+
+
+def _cache_key(column: "FeatureColumn") -> Any:
+    """Equal columns share one entry; a column with an unhashable field (e.g. an
+    initializer object defining __eq__ only) is cached by identity."""
+    try:
+        hash(column)
+    except TypeError:
+        return ("column-id", id(column))
+    return column
 
 
 def _convert_raw(key: str, value: Any) -> Any:

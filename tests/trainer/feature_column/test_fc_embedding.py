@@ -86,3 +86,20 @@ def test_shared_embeddings_custom_name_and_errors():
     with pytest.raises(ValueError, match=r"shared_embeddings collection 'tokens' got shape "
                                          r"\(4, 2\); expected \(4, 3\)"):
         fc.DenseFeatures([x, y])({"a": tf.constant([[0]]), "c": tf.constant([[1]])})
+
+
+class UnhashableInit:
+    def __eq__(self, other):
+        return isinstance(other, UnhashableInit)
+
+    __hash__ = None
+
+    def __call__(self, shape, dtype=tf.float32):
+        return tf.ones(shape, dtype)
+
+
+def test_embedding_with_unhashable_initializer_object():
+    col = fc.embedding_column(fc.categorical_column_with_identity("i", 3), 2,
+                              initializer=UnhashableInit())
+    out = fc.DenseFeatures([col])({"i": tf.constant([[0, 2]])}).numpy()
+    np.testing.assert_allclose(out, [[1.0, 1.0]])
