@@ -266,3 +266,34 @@ def test_train_op_without_global_step_still_advances(tmp_path):
     est = make(tmp_path, model_fn)
     est.train(models.train_input_fn, steps=7)
     assert est.get_variable_value("global_step") == 7
+
+
+def test_warm_start_remaps_vocabulary_rows(tmp_path):
+    old_vocab = tmp_path / "old.txt"
+    new_vocab = tmp_path / "new.txt"
+    old_vocab.write_text("a\nb\nc\n")
+    new_vocab.write_text("c\nz\na\n")
+
+    def model_fn(features, labels, mode, params):
+        emb = tf.Variable(lambda: tf.fill([params["rows"], 2], params["fill"]), name="emb")
+        loss = tf.reduce_mean(emb) * 0.0 + tf.reduce_mean(tf.cast(features["x"], tf.float32)) * 0.0
+        op = trainer.optimizers.SGD(1e-9).minimize(loss + tf.reduce_sum(emb) * 0.0, trainer.get_global_step())
+        return trainer.EstimatorSpec(mode, loss=loss, train_op=op)
+
+    old = trainer.Estimator(model_fn, model_dir=str(tmp_path / "old"), params={"rows": 3, "fill": 0.0})
+    old.train(models.train_input_fn, steps=1)
+    # Give the old rows recognisable values: row i = [i, i].
+    from trainer import checkpoints
+    store = trainer.variables.VariableStore()
+    values = {"emb": store.get_or_create("emb", lambda: tf.constant([[0.0, 0.0], [1.0, 1.0], [2.0, 2.0]])),
+              "global_step": store.get_or_create("global_step", lambda: tf.constant(1, tf.int64))}
+    checkpoints.save(values, old.model_dir, 2)
+    info = trainer.VocabInfo(new_vocab=str(new_vocab), new_vocab_size=3, num_oov_buckets=1,
+                             old_vocab=str(old_vocab))
+    settings = trainer.WarmStartSettings(old.model_dir, vars_to_warm_start=["emb"],
+                                         var_name_to_vocab_info={"emb": info})
+    new = trainer.Estimator(model_fn, model_dir=str(tmp_path / "new"), params={"rows": 4, "fill": -1.0},
+                            warm_start_from=settings)
+    new.train(models.train_input_fn, steps=1)
+    np.testing.assert_allclose(new.get_variable_value("emb"),
+                               [[2, 2], [-1, -1], [0, 0], [-1, -1]], atol=1e-6)
