@@ -91,17 +91,23 @@ class ModelServer:
             ModelServicer(self.manager, on_reload=self._update_health), self._grpc)
         health_pb2_grpc.add_HealthServicer_to_server(self.health, self._grpc)
         address = f"{options.host}:{options.port}"
-        if self.ssl is None:
-            self.grpc_port = self._grpc.add_insecure_port(address)
-        else:
-            credentials = grpc.ssl_server_credentials(
-                [(self.ssl.server_key.encode(), self.ssl.server_cert.encode())],
-                root_certificates=self.ssl.custom_ca.encode() or None,
-                require_client_auth=self.ssl.client_verify,
-            )
-            self.grpc_port = self._grpc.add_secure_port(address, credentials)
+        try:
+            if self.ssl is None:
+                self.grpc_port = self._grpc.add_insecure_port(address)
+            else:
+                credentials = grpc.ssl_server_credentials(
+                    [(self.ssl.server_key.encode(), self.ssl.server_cert.encode())],
+                    root_certificates=self.ssl.custom_ca.encode() or None,
+                    require_client_auth=self.ssl.client_verify,
+                )
+                self.grpc_port = self._grpc.add_secure_port(address, credentials)
+        except RuntimeError:
+            self.grpc_port = 0
         if not self.grpc_port:
-            raise OSError(f"Cannot bind gRPC to {address}; is the port in use?")
+            if self.scheduler is not None:
+                self.scheduler.stop()
+            raise OSError(f"Cannot bind gRPC to {address}; is the port in use? Pick another "
+                          "--port (0 picks a free one).")
         self._rest = None
         self.rest_port = None
         if options.rest_api_port is not None:

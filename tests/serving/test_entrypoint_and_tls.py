@@ -129,3 +129,12 @@ def test_grpc_tls_from_ssl_config_file(tmp_path, exports):
             assert info.value.code() == grpc.StatusCode.UNAVAILABLE
     finally:
         server.stop(grace=0)
+
+
+def test_port_in_use_is_reported(tmp_path):
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        port = busy.getsockname()[1]
+        with pytest.raises(OSError, match=f"Cannot bind gRPC to 127.0.0.1:{port}; is the port"):
+            ModelServer(ServerOptions(port=port, model_name="m", model_base_path=str(tmp_path)))

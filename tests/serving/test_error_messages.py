@@ -240,3 +240,17 @@ def test_rest_post_without_content_length(server):
     assert response.status == 400
     assert "need a Content-Length header" in json.loads(response.read())["error"]
     connection.close()
+
+
+def test_rest_invalid_content_length(server):
+    import http.client
+    import json
+
+    connection = http.client.HTTPConnection("127.0.0.1", server.rest_port, timeout=10)
+    connection.putrequest("POST", PREDICT)
+    connection.putheader("Content-Length", "-5")
+    connection.endheaders()
+    response = connection.getresponse()
+    assert response.status == 400
+    assert "Invalid Content-Length '-5'" in json.loads(response.read())["error"]
+    connection.close()
