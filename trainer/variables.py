@@ -99,6 +99,7 @@ class VariableStore:
         self._seen_in_call: dict[str, int] = {}
         self._scopes_in_call: dict[str, int] = {}
         self._lock = threading.RLock()
+        self._direct = False
 
     # -- public views ---------------------------------------------------
     @property
@@ -139,10 +140,14 @@ class VariableStore:
         """
         if key in self.variables:
             return self.variables[key]
-        with tf.init_scope():
-            value = initializer() if callable(initializer) else initializer
-            var = tf.Variable(value, trainable=trainable, dtype=dtype,
-                              name=key.replace("/", "_"))
+        self._direct = True  # our own creator must not key this variable a second time
+        try:
+            with tf.init_scope():
+                value = initializer() if callable(initializer) else initializer
+                var = tf.Variable(value, trainable=trainable, dtype=dtype,
+                                  name=key.replace("/", "_"))
+        finally:
+            self._direct = False
         self.variables[key] = var
         if local:
             self.local_names.add(key)
@@ -162,6 +167,8 @@ class VariableStore:
         return base if count == 0 else f"{base}_{count}"
 
     def _creator(self, next_creator, **kwargs):
+        if self._direct:
+            return next_creator(**kwargs)
         key = self._key_for(kwargs.get("name"))
         existing = self.variables.get(key)
         if existing is not None:

@@ -297,3 +297,12 @@ def test_warm_start_remaps_vocabulary_rows(tmp_path):
     new.train(models.train_input_fn, steps=1)
     np.testing.assert_allclose(new.get_variable_value("emb"),
                                [[2, 2], [-1, -1], [0, 0], [-1, -1]], atol=1e-6)
+
+
+def test_slots_and_internal_variables_are_keyed_once(tmp_path):
+    est = make(tmp_path, models.classifier_model_fn)
+    est.train(models.classifier_train_input_fn, steps=2)
+    assert est.get_variable_names() == [
+        "dense/bias", "dense/bias/Adagrad", "dense/kernel", "dense/kernel/Adagrad",
+        "dense_1/bias", "dense_1/bias/Adagrad", "dense_1/kernel", "dense_1/kernel/Adagrad",
+        "global_step"]
