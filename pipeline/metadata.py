@@ -279,6 +279,11 @@ class MetadataStore:
         node["inputs"] = [(key, self.lineage(aid, depth - 1)) for key, aid in inputs]
         return node
 
+    def execution_state(self, execution_id: int) -> str | None:
+        with self.engine.connect() as conn:
+            row = conn.execute(sa.select(executions.c.state).where(executions.c.id == execution_id)).first()
+        return row[0] if row else None
+
     def executions_of_run(self, run_id: int) -> list[dict[str, Any]]:
         with self.engine.connect() as conn:
             rows = conn.execute(sa.select(executions).where(

@@ -27,7 +27,7 @@ from components.base import (
     parameters_to_json,
 )
 from pipeline.dsl import Pipeline, downstream_closure, upstream_closure
-from pipeline.metadata import CACHED, COMPLETE, FAILED, MetadataStore
+from pipeline.metadata import CACHED, COMPLETE, FAILED, RUNNING, MetadataStore
 from pipeline.progress import ProgressListener
 
 
@@ -164,6 +164,7 @@ class LocalRunner:
         final_uris, outputs = {}, {}
         for key, artifact_type in component.OUTPUTS.items():
             base = os.path.join(pipeline.root, component.id, key)
+            _remove_stale_temp_dirs(store, base)
             final_uris[key] = os.path.join(base, str(execution_id))
             tmp = os.path.join(base, f".tmp-{execution_id}")
             shutil.rmtree(tmp, ignore_errors=True)
@@ -198,6 +199,15 @@ class LocalRunner:
         store.publish(execution_id, outputs)
         shutil.rmtree(temp_dir, ignore_errors=True)
         return COMPLETE, outputs
+
+
+def _remove_stale_temp_dirs(store: MetadataStore, base: str) -> None:
+    """Deletes ``.tmp-<id>`` output dirs left by killed or failed executions (never published)."""
+    if not os.path.isdir(base):
+        return
+    for name in os.listdir(base):
+        if name.startswith(".tmp-") and name[5:].isdigit() and store.execution_state(int(name[5:])) != RUNNING:
+            shutil.rmtree(os.path.join(base, name), ignore_errors=True)
 
 
 def _fingerprint(component: Component, params_json: str, inputs: dict[str, list[Artifact]]) -> str:
