@@ -4,7 +4,11 @@ The names mirror ``tf.estimator`` so a migration changes imports:
 ``tf.estimator.Estimator`` -> ``trainer.Estimator``.
 """
 
-from trainer import export, hooks, layers, metrics, optimizers
+from trainer import export, feature_column, heads, hooks, layers, metrics, optimizers
+from trainer.canned import (BaselineClassifier, BaselineEstimator, BaselineRegressor,
+                            DNNClassifier, DNNEstimator, DNNLinearCombinedClassifier,
+                            DNNLinearCombinedEstimator, DNNLinearCombinedRegressor, DNNRegressor,
+                            LinearClassifier, LinearEstimator, LinearRegressor)
 from trainer._context import get_global_step, get_or_create_global_step
 from trainer.estimator import Estimator
 from trainer.estimator_spec import EstimatorSpec
@@ -24,5 +28,8 @@ __all__ = [
     "NanTensorHook", "NanLossDuringTrainingError", "SummarySaverHook",
     "CheckpointSaverHook", "CheckpointSaverListener", "get_global_step",
     "get_or_create_global_step", "numpy_input_fn", "pandas_input_fn",
-    "export", "hooks", "layers", "metrics", "optimizers",
+    "export", "feature_column", "heads", "hooks", "layers", "metrics", "optimizers",
+    "BaselineClassifier", "BaselineEstimator", "BaselineRegressor", "DNNClassifier",
+    "DNNEstimator", "DNNRegressor", "DNNLinearCombinedClassifier", "DNNLinearCombinedEstimator",
+    "DNNLinearCombinedRegressor", "LinearClassifier", "LinearEstimator", "LinearRegressor",
 ]

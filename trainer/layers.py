@@ -11,7 +11,7 @@ import tensorflow as tf
 
 from trainer.variables import unique_scope_name
 
-__all__ = ["dense"]
+__all__ = ["dense", "batch_normalization"]
 
 
 def dense(inputs, units, activation=None, use_bias=True, kernel_initializer=None,
@@ -48,3 +48,25 @@ def dense(inputs, units, activation=None, use_bias=True, kernel_initializer=None
                                trainable=trainable, name="bias")
             outputs = tf.nn.bias_add(outputs, bias)
     return activation(outputs) if activation is not None else outputs
+
+
+def batch_normalization(inputs, training, momentum=0.999, epsilon=1e-3, name=None):
+    """Batch normalization with moving statistics (tf.compat.v1.layers' defaults).
+
+    In training the batch's moments normalize and update the moving mean and
+    variance; otherwise the moving statistics are used.
+    """
+    inputs = tf.convert_to_tensor(inputs)
+    dim = int(inputs.shape[-1])
+    with tf.name_scope(unique_scope_name(name or "batch_normalization") + "/"):
+        gamma = tf.Variable(lambda: tf.ones([dim]), name="gamma")
+        beta = tf.Variable(lambda: tf.zeros([dim]), name="beta")
+        moving_mean = tf.Variable(lambda: tf.zeros([dim]), trainable=False, name="moving_mean")
+        moving_variance = tf.Variable(lambda: tf.ones([dim]), trainable=False, name="moving_variance")
+        if training:
+            mean, variance = tf.nn.moments(inputs, axes=[0])
+            updates = [moving_mean.assign(moving_mean * momentum + mean * (1 - momentum)),
+                       moving_variance.assign(moving_variance * momentum + variance * (1 - momentum))]
+            with tf.control_dependencies(updates):
+                return tf.nn.batch_normalization(inputs, mean, variance, beta, gamma, epsilon)
+        return tf.nn.batch_normalization(inputs, moving_mean, moving_variance, beta, gamma, epsilon)

@@ -19,7 +19,7 @@ from trainer import _context
 from trainer.variables import current_store
 
 __all__ = ["Optimizer", "SGD", "Adagrad", "Adam", "Ftrl", "RMSProp", "Momentum", "get",
-           "DEFAULT_LEARNING_RATES"]
+           "minimize_split", "DEFAULT_LEARNING_RATES"]
 
 # tf.estimator's canned defaults (DNN: Adagrad 0.05; Linear: Ftrl 0.2 capped).
 DEFAULT_LEARNING_RATES = {"Adagrad": 0.05, "Adam": 0.001, "Ftrl": 0.05, "RMSProp": 0.05,
@@ -230,8 +230,9 @@ class Adam(Optimizer):
         self._powers = None
 
     def _create_non_slots(self):
-        self._powers = (self._variable(f"{self.name}/beta1_power", tf.constant(self.beta1, tf.float32)),
-                        self._variable(f"{self.name}/beta2_power", tf.constant(self.beta2, tf.float32)))
+        self._powers = (
+            self._variable(f"{self.name}/beta1_power", lambda: tf.constant(self.beta1, tf.float32)),
+            self._variable(f"{self.name}/beta2_power", lambda: tf.constant(self.beta2, tf.float32)))
 
     def _apply_dense(self, grad, var, slots, lr):
         b1p, b2p = self._powers
@@ -327,6 +328,31 @@ class KerasOptimizer(Optimizer):
             if global_step is None:
                 return tf.no_op()
             return global_step.assign_add(1)
+
+
+def minimize_split(loss, optimizers_and_variables, global_step=None):
+    """One gradient pass, several optimizers: each updates its own variables.
+
+    Wide & deep trains its linear part with FTRL and its deep part with
+    Adagrad. The tape gives gradients once, so they are computed together
+    and applied per optimizer; ``global_step`` is incremented once.
+
+    Args:
+        optimizers_and_variables: ``[(optimizer, [variables]), ...]``.
+    """
+    context = _context.current()
+    if context is None or context.tape is None:
+        raise ValueError("minimize_split must be called inside a TRAIN-mode model_fn.")
+    flat = [v for _, variables in optimizers_and_variables for v in variables]
+    grads = context.tape.gradient(loss, flat)
+    ops, i = [], 0
+    for optimizer, variables in optimizers_and_variables:
+        pairs = [(g, v) for g, v in zip(grads[i:i + len(variables)], variables) if g is not None]
+        i += len(variables)
+        if pairs:
+            ops.append(get(optimizer).apply_gradients(pairs))
+    with tf.control_dependencies(ops):
+        return global_step.assign_add(1) if global_step is not None else tf.no_op()
 
 
 _BY_NAME = {"SGD": SGD, "Adagrad": Adagrad, "Adam": Adam, "Ftrl": Ftrl, "RMSProp": RMSProp,
