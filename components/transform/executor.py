@@ -71,26 +71,32 @@ def run(ctx: ExecutionContext) -> None:
     ctx.report(f"Beam ({runner_name(ctx.beam_pipeline_args)}): tf.Transform over {len(analysis)} dataset(s)")
     with make_pipeline(ctx.beam_pipeline_args) as p, tft_beam.Context(
             temp_dir=os.path.join(ctx.temp_dir, "tft"), force_tf_compat_v1=False):
-        input_cache = {}
+        reads: dict[tuple[int | None, str], Any] = {}
+
+        def read(examples: Any, split: str) -> Any:
+            """Each split is read once, shared by analysis and transformation."""
+            key = (examples.id, split)
+            if key not in reads:
+                reads[key] = p | f"Read[{examples.id}-{split}]" >> make_tfxio(examples, split).BeamSource()
+            return reads[key]
+
         if params.use_analyzer_cache:
-            input_cache = p | "ReadCache" >> analyzer_cache.ReadAnalysisCacheFromFS(
-                cache_out.uri, list(analysis))
-        specs = first_tfxio.TensorAdapter().OriginalTypeSpecs()
-        needed = get_analysis_dataset_keys(preprocessing_fn, specs, list(analysis), input_cache, False)
-        data = {}
-        for key, (examples, split) in analysis.items():
-            data[key] = (p | f"Read[{key.key}]" >> make_tfxio(examples, split).BeamSource()) \
-                if key in needed else None
-        transform_fn, output_cache = (data, input_cache, adapter_config) | tft_beam.AnalyzeDatasetWithCache(
-            preprocessing_fn)
-        _ = transform_fn | "WriteTransformFn" >> tft_beam.WriteTransformFn(graph_out.uri)
-        if params.use_analyzer_cache:
+            input_cache = p | "ReadCache" >> analyzer_cache.ReadAnalysisCacheFromFS(cache_out.uri, list(analysis))
+            specs = first_tfxio.TensorAdapter().OriginalTypeSpecs()
+            needed = get_analysis_dataset_keys(preprocessing_fn, specs, list(analysis), input_cache, False)
+            data = {key: read(*analysis[key]) if key in needed else None for key in analysis}
+            transform_fn, output_cache = (data, input_cache, adapter_config) | tft_beam.AnalyzeDatasetWithCache(
+                preprocessing_fn)
             _ = output_cache | "WriteCache" >> analyzer_cache.WriteAnalysisCacheToFS(
                 p, cache_out.uri, list(analysis))
+        else:  # no cache plumbing: one flattened analysis, as plain tf.Transform would do
+            needed = set(analysis)
+            pcolls = [read(*value) for value in analysis.values()]
+            flat = pcolls[0] if len(pcolls) == 1 else pcolls | "FlattenAnalysis" >> beam.Flatten()
+            transform_fn = (flat, adapter_config) | tft_beam.AnalyzeDataset(preprocessing_fn)
+        _ = transform_fn | "WriteTransformFn" >> tft_beam.WriteTransformFn(graph_out.uri)
         for split in current.split_names:
-            split_tfxio = make_tfxio(current, split)
-            raw = p | f"ReadToTransform[{split}]" >> split_tfxio.BeamSource()
-            transformed, metadata = ((raw, split_tfxio.TensorAdapterConfig()), transform_fn) | \
+            transformed, metadata = ((read(current, split), adapter_config), transform_fn) | \
                 f"Transform[{split}]" >> tft_beam.TransformDataset()
             coder = tft.coders.ExampleProtoCoder(metadata.schema)
             os.makedirs(data_out.split_uri(split), exist_ok=True)

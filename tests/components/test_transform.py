@@ -78,12 +78,14 @@ def test_user_module_file(inputs, tmp_path):
         def my_fn(inputs):
             return {"fare_01": tft.scale_to_0_1(tf.cast(tf.reshape(inputs["fare"], [-1]), tf.float32))}
     """))
+    # Without the analyzer cache, analysis runs on the flattened splits (plain AnalyzeDataset).
     node = Transform(gen.outputs["examples"], schema_node.outputs["schema"], module_file=str(module),
-                     preprocessing_fn="my_fn")
+                     preprocessing_fn="my_fn", analyze_splits=("train", "eval"), use_analyzer_cache=False)
     assert "module_file" in node.fingerprint_extras()
     out = execute(node, tmp_path, {"examples": examples, "schema": schema})
     assert set(tft.TFTransformOutput(out["transform_graph"].uri).transformed_feature_spec()) == {"fare_01"}
-    values = [r["fare_01"][0] for r in read_examples(out["transformed_examples"], "train")]
+    assert not os.listdir(out["updated_analyzer_cache"].uri)
+    values = [r["fare_01"][0] for s in ("train", "eval") for r in read_examples(out["transformed_examples"], s)]
     assert min(values) == pytest.approx(0.0) and max(values) == pytest.approx(1.0)
     bad = Transform(gen.outputs["examples"], schema_node.outputs["schema"], module_file=str(module),
                     preprocessing_fn="nope")
