@@ -140,7 +140,20 @@ def parameters_to_json(parameters: Any) -> str:
             f"parameters_to_json got parameters={parameters!r}; expected a dataclass "
             "instance. How to fix: declare the parameters as a frozen dataclass."
         )
-    return json.dumps(dataclasses.asdict(parameters), sort_keys=True, default=str)
+    return json.dumps(_jsonable(parameters), sort_keys=True, default=str)
+
+
+def _jsonable(value: Any) -> Any:
+    """Dataclasses become dicts tagged with their class name (so two feature types with the
+    same fields never share a cache key); mappings and sequences are converted recursively."""
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        return {"__type__": type(value).__name__,
+                **{f.name: _jsonable(getattr(value, f.name)) for f in dataclasses.fields(value)}}
+    if isinstance(value, Mapping):
+        return {str(k): _jsonable(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_jsonable(v) for v in value]
+    return value
 
 
 def file_digest(path: str) -> str:

@@ -27,7 +27,7 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--root", help="pipeline root (artifacts + default SQLite metadata)")
     run.add_argument("--metadata", help="SQLAlchemy URL of the metadata store")
     run.add_argument("--beam-arg", action="append", default=None, dest="beam_args", metavar="ARG",
-                     help="a Beam pipeline arg, passed unchanged; repeat it. Write --beam-arg=--runner=FlinkRunner")
+                     help="a Beam pipeline arg, passed unchanged; repeat it, e.g. --beam-arg --runner=FlinkRunner")
     run.add_argument("--from", dest="from_nodes", action="append", default=[], metavar="NODE",
                      help="run only this node and what is downstream of it")
     run.add_argument("--to", dest="to_nodes", action="append", default=[], metavar="NODE",
@@ -145,8 +145,21 @@ def _cmd_check(args: argparse.Namespace) -> int:
     return 0
 
 
+def _join_beam_args(argv: list[str]) -> list[str]:
+    """Accepts ``--beam-arg --runner=X`` as well as ``--beam-arg=--runner=X``."""
+    joined, i = [], 0
+    while i < len(argv):
+        if argv[i] == "--beam-arg" and i + 1 < len(argv):
+            joined.append(f"--beam-arg={argv[i + 1]}")
+            i += 2
+        else:
+            joined.append(argv[i])
+            i += 1
+    return joined
+
+
 def main(argv: list[str] | None = None) -> int:
-    args = _parser().parse_args(argv)
+    args = _parser().parse_args(_join_beam_args(list(sys.argv[1:] if argv is None else argv)))
     command = {"run": _cmd_run, "runs": _cmd_runs, "lineage": _cmd_lineage, "check": _cmd_check}[args.command]
     try:
         return command(args)

@@ -31,41 +31,46 @@ class ProgressListener:
 
 
 class RichProgress(ProgressListener):
-    """Live display: which component runs, elapsed time, and the executor's last message."""
+    """Live display: the running component with a spinner, its elapsed time, and the executor's
+    latest message (Beam runner and stage, rows read); one summary line per finished component."""
 
     def __init__(self, console: Any = None):
         from rich.console import Console
 
         self.console = console or Console(stderr=True)
-        self._status = None
-        self._started = 0.0
-        self._component = ""
+        self._progress = None
+        self._task = None
 
     def on_run_start(self, pipeline: Any, run_id: int, nodes: list[str]) -> None:
         self.console.print(f"[bold]run {run_id}[/] of pipeline [cyan]{pipeline.name}[/]: "
                            f"{' -> '.join(nodes)}")
 
     def on_component_start(self, component_id: str) -> None:
-        self._component, self._started = component_id, time.monotonic()
-        self._status = self.console.status(f"[bold blue]{component_id}[/] running")
-        self._status.start()
+        from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+
+        self._stop()
+        self._progress = Progress(SpinnerColumn(), TextColumn("[bold blue]{task.fields[component]}"),
+                                  TimeElapsedColumn(), TextColumn("{task.description}"),
+                                  console=self.console, transient=True)
+        self._progress.start()
+        self._task = self._progress.add_task("starting", component=component_id, total=None)
 
     def on_message(self, component_id: str, message: str) -> None:
-        if self._status is not None:
-            elapsed = time.monotonic() - self._started
-            self._status.update(f"[bold blue]{component_id}[/] {elapsed:5.1f}s  {message}")
+        if self._progress is not None:
+            self._progress.update(self._task, description=message.replace("[", r"\["))
 
     def on_component_end(self, component_id: str, state: str, seconds: float, outputs: dict) -> None:
-        if self._status is not None:
-            self._status.stop()
-            self._status = None
-        mark = "[green]done[/]" if state == "COMPLETE" else "[yellow]cached[/]"
-        uris = ", ".join(f"{k}={a.id}" for k, a in outputs.items())
-        self.console.print(f"  {mark:22} {component_id:20} {seconds:6.1f}s  artifacts: {uris}")
+        self._stop()
+        mark = "[green]done  [/]" if state == "COMPLETE" else "[yellow]cached[/]"
+        ids = ", ".join(f"{k}={a.id}" for k, a in outputs.items())
+        self.console.print(f"  {mark} {component_id:20} {seconds:6.1f}s  artifacts: {ids}")
 
     def on_run_end(self, run_id: int, state: str) -> None:
-        if self._status is not None:
-            self._status.stop()
-            self._status = None
+        self._stop()
         color = "green" if state == "COMPLETE" else "red"
         self.console.print(f"[bold {color}]run {run_id} {state}[/]")
+
+    def _stop(self) -> None:
+        if self._progress is not None:
+            self._progress.stop()
+            self._progress = None

@@ -42,3 +42,22 @@ def test_py_pipeline_overrides(tmp_path):
     p = load_pipeline(os.path.join(REPO, "pipeline/examples/taxi_pipeline.py"), root=str(tmp_path),
                       beam_args=["--runner=FlinkRunner"])
     assert p.root == str(tmp_path) and p.beam_pipeline_args == ("--runner=FlinkRunner",)
+
+
+def test_beam_arg_accepts_both_spellings():
+    from pipeline.cli import _join_beam_args, _parser
+
+    argv = _join_beam_args(["run", "p.yaml", "--beam-arg", "--runner=FlinkRunner", "--beam-arg=--parallelism=2"])
+    assert _parser().parse_args(argv).beam_args == ["--runner=FlinkRunner", "--parallelism=2"]
+
+
+def test_parameters_json_tags_dataclass_types():
+    from components.base import parameters_to_json
+    from components.feature_spec import FeatureSpec, Hashed, Vocabulary
+    from components.transform import TransformParameters
+
+    a = parameters_to_json(TransformParameters(feature_spec=FeatureSpec(features=(Hashed("x"),))))
+    b = parameters_to_json(TransformParameters(feature_spec=FeatureSpec(features=(Vocabulary("x"),))))
+    assert '"__type__": "Hashed"' in a and a != b
+    with pytest.raises(TypeError, match="parameters_to_json got parameters=3; expected a dataclass"):
+        parameters_to_json(3)
