@@ -17,6 +17,36 @@ from components.beam_utils import make_pipeline, runner_name
 from components.transform.preprocessing import check_columns, load_user_fn, make_preprocessing_fn
 
 TRANSFORMED_PREFIX = "transformed_examples"
+SPLIT_COLUMN = "__split__"
+
+
+def _split_type() -> Any:
+    import pyarrow as pa
+
+    return pa.large_list(pa.large_binary())
+
+
+def _tagged_config(config: Any) -> Any:
+    """The adapter config plus the passthrough split column (not a model input)."""
+    import pyarrow as pa
+    from tfx_bsl.public import tfxio as tfxio_lib
+
+    schema = config.arrow_schema.append(pa.field(SPLIT_COLUMN, _split_type()))
+    return tfxio_lib.TensorAdapterConfig(schema, config.tensor_representations)
+
+
+def _tag(batch: Any, split: str) -> Any:
+    import pyarrow as pa
+
+    column = pa.array([[split.encode()]] * batch.num_rows, type=_split_type())
+    return batch.append_column(pa.field(SPLIT_COLUMN, _split_type()), column)
+
+
+def _split_of(instance: dict) -> str:
+    value = instance.pop(SPLIT_COLUMN)
+    while not isinstance(value, (bytes, str)):
+        value = value[0]
+    return value.decode() if isinstance(value, bytes) else value
 
 
 def dataset_key_name(examples: Any, split: str) -> str:
@@ -70,7 +100,8 @@ def run(ctx: ExecutionContext) -> None:
     adapter_config = first_tfxio.TensorAdapterConfig()
     ctx.report(f"Beam ({runner_name(ctx.beam_pipeline_args)}): tf.Transform over {len(analysis)} dataset(s)")
     with make_pipeline(ctx.beam_pipeline_args) as p, tft_beam.Context(
-            temp_dir=os.path.join(ctx.temp_dir, "tft"), force_tf_compat_v1=False):
+            temp_dir=os.path.join(ctx.temp_dir, "tft"), force_tf_compat_v1=False,
+            passthrough_keys={SPLIT_COLUMN}):
         reads: dict[tuple[int | None, str], Any] = {}
 
         def read(examples: Any, split: str) -> Any:
@@ -95,13 +126,21 @@ def run(ctx: ExecutionContext) -> None:
             flat = pcolls[0] if len(pcolls) == 1 else pcolls | "FlattenAnalysis" >> beam.Flatten()
             transform_fn = (flat, adapter_config) | tft_beam.AnalyzeDataset(preprocessing_fn)
         _ = transform_fn | "WriteTransformFn" >> tft_beam.WriteTransformFn(graph_out.uri)
-        for split in current.split_names:
-            transformed, metadata = ((read(current, split), adapter_config), transform_fn) | \
-                f"Transform[{split}]" >> tft_beam.TransformDataset()
-            coder = tft.coders.ExampleProtoCoder(metadata.schema)
+        # All splits go through one TransformDataset (one model load per worker, not one per
+        # split): each batch carries its split name in a passthrough column used to route it.
+        names = list(current.split_names)
+        tagged = [read(current, split) | f"Tag[{split}]" >> beam.Map(_tag, split) for split in names]
+        flat = tagged[0] if len(tagged) == 1 else tagged | "FlattenSplits" >> beam.Flatten()
+        transformed, metadata = ((flat, _tagged_config(adapter_config)), transform_fn) | \
+            "TransformSplits" >> tft_beam.TransformDataset()
+        coder = tft.coders.ExampleProtoCoder(metadata.schema)
+        routed = (transformed
+                  | "EncodeWithSplit" >> beam.Map(lambda d: (names.index(_split_of(d)), coder.encode(d)))
+                  | "RouteSplits" >> beam.Partition(lambda pair, n: pair[0], len(names)))
+        for index, split in enumerate(names):
             os.makedirs(data_out.split_uri(split), exist_ok=True)
-            _ = (transformed
-                 | f"Encode[{split}]" >> beam.Map(coder.encode)
+            _ = (routed[index]
+                 | f"Drop[{split}]" >> beam.Map(lambda pair: pair[1])
                  | f"Write[{split}]" >> beam.io.WriteToTFRecord(
                      os.path.join(data_out.split_uri(split), TRANSFORMED_PREFIX), file_name_suffix=".gz",
                      compression_type=beam.io.filesystem.CompressionTypes.GZIP))

@@ -58,6 +58,8 @@ def test_generated_preprocessing_fn(inputs, tmp_path):
     transformed = out["transformed_examples"]
     rows = read_examples(transformed, "train") + read_examples(transformed, "eval")
     assert len(rows) == 200
+    for split in ("train", "eval"):  # one TransformDataset, routed back to the right split
+        assert len(read_examples(transformed, split)) == examples.properties["row_counts"][split]
     fares = np.array([r["fare"][0] for r in read_examples(transformed, "train")])
     assert abs(fares.mean()) < 0.05 and abs(fares.std() - 1) < 0.05
     assert {r["miles"][0] for r in rows} <= set(range(4)) and len({r["miles"][0] for r in rows}) >= 3
