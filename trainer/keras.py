@@ -158,7 +158,13 @@ class _KerasSpec:
 
     # -- building -------------------------------------------------------------------
     def rebuild(self):
-        with self._keras.saving.custom_object_scope(self.custom_objects):
+        if self.model_class.__module__.startswith("tf_keras"):
+            import tf_keras
+
+            scope = tf_keras.utils.custom_object_scope(self.custom_objects)
+        else:
+            scope = self._keras.saving.custom_object_scope(self.custom_objects)
+        with scope:
             return self.model_class.from_config(copy.deepcopy(self.model_config))
 
     def variable_keys(self) -> list[str]:
@@ -332,6 +338,8 @@ def _optimizer_factory(keras_optimizer):
     lr = cfg.get("learning_rate")
     if isinstance(lr, dict):
         lr = keras.optimizers.schedules.deserialize(lr)
+    elif not callable(lr):
+        lr = float(lr)  # tf_keras reports numpy floats
     plain = not any(cfg.get(k) for k in ("weight_decay", "clipnorm", "global_clipnorm",
                                          "clipvalue", "use_ema", "amsgrad"))
     native = None

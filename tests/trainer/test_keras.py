@@ -140,6 +140,24 @@ def test_model_from_path_and_single_tensor_features(tmp_path):
     assert out["probs"].shape == (2,)
 
 
+def test_tf_keras_model(tmp_path):
+    import tf_keras
+
+    tf_keras.utils.set_random_seed(0)
+    model = tf_keras.Sequential([tf_keras.Input((3,), name="x"),
+                                 tf_keras.layers.Dense(8, activation="relu", name="h"),
+                                 tf_keras.layers.Dense(2, activation="softmax", name="p")])
+    model.compile(tf_keras.optimizers.Adam(0.05), "sparse_categorical_crossentropy",
+                  metrics=["accuracy"])
+    assert tk.keras_variable_names(model) == ["h/kernel", "h/bias", "p/kernel", "p/bias"]
+    est = tk.model_to_estimator(model, model_dir=str(tmp_path))
+    warm = os.path.join(str(tmp_path), "keras", "keras_model.ckpt-0")
+    np.testing.assert_allclose(predictions(est, "p", checkpoint_path=warm),
+                               model.predict(X, verbose=0), rtol=1e-5, atol=1e-6)
+    est.train(train_fn(Y_BIN), steps=100)
+    assert est.evaluate(eval_fn(Y_BIN))["accuracy"] > 0.9
+
+
 def test_errors(tmp_path):
     with pytest.raises(ValueError, match=r"expected exactly one of them"):
         tk.model_to_estimator()
@@ -153,6 +171,28 @@ def test_errors(tmp_path):
         tk.model_to_estimator(model, checkpoint_format="h5")
     with pytest.raises(TypeError, match=r"config='x'; expected a trainer.RunConfig"):
         tk.model_to_estimator(model, config="x")
+    class Sub(keras.Model):
+        def __init__(self, units=2):
+            super().__init__()
+            self.dense = keras.layers.Dense(units)
+
+        def call(self, x):
+            return self.dense(x)
+
+    sub = Sub()
+    sub.compile("adam", "mse")
+    with pytest.raises(ValueError, match=r"(no get_config|no known inputs)"):
+        tk.model_to_estimator(sub)
+    unbuilt = keras.Sequential([keras.layers.Dense(1)])
+    unbuilt.compile("adam", "mse")
+    with pytest.raises(ValueError, match=r"no known inputs.*keras.Input"):
+        tk.model_to_estimator(unbuilt)
+    a, b = keras.Input((1,), name="a"), keras.Input((1,), name="b")
+    two = keras.Model([a, b], keras.layers.Add()([a, b]))
+    two.compile("adam", "mse")
+    est2 = tk.model_to_estimator(two, model_dir=str(tmp_path / "two"))
+    with pytest.raises(ValueError, match=r"inputs \['a', 'b'\]; the input_fn gave one tensor"):
+        est2.train(lambda: tf.data.Dataset.from_tensor_slices((X[:, :1], Y_REG)).batch(8), steps=1)
     est = tk.model_to_estimator(model, model_dir=str(tmp_path))
     bad = lambda: tf.data.Dataset.from_tensor_slices(({"z": X}, Y_BIN)).batch(8)  # noqa: E731
     with pytest.raises(ValueError, match=r"lack the Keras model's inputs \['x'\]"):
