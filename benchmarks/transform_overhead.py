@@ -6,8 +6,8 @@ analyze all rows and write the transform graph plus transformed examples:
 - raw: a hand-written Beam pipeline: CSV -> tfx-bsl CSV TFXIO -> AnalyzeAndTransformDataset.
 - component: the Transform component run through the LocalRunner (metadata, fingerprint,
   atomic publish) on ExampleGen's output of the same CSV (ExampleGen itself is not timed),
-  with the analyzer cache off (the same work as raw TFT) and, separately, on (the default:
-  per-dataset analysis plus writing the cache).
+  with the analyzer cache off (the default for a single span; the same work as raw TFT) and,
+  separately, on (the default for a span window: per-dataset analysis plus writing the cache).
 
 Each measurement runs in a fresh process, timed after imports and set-up. Prints one JSON line:
 {"rows_15k": {...}, "ratio_15k": component/raw, "ratio_with_cache_15k": ..., (same for 150k),

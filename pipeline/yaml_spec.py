@@ -67,7 +67,7 @@ class ValidationSection(_Section):
 class TransformSection(_Section):
     module_file: str | None = None
     analyze_spans: int = Field(default=1, ge=1)
-    use_analyzer_cache: bool = True
+    use_analyzer_cache: bool | None = None
 
 
 class ModelSection(_Section):

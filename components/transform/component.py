@@ -19,7 +19,7 @@ import dataclasses
 import os
 
 from components.artifacts import Examples, Schema, TransformCache, TransformGraph
-from components.base import Channel, Component, InputSpec, file_digest
+from components.base import SPAN_WINDOW, Channel, Component, InputSpec, file_digest
 from components.feature_spec import FeatureSpec
 
 
@@ -31,7 +31,8 @@ class TransformParameters:
         preprocessing_fn: The function's name in module_file.
         analyze_splits: Splits the analyzers see (the current span's and, with a span window,
             the earlier spans').
-        use_analyzer_cache: Reuse the previous execution's analyzer cache for unchanged spans.
+        use_analyzer_cache: Write an analyzer cache, and reuse the previous execution's for
+            datasets (spans) analyzed before.
     """
 
     feature_spec: FeatureSpec | None = None
@@ -51,7 +52,10 @@ class Transform(Component):
         schema: The raw data's Schema.
         feature_spec: A FeatureSpec; its preprocessing_fn is generated.
         module_file: Or a user module with ``preprocessing_fn`` (its code is part of the cache key).
-        preprocessing_fn, analyze_splits, use_analyzer_cache: See TransformParameters.
+        preprocessing_fn, analyze_splits: See TransformParameters.
+        use_analyzer_cache: Default (None): on when ``examples`` is a span window, the case where
+            a later run re-analyzes spans seen before; off otherwise, since per-dataset analysis and
+            cache writing cost a few seconds for nothing to reuse.
         id: Node id (default "Transform").
     """
 
@@ -63,7 +67,7 @@ class Transform(Component):
 
     def __init__(self, examples: Channel, schema: Channel, *, feature_spec: FeatureSpec | None = None,
                  module_file: str | None = None, preprocessing_fn: str = "preprocessing_fn",
-                 analyze_splits: tuple[str, ...] = ("train",), use_analyzer_cache: bool = True,
+                 analyze_splits: tuple[str, ...] = ("train",), use_analyzer_cache: bool | None = None,
                  id: str | None = None):
         if (feature_spec is None) == (module_file is None):
             raise ValueError(
@@ -78,6 +82,8 @@ class Transform(Component):
             raise ValueError(
                 f"Transform got module_file={module_file!r}; no such file. How to fix: pass the path "
                 "of a .py file defining preprocessing_fn.")
+        if use_analyzer_cache is None:
+            use_analyzer_cache = isinstance(examples, Channel) and examples.policy == SPAN_WINDOW
         super().__init__(inputs={"examples": examples, "schema": schema}, parameters=TransformParameters(
             feature_spec, os.path.abspath(module_file) if module_file else None, preprocessing_fn,
             tuple(analyze_splits), use_analyzer_cache), id=id)

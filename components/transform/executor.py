@@ -113,8 +113,10 @@ def run(ctx: ExecutionContext) -> None:
 
         if params.use_analyzer_cache:
             input_cache = p | "ReadCache" >> analyzer_cache.ReadAnalysisCacheFromFS(cache_out.uri, list(analysis))
-            specs = first_tfxio.TensorAdapter().OriginalTypeSpecs()
-            needed = get_analysis_dataset_keys(preprocessing_fn, specs, list(analysis), input_cache, False)
+            needed = set(analysis)
+            if input_cache:  # inspecting the graph costs a trace: only when there is a cache
+                specs = first_tfxio.TensorAdapter().OriginalTypeSpecs()
+                needed = get_analysis_dataset_keys(preprocessing_fn, specs, list(analysis), input_cache, False)
             data = {key: read(*analysis[key]) if key in needed else None for key in analysis}
             transform_fn, output_cache = (data, input_cache, adapter_config) | tft_beam.AnalyzeDatasetWithCache(
                 preprocessing_fn)

@@ -48,7 +48,8 @@ def test_generated_preprocessing_fn(inputs, tmp_path):
     import tensorflow_transform as tft
 
     _, gen, schema_node, examples, schema = inputs
-    node = Transform(gen.outputs["examples"], schema_node.outputs["schema"], feature_spec=SPEC)
+    node = Transform(gen.outputs["examples"], schema_node.outputs["schema"], feature_spec=SPEC,
+                     use_analyzer_cache=True)
     out = execute(node, tmp_path, {"examples": examples, "schema": schema})
     graph = tft.TFTransformOutput(out["transform_graph"].uri)
     assert set(graph.transformed_feature_spec()) == {"fare", "miles", "company", "hour", "pay", "pay_x_hour", "big"}
@@ -98,6 +99,9 @@ def test_user_module_file(inputs, tmp_path):
 def test_transform_errors(inputs, tmp_path):
     _, gen, schema_node, examples, schema = inputs
     channel, schema_channel = gen.outputs["examples"], schema_node.outputs["schema"]
+    # The analyzer cache defaults on only for a span window (where a later run can reuse it).
+    assert not Transform(channel, schema_channel, feature_spec=SPEC).parameters.use_analyzer_cache
+    assert Transform(channel.span_window(2), schema_channel, feature_spec=SPEC).parameters.use_analyzer_cache
     with pytest.raises(ValueError, match="expected exactly one of them"):
         Transform(channel, schema_channel)
     with pytest.raises(TypeError, match="Transform got feature_spec={}; expected a FeatureSpec"):
