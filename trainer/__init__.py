@@ -4,7 +4,7 @@ The names mirror ``tf.estimator`` so a migration changes imports:
 ``tf.estimator.Estimator`` -> ``trainer.Estimator``.
 """
 
-from trainer import export, feature_column, heads, hooks, layers, metrics, optimizers
+from trainer import export, feature_column, heads, hooks, keras, layers, metrics, optimizers, sklearn
 from trainer.canned import (BaselineClassifier, BaselineEstimator, BaselineRegressor,
                             DNNClassifier, DNNEstimator, DNNLinearCombinedClassifier,
                             DNNLinearCombinedEstimator, DNNLinearCombinedRegressor, DNNRegressor,
@@ -17,6 +17,7 @@ from trainer.hooks import (CheckpointSaverHook, CheckpointSaverListener, Logging
                            SessionRunArgs, SessionRunContext, SessionRunHook, SessionRunValues,
                            StepCounterHook, StopAtStepHook, SummarySaverHook)
 from trainer.inputs import numpy_input_fn, pandas_input_fn
+from trainer.keras import model_to_estimator
 from trainer.mode_keys import ModeKeys
 from trainer.run_config import RunConfig
 from trainer.warm_starting import VocabInfo, WarmStartSettings
@@ -28,7 +29,8 @@ __all__ = [
     "NanTensorHook", "NanLossDuringTrainingError", "SummarySaverHook",
     "CheckpointSaverHook", "CheckpointSaverListener", "get_global_step",
     "get_or_create_global_step", "numpy_input_fn", "pandas_input_fn",
-    "export", "feature_column", "heads", "hooks", "layers", "metrics", "optimizers",
+    "export", "feature_column", "heads", "hooks", "keras", "layers", "metrics", "optimizers",
+    "sklearn", "model_to_estimator",
     "BaselineClassifier", "BaselineEstimator", "BaselineRegressor", "DNNClassifier",
     "DNNEstimator", "DNNRegressor", "DNNLinearCombinedClassifier", "DNNLinearCombinedEstimator",
     "DNNLinearCombinedRegressor", "LinearClassifier", "LinearEstimator", "LinearRegressor",

@@ -5,6 +5,7 @@ from __future__ import annotations
 import tensorflow as tf
 
 from trainer import _context, optimizers
+from trainer import feature_column as fc
 from trainer.canned import _common
 from trainer.canned.dnn import check_dropout, check_hidden_units, dnn_logits
 from trainer.canned.linear import check_combiner, linear_logits
@@ -50,15 +51,16 @@ class DNNLinearCombinedEstimator(_common.CannedEstimator):
 
         def model_fn(features, labels, mode):
             parts = []
+            shared = fc.FeatureCache(features)  # each column is transformed once for both parts
             if dnn_columns:
                 with tf.name_scope("dnn"):
-                    parts.append(dnn_logits(features, dnn_columns, dnn_hidden_units,
+                    parts.append(dnn_logits(shared, dnn_columns, dnn_hidden_units,
                                             head.logits_dimension, mode=mode,
                                             activation_fn=dnn_activation_fn, dropout=dnn_dropout,
                                             batch_norm=batch_norm))
             if linear_columns:
                 with tf.name_scope("linear"):
-                    parts.append(linear_logits(features, linear_columns, head.logits_dimension,
+                    parts.append(linear_logits(shared, linear_columns, head.logits_dimension,
                                                linear_sparse_combiner))
             logits = tf.add_n(parts) if len(parts) > 1 else parts[0]
 

@@ -83,7 +83,9 @@ class DenseFeatures(tf.Module):
             training: Accepted for Keras compatibility; unused.
         """
         del training
-        cache = FeatureCache(features)
+        # A FeatureCache may be passed to share column transforms between layers
+        # (wide & deep transforms each column once, not once per layer).
+        cache = features if isinstance(features, FeatureCache) else FeatureCache(features)
         self.build()
         outputs = []
         with tf.name_scope(self.name):

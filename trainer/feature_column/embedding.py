@@ -1,6 +1,6 @@
 """`embedding_column` and `shared_embeddings`: dense vectors for categorical ids.
 
-The lookup is `tf.nn.safe_embedding_lookup_sparse`, as in tf.feature_column:
+The lookup gives `tf.nn.safe_embedding_lookup_sparse`'s results (see lookup.py):
 negative ids and non-positive weights are dropped, an example without ids
 gets a zero vector, and several ids per example are combined with
 ``combiner``:
@@ -19,6 +19,7 @@ from typing import Any, Callable
 import tensorflow as tf
 
 from trainer.feature_column.base import CategoricalColumn, DenseColumn, FeatureCache
+from trainer.feature_column.lookup import combine_lookup
 
 __all__ = [
     "COMBINERS",
@@ -275,9 +276,8 @@ def shared_embeddings(categorical_columns, dimension: int, combiner="mean", init
 
 
 def _lookup(table, pair, combiner: str, max_norm) -> tf.Tensor:
-    return tf.nn.safe_embedding_lookup_sparse(
-        table, pair.id_tensor, sparse_weights=pair.weight_tensor, combiner=combiner,
-        max_norm=max_norm)
+    return combine_lookup(table, pair.id_tensor, pair.weight_tensor, combiner=combiner,
+                          max_norm=max_norm)
 
 
 def _reject_checkpoint(column_fn: str, ckpt_to_load_from, tensor_name_in_ckpt) -> None:

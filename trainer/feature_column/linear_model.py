@@ -11,6 +11,7 @@ from trainer.feature_column.base import (
 from trainer.feature_column.dense_features import (
     _check_layer_name, _column_variables, normalize_columns)
 from trainer.feature_column.state import LayerState
+from trainer.feature_column.lookup import combine_lookup
 
 __all__ = ["LinearModel", "SPARSE_COMBINERS", "linear_model"]
 
@@ -23,7 +24,7 @@ class LinearModel(tf.Module):
     A categorical column gets one weight row per id (it acts like an
     `indicator_column`, without materializing it); several ids of one example
     combine with ``sparse_combiner`` (their weighted 'sum', 'mean' or
-    'sqrtn'), via `tf.nn.safe_embedding_lookup_sparse` like tf.feature_column.
+    'sqrtn'), with `tf.nn.safe_embedding_lookup_sparse`'s semantics (see lookup.py).
     A dense column gets a ``[width, units]`` matrix. A bucketized column counts
     as categorical. Columns are summed in name order, plus a bias.
 
@@ -101,7 +102,9 @@ class LinearModel(tf.Module):
 
     def __call__(self, features: Mapping[str, Any]) -> tf.Tensor:
         """Returns the ``[batch, units]`` float32 weighted sum."""
-        cache = FeatureCache(features)
+        # A FeatureCache may be passed to share column transforms between layers
+        # (wide & deep transforms each column once, not once per layer).
+        cache = features if isinstance(features, FeatureCache) else FeatureCache(features)
         self.build()
         with tf.name_scope(self.name):
             sums = []
@@ -122,9 +125,8 @@ class LinearModel(tf.Module):
     def _weighted_sum(self, column, cache: FeatureCache, weights: tf.Variable) -> tf.Tensor:
         if isinstance(column, CategoricalColumn):
             pair = column.get_sparse_tensors(cache, self._state)
-            return tf.nn.safe_embedding_lookup_sparse(
-                weights, pair.id_tensor, sparse_weights=pair.weight_tensor,
-                combiner=self._sparse_combiner)
+            return combine_lookup(weights, pair.id_tensor, pair.weight_tensor,
+                                  combiner=self._sparse_combiner)
         dense = column.get_dense_tensor(cache, self._state)
         batch = tf.shape(dense)[0]
         return tf.matmul(tf.reshape(dense, tf.stack([batch, _width(column)])), weights)
