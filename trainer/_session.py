@@ -122,3 +122,33 @@ def _to_numpy(cache, outputs, name):
         value = outputs[name]
         cache[name] = value.numpy() if hasattr(value, "numpy") else np.asarray(value)
     return cache[name]
+
+
+def resolve_fetches(names, spec, outputs) -> dict:
+    """Finds each hook-requested tensor: outputs, prediction keys, then graph names."""
+    found = {}
+    predictions = spec.predictions if isinstance(spec.predictions, dict) else {}
+    for name in names:
+        if name in outputs:
+            continue
+        if name in predictions:
+            found[name] = predictions[name]
+            continue
+        found[name] = _graph_tensor(name, spec, predictions)
+    return found
+
+
+def _graph_tensor(name, spec, predictions):
+    anchor = spec.loss if spec.loss is not None else tf.nest.flatten(spec.predictions)[0]
+    graph = getattr(anchor, "graph", None)
+    if graph is not None and not tf.executing_eagerly():
+        try:
+            return tf.identity(graph.get_tensor_by_name(name if ":" in name else f"{name}:0"))
+        except (KeyError, ValueError):
+            pass
+    raise ValueError(
+        f"A hook asked for the tensor {name!r}, which is not 'loss', 'global_step', a "
+        f"prediction key ({sorted(predictions)}) or the name of a tensor in the model_fn "
+        "(name one with tf.identity(x, name=...); with run_eagerly=True only the first three "
+        "can be fetched)."
+    )

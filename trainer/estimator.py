@@ -17,7 +17,8 @@ import numpy as np
 import tensorflow as tf
 
 from trainer import _calling, _context, checkpoints
-from trainer._session import BASE_FETCHES, TrainingSession, hooked_runs, run_hooked_loop
+from trainer._predict import predict_loop, select_predictions
+from trainer._session import BASE_FETCHES, TrainingSession, resolve_fetches, run_hooked_loop
 from trainer._step import CompiledStep
 from trainer.hooks.basic_hooks import (CheckpointSaverHook, LoggingTensorHook, NanTensorHook,
                                        StepCounterHook, StopAtStepHook, SummarySaverHook)
@@ -238,7 +239,7 @@ class Estimator:
             # The step advances exactly once, whether or not the train_op incremented it.
             with tf.control_dependencies([global_step.assign(tf.maximum(after, before + 1))]):
                 outputs = {"loss": tf.identity(spec.loss), GLOBAL_STEP: global_step.read_value()}
-            outputs.update(_resolve_fetches(fetch_names, spec, outputs))
+            outputs.update(resolve_fetches(fetch_names, spec, outputs))
             return outputs
 
         step = self._compiled(body, dataset)
@@ -324,7 +325,7 @@ class Estimator:
                            GLOBAL_STEP: global_step.read_value()}
                 for key, metric in spec.eval_metric_ops.items():
                     outputs[key] = metric[1] if isinstance(metric, tuple) else metric.result()
-            outputs.update(_resolve_fetches(fetch_names, spec, outputs))
+            outputs.update(resolve_fetches(fetch_names, spec, outputs))
             return outputs
 
         step = self._compiled(body, dataset)
@@ -393,16 +394,16 @@ class Estimator:
             del labels
             spec = self._call_model_fn(features, None, ModeKeys.PREDICT, store, global_step)
             spec_holder["spec"] = spec
-            predictions = _select(spec.predictions, predict_keys)
+            predictions = select_predictions(spec.predictions, predict_keys)
             outputs = {"predictions": predictions}
-            outputs.update(_resolve_fetches(fetch_names, spec, {}))
+            outputs.update(resolve_fetches(fetch_names, spec, {}))
             return outputs
 
         step = self._compiled(body, dataset)
         step.build(())
         spec = spec_holder["spec"]
         checkpoints.restore(store.global_variables, prefix)
-        yield from _predict_loop(self, step, dataset, store, global_step, prefix,
+        yield from predict_loop(self, step, dataset, store, global_step, prefix,
                                  list(hooks) + list(spec.prediction_hooks), yield_single_examples)
 
     # -- export ----------------------------------------------------------------------------
@@ -452,83 +453,6 @@ class _BatchCounter:
         outputs, steps, exhausted = step.run(iterator, n, names)
         self.done += steps
         return outputs, steps, exhausted
-
-
-def _predict_loop(estimator, step, dataset, store, global_step, prefix, hooks, single):
-    session = TrainingSession(model_dir=estimator.model_dir, store=store, global_step=global_step,
-                              checkpoint_step=checkpoints.checkpoint_step(prefix))
-    iterator = iter(dataset)
-    runs = hooked_runs(session=session, hooks=hooks, steps_per_run=1,
-                       run=lambda n, names: step.run(iterator, 1, names))
-    for outputs, _ in runs:
-        batch = tf.nest.map_structure(lambda t: np.asarray(t), outputs["predictions"])
-        if single:
-            yield from _unbatch(batch)
-        else:
-            yield batch
-
-
-def _unbatch(batch):
-    if not isinstance(batch, dict):
-        yield from batch
-        return
-    sizes = {key: value.shape[0] if np.ndim(value) else None for key, value in batch.items()}
-    distinct = {s for s in sizes.values()}
-    if len(distinct) != 1 or None in distinct:
-        raise ValueError(
-            "Estimator.predict with yield_single_examples=True needs every prediction to have "
-            f"the same batch size as its first dimension; got {sizes}. Pass "
-            "yield_single_examples=False to get whole batches."
-        )
-    for i in range(distinct.pop()):
-        yield {key: value[i] for key, value in batch.items()}
-
-
-def _select(predictions, keys):
-    if keys is None:
-        return predictions
-    if not isinstance(predictions, dict):
-        raise ValueError(
-            f"Estimator.predict got predict_keys={keys!r}, but the model_fn's predictions are a "
-            "single Tensor, not a dict."
-        )
-    missing = [k for k in keys if k not in predictions]
-    if missing:
-        raise ValueError(
-            f"Estimator.predict got predict_keys={keys!r}; {missing} are not among the "
-            f"predictions {sorted(predictions)}."
-        )
-    return {k: predictions[k] for k in keys}
-
-
-def _resolve_fetches(names, spec, outputs) -> dict:
-    """Finds each hook-requested tensor: outputs, prediction keys, then graph names."""
-    found = {}
-    predictions = spec.predictions if isinstance(spec.predictions, dict) else {}
-    for name in names:
-        if name in outputs:
-            continue
-        if name in predictions:
-            found[name] = predictions[name]
-            continue
-        found[name] = _graph_tensor(name, spec, predictions)
-    return found
-
-
-def _graph_tensor(name, spec, predictions):
-    anchor = spec.loss if spec.loss is not None else tf.nest.flatten(spec.predictions)[0]
-    graph = getattr(anchor, "graph", None)
-    if graph is not None and not tf.executing_eagerly():
-        try:
-            return tf.identity(graph.get_tensor_by_name(name if ":" in name else f"{name}:0"))
-        except (KeyError, ValueError):
-            pass
-    raise ValueError(
-        f"A hook asked for the tensor {name!r}, which is not 'loss', 'global_step', a "
-        f"prediction key ({sorted(predictions)}) or the name of a tensor in the model_fn "
-        "(name one with tf.identity(x, name=...); with run_eagerly=True only the first three "
-        "can be fetched)."
-    )
 
 
 def _mark_metric_objects_local(store, metric_ops):

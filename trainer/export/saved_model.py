@@ -12,7 +12,7 @@ from tensorflow.core.protobuf import saved_model_pb2  # generated protos, not pr
 from google.protobuf import text_format
 
 from trainer.export.export_output import ClassificationOutput, RegressionOutput
-from trainer.export.receivers import ServingInputReceiver, TensorServingInputReceiver, receiver_session
+from trainer.export.receivers import ServingInputReceiver, receiver_session
 
 __all__ = ["write_saved_model"]
 

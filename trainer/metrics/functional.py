@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import collections
 
-import tensorflow as tf
 
 from trainer.metrics import streaming
 
