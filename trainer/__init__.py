@@ -12,6 +12,7 @@ from trainer.canned import (BaselineClassifier, BaselineEstimator, BaselineRegre
 from trainer._context import get_global_step, get_or_create_global_step
 from trainer.estimator import Estimator
 from trainer.estimator_spec import EstimatorSpec
+from trainer.exporter import BestExporter, Exporter, FinalExporter, LatestExporter
 from trainer.hooks import (CheckpointSaverHook, CheckpointSaverListener, LoggingTensorHook,
                            NanLossDuringTrainingError, NanTensorHook, SecondOrStepTimer,
                            SessionRunArgs, SessionRunContext, SessionRunHook, SessionRunValues,
@@ -20,6 +21,7 @@ from trainer.inputs import numpy_input_fn, pandas_input_fn
 from trainer.keras import model_to_estimator
 from trainer.mode_keys import ModeKeys
 from trainer.run_config import RunConfig
+from trainer.training import EvalSpec, TrainSpec, train_and_evaluate
 from trainer.warm_starting import VocabInfo, WarmStartSettings
 
 __all__ = [
@@ -30,7 +32,8 @@ __all__ = [
     "CheckpointSaverHook", "CheckpointSaverListener", "get_global_step",
     "get_or_create_global_step", "numpy_input_fn", "pandas_input_fn",
     "export", "feature_column", "heads", "hooks", "keras", "layers", "metrics", "optimizers",
-    "sklearn", "model_to_estimator",
+    "sklearn", "model_to_estimator", "TrainSpec", "EvalSpec", "train_and_evaluate",
+    "Exporter", "LatestExporter", "BestExporter", "FinalExporter",
     "BaselineClassifier", "BaselineEstimator", "BaselineRegressor", "DNNClassifier",
     "DNNEstimator", "DNNRegressor", "DNNLinearCombinedClassifier", "DNNLinearCombinedEstimator",
     "DNNLinearCombinedRegressor", "LinearClassifier", "LinearEstimator", "LinearRegressor",
