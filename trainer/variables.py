@@ -187,7 +187,9 @@ class VariableStore:
         with tf.init_scope():
             var = next_creator(**kwargs)
         self.variables[key] = var
-        if getattr(_state, "local", False):
+        # TF1 code (tf.compat.v1.metrics) marks its metric state with the
+        # 'local_variables' collection: per-evaluation state, like ours.
+        if getattr(_state, "local", False) or "local_variables" in (kwargs.get("collections") or ()):
             self.local_names.add(key)
         return var
 

@@ -306,3 +306,20 @@ def test_slots_and_internal_variables_are_keyed_once(tmp_path):
         "dense/bias", "dense/bias/Adagrad", "dense/kernel", "dense/kernel/Adagrad",
         "dense_1/bias", "dense_1/bias/Adagrad", "dense_1/kernel", "dense_1/kernel/Adagrad",
         "global_step"]
+
+
+def test_tf1_metrics_in_user_model_fn_are_local_state(tmp_path):
+    """tf.compat.v1.metrics keep their state in 'local_variables': never checkpointed."""
+
+    def model_fn(features, labels, mode):
+        spec = models.linear_model_fn(features, labels, mode, {})
+        if mode != trainer.ModeKeys.EVAL:
+            return spec
+        mae = tf.compat.v1.metrics.mean_absolute_error(labels, models.X[:0].sum() + labels * 0.0)
+        return spec._replace(eval_metric_ops={"zero_mae": mae})
+
+    est = make(tmp_path, model_fn)
+    est.train(models.train_input_fn, steps=5)
+    result = est.evaluate(models.eval_input_fn)
+    assert result["zero_mae"] == pytest.approx(0.0)
+    assert not any("zero_mae" in n or "mean_absolute_error" in n for n in est.get_variable_names())
