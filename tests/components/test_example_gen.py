@@ -7,7 +7,7 @@ import pytest
 
 from components.base import ComponentError, DataError
 from components.example_gen import ExampleGen, SplitConfig
-from helpers import execute, read_examples
+from tests.components.helpers import execute, read_examples
 
 HEADER = "fare,tips,company,trip_miles\n"
 GOOD = "".join(f"{10 + i},{(i % 4) * 1.5},C{i % 3},{i / 10}\n" for i in range(60))

@@ -12,7 +12,7 @@ from components.schema_gen import ImportSchemaGen, SchemaGen
 from components.schema_gen.executor import load_schema, write_schema
 from components.statistics_gen import StatisticsGen
 from components.statistics_gen.executor import load_statistics
-from helpers import execute
+from tests.components.helpers import execute
 
 N = 300
 

@@ -15,7 +15,7 @@ from components.feature_spec import (
 from components.schema_gen import SchemaGen
 from components.statistics_gen import StatisticsGen
 from components.transform import Transform
-from helpers import execute, read_examples
+from tests.components.helpers import execute, read_examples
 
 SPEC = FeatureSpec(
     features=(Numeric("fare"), Bucketized("miles", num_buckets=4), Vocabulary("company", top_k=2, num_oov_buckets=1),

@@ -8,7 +8,7 @@ import time
 
 import pytest
 
-from e2e_helpers import REPO, TAXI_PY, cli, states
+from tests.pipeline.e2e_helpers import REPO, TAXI_PY, cli, states
 from pipeline.metadata import MetadataStore
 
 

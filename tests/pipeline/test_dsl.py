@@ -1,7 +1,7 @@
 import pytest
 
 from pipeline import Pipeline
-from toy_components import Add, SchemaOf, Source
+from tests.pipeline.toy_components import Add, SchemaOf, Source
 
 
 def test_type_mismatch_is_a_build_time_error():
@@ -23,13 +23,13 @@ def test_missing_required_input_and_unknown_input():
 
 
 def test_wrong_parameter_type():
-    from toy_components import AddParams
+    from tests.pipeline.toy_components import AddParams
     with pytest.raises(TypeError, match="Source got parameters=AddParams.*expected a SourceParams"):
         Source().__class__.__bases__[0].__init__(Source(), inputs={}, parameters=AddParams())
 
 
 def test_cycle_is_detected_when_the_pipeline_is_built(tmp_path):
-    from toy_components import Relay
+    from tests.pipeline.toy_components import Relay
     a = Relay(id="A")
     b = Relay(a.outputs["examples"], id="B")
     a.inputs["examples"] = b.outputs["examples"]  # constructors cannot make a cycle; mutation can

@@ -3,7 +3,7 @@ import os
 import pytest
 
 from pipeline import LocalRunner, MetadataStore, Pipeline, PipelineRunError
-from toy_components import Add, SchemaOf, Source
+from tests.pipeline.toy_components import Add, SchemaOf, Source
 
 
 def _pipeline(root, *, value=1, add=0, fail=False, span=0, **kwargs):
@@ -119,3 +119,19 @@ def test_abandoned_runs_are_marked(tmp_path):
         conn.execute(runs.update().where(runs.c.id == run_id).values(pid=2**22 + 12345))
     assert store.mark_abandoned("p") == 1
     assert store.list_runs()[0]["state"] == "ABANDONED"
+
+
+def test_executions_record_parameters_timing_fingerprint_and_cache_source(tmp_path):
+    import json
+
+    LocalRunner().run(_pipeline(tmp_path, value=3, add=4))
+    LocalRunner().run(_pipeline(tmp_path, value=3, add=4))
+    store = MetadataStore(f"sqlite:///{tmp_path}/metadata.sqlite")
+    first, second = reversed(store.list_runs())
+    executed = {e["component"]: e for e in store.executions_of_run(first["id"])}
+    cached = {e["component"]: e for e in store.executions_of_run(second["id"])}
+    add = executed["Add"]
+    assert json.loads(add["parameters"]) == {"__type__": "AddParams", "add": 4, "fail": False}
+    assert add["started"] <= add["finished"] and len(add["fingerprint"]) == 64
+    assert cached["Add"]["state"] == "CACHED" and cached["Add"]["cached_from"] == add["id"]
+    assert cached["Add"]["fingerprint"] == add["fingerprint"]

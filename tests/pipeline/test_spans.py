@@ -6,7 +6,7 @@ import shutil
 
 import pytest
 
-from e2e_helpers import REPO
+from tests.pipeline.e2e_helpers import REPO
 from pipeline import LocalRunner
 
 

@@ -4,7 +4,7 @@ import os
 
 import pytest
 
-from e2e_helpers import ALL, TAXI_PY, TAXI_YAML, cli, states
+from tests.pipeline.e2e_helpers import ALL, TAXI_PY, TAXI_YAML, cli, states
 from pipeline import LocalRunner
 
 

@@ -1,0 +1,119 @@
+"""A canned estimator built from a typed config and the FeatureSpec (no user module).
+
+The feature columns come from the same FeatureSpec that generated the Transform
+preprocessing_fn, so the model's input layer always matches the transformed data:
+
+| FeatureSpec | transformed feature | column (wide / linear) | column (deep / DNN) |
+|---|---|---|---|
+| Numeric | z-score float | numeric | numeric |
+| Bucketized, Vocabulary, Hashed, Crossed | int ids | identity | indicator |
+| Embedding(source) | (the source's ids) | - | embedding of the source |
+
+Example:
+    >>> from components.feature_spec import FeatureSpec, Label, Numeric
+    >>> config = CannedEstimatorConfig(
+    ...     "LinearClassifier", feature_spec=FeatureSpec(features=(Numeric("fare"),),
+    ...                                                  label=Label("big_tipper")))
+    >>> config.estimator
+    'LinearClassifier'
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Mapping
+from typing import Any
+
+from components.feature_spec import Bucketized, Crossed, Embedding, FeatureSpec, Hashed, Numeric, Vocabulary
+
+CANNED_ESTIMATORS = ("LinearClassifier", "DNNClassifier", "DNNLinearCombinedClassifier",
+                     "BaselineClassifier", "LinearRegressor", "DNNRegressor",
+                     "DNNLinearCombinedRegressor", "BaselineRegressor")
+
+
+@dataclasses.dataclass(frozen=True)
+class CannedEstimatorConfig:
+    """Which canned estimator to build, with what arguments, over which features.
+
+    Attributes:
+        estimator: A class name from ``trainer.canned`` (see CANNED_ESTIMATORS).
+        feature_spec: The FeatureSpec given to Transform; its label is the label.
+        kwargs: Extra JSON-serializable constructor arguments, e.g.
+            ``{"dnn_hidden_units": [16, 8]}`` (feature columns, model_dir and config are set here).
+        batch_size: Examples per training and evaluation batch.
+    """
+
+    estimator: str
+    feature_spec: FeatureSpec
+    kwargs: Mapping[str, Any] = dataclasses.field(default_factory=dict)
+    batch_size: int = 64
+
+    def __post_init__(self) -> None:
+        if self.estimator not in CANNED_ESTIMATORS:
+            raise ValueError(
+                f"CannedEstimatorConfig got estimator={self.estimator!r}; expected one of "
+                f"{list(CANNED_ESTIMATORS)}. How to fix: pick a canned estimator, or pass a "
+                "module_file with trainer_fn to the Trainer.")
+        if not isinstance(self.feature_spec, FeatureSpec) or self.feature_spec.label is None:
+            raise ValueError(
+                f"CannedEstimatorConfig got feature_spec={self.feature_spec!r}; expected a FeatureSpec "
+                "with a label. How to fix: pass the Transform's FeatureSpec, with label=Label(...).")
+        if not isinstance(self.batch_size, int) or self.batch_size < 1:
+            raise ValueError(
+                f"CannedEstimatorConfig got batch_size={self.batch_size!r}; expected an int >= 1. "
+                "How to fix: pass e.g. batch_size=64.")
+
+
+def feature_columns(spec: FeatureSpec, transform_graph_path: str) -> tuple[list, list]:
+    """Returns (wide columns, deep columns) for the transformed features of ``spec``."""
+    import tensorflow_transform as tft
+
+    from trainer import feature_column as fc
+
+    output = tft.TFTransformOutput(transform_graph_path)
+    wide, deep, categorical = [], [], {}
+    for feature in spec.features:
+        if isinstance(feature, Numeric):
+            column = fc.numeric_column(feature.name)
+            wide.append(column)
+            deep.append(column)
+            continue
+        if isinstance(feature, Embedding):
+            continue
+        if isinstance(feature, Bucketized):
+            size = feature.num_buckets
+        elif isinstance(feature, Vocabulary):
+            size = output.vocabulary_size_by_name(feature.name) + feature.num_oov_buckets
+        elif isinstance(feature, (Hashed, Crossed)):
+            size = feature.hash_bucket_size
+        categorical[feature.name] = fc.categorical_column_with_identity(feature.name, size)
+    embedded = {f.source for f in spec.features if isinstance(f, Embedding)}
+    for name, column in categorical.items():
+        wide.append(column)
+        if name not in embedded:
+            deep.append(fc.indicator_column(column))
+    for feature in spec.features:
+        if isinstance(feature, Embedding):
+            deep.append(fc.embedding_column(categorical[feature.source], feature.dimension))
+    return wide, deep
+
+
+def build_estimator(config: CannedEstimatorConfig, transform_graph_path: str, *, model_dir: str,
+                    warm_start_from: str | None = None):
+    """Builds the canned estimator of ``config`` writing to ``model_dir``."""
+    import trainer
+
+    wide, deep = feature_columns(config.feature_spec, transform_graph_path)
+    kwargs = dict(config.kwargs)
+    name = config.estimator
+    if name.startswith("DNNLinearCombined"):
+        kwargs.update(linear_feature_columns=wide, dnn_feature_columns=deep)
+        kwargs.setdefault("dnn_hidden_units", [32, 16])
+    elif name.startswith("DNN"):
+        kwargs.update(feature_columns=deep)
+        kwargs.setdefault("hidden_units", [32, 16])
+    elif name.startswith("Linear"):
+        kwargs.update(feature_columns=wide)
+    if warm_start_from:
+        kwargs["warm_start_from"] = warm_start_from
+    return getattr(trainer, name)(model_dir=model_dir, **kwargs)

@@ -1,0 +1,124 @@
+"""Trainer's spec: trains an Estimator on transformed examples and exports a raw-input model.
+
+Example:
+    >>> from components.feature_spec import FeatureSpec, Label, Numeric
+    >>> from components.trainer.canned_config import CannedEstimatorConfig
+    >>> params = TrainerParameters(canned=CannedEstimatorConfig(
+    ...     "LinearClassifier", feature_spec=FeatureSpec(features=(Numeric("fare"),),
+    ...                                                  label=Label("big_tipper"))),
+    ...     train_steps=10)
+    >>> params.label_key
+    'big_tipper'
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from collections.abc import Mapping
+from typing import Any
+
+from components.artifacts import Examples, Model, ModelRun, Schema, TransformGraph
+from components.base import Channel, Component, InputSpec, file_digest
+from components.trainer.canned_config import CannedEstimatorConfig
+
+
+@dataclasses.dataclass(frozen=True)
+class TrainerParameters:
+    """Attributes:
+        module_file: A Python file defining ``trainer_fn(fn_args)`` (or use ``canned``).
+        trainer_fn: The function's name in module_file.
+        canned: Build a canned estimator from this config instead of a module.
+        train_steps: Absolute number of training steps.
+        eval_steps: Batches per evaluation (None: the whole eval split).
+        label_key: The label; default: the canned config's FeatureSpec label.
+        train_split: Split of the transformed examples to train on.
+        eval_split: Split to evaluate on.
+        custom_config: Passed unchanged to trainer_fn as ``fn_args.custom_config``.
+    """
+
+    module_file: str | None = None
+    trainer_fn: str = "trainer_fn"
+    canned: CannedEstimatorConfig | None = None
+    train_steps: int = 1000
+    eval_steps: int | None = None
+    label_key: str | None = None
+    train_split: str = "train"
+    eval_split: str = "eval"
+    custom_config: Mapping[str, Any] = dataclasses.field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if (self.module_file is None) == (self.canned is None):
+            raise ValueError(
+                f"Trainer got module_file={self.module_file!r}, canned={self.canned!r}; expected "
+                "exactly one of them. How to fix: pass a module defining trainer_fn, or a "
+                "CannedEstimatorConfig.")
+        if self.canned is not None and not isinstance(self.canned, CannedEstimatorConfig):
+            raise TypeError(
+                f"Trainer got canned={self.canned!r}; expected a CannedEstimatorConfig. How to fix: "
+                "build one, e.g. CannedEstimatorConfig('LinearClassifier', feature_spec=spec).")
+        if not isinstance(self.train_steps, int) or self.train_steps < 1:
+            raise ValueError(
+                f"Trainer got train_steps={self.train_steps!r}; expected an int >= 1. How to fix: "
+                "pass the number of training steps, e.g. train_steps=1000.")
+        if self.eval_steps is not None and (not isinstance(self.eval_steps, int) or self.eval_steps < 1):
+            raise ValueError(
+                f"Trainer got eval_steps={self.eval_steps!r}; expected an int >= 1 or None. How to "
+                "fix: pass None to evaluate the whole eval split.")
+        if self.label_key is None and self.canned is not None:
+            object.__setattr__(self, "label_key", self.canned.feature_spec.label.name)
+        if self.label_key is None:
+            raise ValueError(
+                "Trainer got label_key=None; expected the label's name. How to fix: pass "
+                "label_key='big_tipper' (or use a canned config, whose FeatureSpec names it).")
+
+
+class Trainer(Component):
+    """Trains an Estimator with ``trainer.train_and_evaluate`` on Transform's output.
+
+    Outputs ``model`` (the serving SavedModel, which takes raw serialized tf.Examples and
+    applies the transform graph, plus the final checkpoint for warm starts) and
+    ``model_run`` (the Estimator's model_dir: checkpoints and TensorBoard logs).
+
+    Args:
+        examples: Transform's ``transformed_examples``.
+        transform_graph: Transform's ``transform_graph``.
+        schema: The raw data's Schema (serving requests are parsed with it).
+        base_model: Optional Model to warm-start from (its checkpoint).
+        module_file, trainer_fn, canned, train_steps, eval_steps, label_key, train_split,
+            eval_split, custom_config: See TrainerParameters.
+        id: Node id (default "Trainer").
+    """
+
+    INPUTS = {"examples": InputSpec(Examples), "transform_graph": InputSpec(TransformGraph),
+              "schema": InputSpec(Schema), "base_model": InputSpec(Model, optional=True)}
+    OUTPUTS = {"model": Model, "model_run": ModelRun}
+    PARAMETERS = TrainerParameters
+    EXECUTOR = "components.trainer.executor:run"
+
+    def __init__(self, examples: Channel, transform_graph: Channel, schema: Channel, *,
+                 base_model: Channel | None = None, module_file: str | None = None,
+                 trainer_fn: str = "trainer_fn", canned: CannedEstimatorConfig | None = None,
+                 train_steps: int = 1000, eval_steps: int | None = None, label_key: str | None = None,
+                 train_split: str = "train", eval_split: str = "eval",
+                 custom_config: Mapping[str, Any] | None = None, id: str | None = None):
+        if module_file is not None and not os.path.isfile(module_file):
+            raise ValueError(
+                f"Trainer got module_file={module_file!r}; no such file. How to fix: pass the path "
+                "of a .py file defining trainer_fn.")
+        parameters = TrainerParameters(
+            os.path.abspath(module_file) if module_file else None, trainer_fn, canned, train_steps,
+            eval_steps, label_key, train_split, eval_split, dict(custom_config or {}))
+        super().__init__(inputs={"examples": examples, "transform_graph": transform_graph,
+                                 "schema": schema, "base_model": base_model},
+                         parameters=parameters, id=id)
+
+    def fingerprint_extras(self) -> dict[str, str]:
+        """Adds the user module's code and the trainer package's helpers."""
+        extras = super().fingerprint_extras()
+        if self.parameters.module_file:
+            extras["module_file"] = file_digest(self.parameters.module_file)
+        here = os.path.dirname(__file__)
+        for name in ("canned_config.py", "serving_export.py", "fn_args.py"):
+            extras[name] = file_digest(os.path.join(here, name))
+        return extras

@@ -1,0 +1,123 @@
+"""Trainer's executor: build the Estimator (user trainer_fn or canned), train, export.
+
+``trainer.train_and_evaluate`` does the training with continuous evaluation; then
+`serving_export.export_serving_model` writes the raw-tf.Example SavedModel into the
+Model artifact, next to a copy of the final checkpoint (for later warm starts).
+"""
+
+from __future__ import annotations
+
+import glob
+import importlib.util
+import os
+import shutil
+from typing import Any
+
+from components.base import ComponentError, ExecutionContext
+from components.trainer.canned_config import build_estimator
+from components.trainer.fn_args import FnArgs, transformed_input_fn
+from components.trainer.model_paths import CHECKPOINT_DIR, SERVING_DIR, checkpoint_path
+from components.trainer.serving_export import export_serving_model
+
+REQUIRED_KEYS = ("estimator", "train_spec", "eval_spec")
+
+
+def load_trainer_fn(module_file: str, name: str):
+    """Imports ``name`` from the user's module file."""
+    spec = importlib.util.spec_from_file_location("user_trainer_module", module_file)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    fn = getattr(module, name, None)
+    if not callable(fn):
+        raise ComponentError(
+            f"Trainer got trainer_fn={name!r}; {module_file} defines no such function. How to fix: "
+            f"define def {name}(fn_args) returning {{'estimator', 'train_spec', 'eval_spec'}}.")
+    return fn
+
+
+def _check_result(result: Any) -> dict:
+    if not isinstance(result, dict) or any(k not in result for k in REQUIRED_KEYS):
+        keys = sorted(result) if isinstance(result, dict) else type(result).__name__
+        raise ComponentError(
+            f"Trainer got trainer_fn result {keys}; expected a dict with keys {list(REQUIRED_KEYS)}. "
+            "How to fix: return {'estimator': est, 'train_spec': trainer.TrainSpec(...), "
+            "'eval_spec': trainer.EvalSpec(...)}.")
+    return result
+
+
+def _canned_result(params: Any, fn_args: FnArgs) -> dict:
+    import trainer
+
+    config = params.canned
+    estimator = build_estimator(config, fn_args.transform_graph_path, model_dir=fn_args.model_run_dir,
+                                warm_start_from=fn_args.base_model)
+    train_input = transformed_input_fn(fn_args.train_files, fn_args.transform_graph_path,
+                                       label_key=fn_args.label_key, batch_size=config.batch_size)
+    eval_input = transformed_input_fn(fn_args.eval_files, fn_args.transform_graph_path,
+                                      label_key=fn_args.label_key, batch_size=config.batch_size,
+                                      num_epochs=1, shuffle=False)
+    return {"estimator": estimator,
+            "train_spec": trainer.TrainSpec(train_input, max_steps=fn_args.train_steps),
+            "eval_spec": trainer.EvalSpec(eval_input, steps=fn_args.eval_steps, throttle_secs=0)}
+
+
+def _copy_checkpoint(estimator: Any, target_dir: str) -> str:
+    prefix = estimator.latest_checkpoint()
+    os.makedirs(target_dir, exist_ok=True)
+    for path in glob.glob(prefix + ".*"):
+        shutil.copy2(path, target_dir)
+    return os.path.join(CHECKPOINT_DIR, os.path.basename(prefix))
+
+
+def _scalar_metrics(result: Any) -> dict[str, float]:
+    metrics = {}
+    for key, value in (result or {}).items():
+        try:
+            metrics[str(key)] = float(value)
+        except (TypeError, ValueError):
+            continue
+    return metrics
+
+
+def run(ctx: ExecutionContext) -> None:
+    import trainer
+    from tensorflow_transform.tf_metadata import schema_utils
+
+    from components.schema_gen.executor import load_schema
+
+    params = ctx.parameters
+    examples = ctx.input("examples")
+    for split in (params.train_split, params.eval_split):
+        if split not in examples.split_names:
+            raise ComponentError(
+                f"Trainer got examples with splits {examples.split_names}; expected split {split!r}. "
+                "How to fix: set train_split/eval_split to existing splits.")
+    model, model_run = ctx.outputs["model"], ctx.outputs["model_run"]
+    base = (ctx.inputs.get("base_model") or [None])[0]
+    fn_args = FnArgs(
+        train_files=(examples.file_pattern(params.train_split),),
+        eval_files=(examples.file_pattern(params.eval_split),),
+        transform_graph_path=ctx.input("transform_graph").uri,
+        schema_path=ctx.input("schema").schema_path, train_steps=params.train_steps,
+        eval_steps=params.eval_steps, serving_model_dir=os.path.join(model.uri, SERVING_DIR),
+        model_run_dir=model_run.uri, base_model=checkpoint_path(base) if base else None,
+        custom_config=dict(params.custom_config), label_key=params.label_key)
+    if params.module_file:
+        result = _check_result(load_trainer_fn(params.module_file, params.trainer_fn)(fn_args))
+    else:
+        result = _canned_result(params, fn_args)
+    estimator = result["estimator"]
+    ctx.report(f"training {type(estimator).__name__} for {params.train_steps} steps")
+    eval_result, _ = trainer.train_and_evaluate(estimator, result["train_spec"], result["eval_spec"])
+
+    ctx.report("exporting the serving model")
+    raw_spec = schema_utils.schema_as_feature_spec(load_schema(fn_args.schema_path)).feature_spec
+    exported = export_serving_model(
+        estimator, transform_graph_path=fn_args.transform_graph_path, raw_feature_spec=raw_spec,
+        label_keys=[params.label_key], export_dir_base=fn_args.serving_model_dir,
+        work_dir=os.path.join(ctx.temp_dir, "transformed_export"))
+    model.properties.update(
+        serving_model=os.path.relpath(exported, model.uri),
+        checkpoint=_copy_checkpoint(estimator, os.path.join(model.uri, CHECKPOINT_DIR)),
+        label_key=params.label_key, metrics=_scalar_metrics(eval_result))
+    model_run.properties.update(metrics=_scalar_metrics(eval_result))

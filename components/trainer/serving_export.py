@@ -1,0 +1,158 @@
+"""The serving SavedModel: raw serialized tf.Examples -> TFT transform graph -> model.
+
+The Estimator is trained on transformed features. Its own export takes transformed
+tensors, so it cannot serve raw requests alone. This module exports it that way
+(predict signature only), then wraps it in a ``tf.Module`` that also holds
+``tft.TFTransformOutput.transform_features_layer()``. Holding the layer as an
+attribute makes the SavedModel track its tables and copy its assets
+(vocabularies), so the served model applies exactly the transform used in
+training: no training/serving skew.
+
+Signatures of the result:
+    - ``serving_default`` and ``classification`` (classifiers) or ``regression``
+      (regressors): TF Serving Classify/Regress, input ``inputs`` (serialized tf.Examples).
+    - ``predict``: input ``examples``, every prediction of the head.
+"""
+
+from __future__ import annotations
+
+import inspect
+import os
+import shutil
+import time
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+CLASSIFY = "tensorflow/serving/classify"
+REGRESS = "tensorflow/serving/regress"
+PREDICT = "tensorflow/serving/predict"
+
+
+def _predict_only(model_fn):
+    """Wraps a model_fn so PREDICT mode exports one PredictOutput (named tensors in, any head)."""
+    import trainer
+    from trainer.export import PredictOutput
+
+    accepted = set(inspect.signature(model_fn).parameters)
+
+    def wrapped(features, labels, mode, params, config):
+        values = {"features": features, "labels": labels, "mode": mode, "params": params,
+                  "config": config}
+        spec = model_fn(**{k: v for k, v in values.items() if k in accepted})
+        if mode != trainer.ModeKeys.PREDICT:
+            return spec
+        return trainer.EstimatorSpec(mode, predictions=spec.predictions,
+                                     export_outputs={"predict": PredictOutput(spec.predictions)})
+
+    return wrapped
+
+
+def _export_transformed_model(estimator, transformed_spec: Mapping[str, Any], work_dir: str) -> str:
+    import tensorflow as tf
+
+    import trainer
+    from trainer.export import build_raw_serving_input_receiver_fn
+
+    inputs = {}
+    for key, feature in transformed_spec.items():
+        if not isinstance(feature, tf.io.FixedLenFeature):
+            raise ValueError(
+                f"Trainer got transformed feature {key!r} of type {type(feature).__name__}; expected a "
+                "FixedLenFeature. How to fix: make the preprocessing_fn output dense tensors "
+                "(e.g. tf.sparse.to_dense) for every model input.")
+        inputs[key] = tf.TensorSpec([None, *feature.shape], feature.dtype)
+    predict_only = trainer.Estimator(model_fn=_predict_only(estimator.model_fn),
+                                     model_dir=estimator.model_dir, config=estimator.config,
+                                     params=estimator.params)
+    path = predict_only.export_saved_model(work_dir, build_raw_serving_input_receiver_fn(inputs))
+    return path.decode() if isinstance(path, bytes) else path
+
+
+def export_serving_model(estimator, *, transform_graph_path: str, raw_feature_spec: Mapping[str, Any],
+                         label_keys: Iterable[str], export_dir_base: str, work_dir: str) -> str:
+    """Writes the raw-tf.Example serving SavedModel; returns ``<export_dir_base>/<timestamp>``.
+
+    Args:
+        estimator: The trained Estimator (its latest checkpoint is exported).
+        transform_graph_path: The Transform output directory.
+        raw_feature_spec: Parsing spec of raw tf.Examples (from the raw Schema).
+        label_keys: Raw and transformed features that are labels (absent from requests).
+        export_dir_base: The timestamped SavedModel goes below it.
+        work_dir: Scratch directory for the intermediate export.
+    """
+    import tensorflow as tf
+    import tensorflow_transform as tft
+
+    labels = set(label_keys)
+    output = tft.TFTransformOutput(transform_graph_path)
+    transformed_spec = {k: v for k, v in output.transformed_feature_spec().items() if k not in labels}
+    raw_spec = {k: v for k, v in raw_feature_spec.items() if k not in labels}
+    inner_path = _export_transformed_model(estimator, transformed_spec, work_dir)
+
+    module = tf.Module()
+    module.model = tf.saved_model.load(inner_path)
+    module.tft_layer = output.transform_features_layer()
+    predict_fn = module.model.signatures["predict"]
+
+    def predictions(serialized):
+        raw = tf.io.parse_example(serialized, raw_spec)
+        transformed = module.tft_layer(raw)
+        return predict_fn(**{k: transformed[k] for k in transformed_spec})
+
+    outputs = predict_fn.structured_outputs
+    signatures = {"predict": tf.function(predictions).get_concrete_function(
+        tf.TensorSpec([None], tf.string, name="examples"))}
+    methods = {"predict": PREDICT}
+    if "probabilities" in outputs and "all_classes" in outputs:
+        def classify(serialized):
+            result = predictions(serialized)
+            return {"scores": result["probabilities"], "classes": result["all_classes"]}
+
+        signatures["classification"] = tf.function(classify).get_concrete_function(
+            tf.TensorSpec([None], tf.string, name="inputs"))
+        methods["classification"] = CLASSIFY
+    elif "predictions" in outputs:
+        def regress(serialized):
+            return {"outputs": tf.reshape(predictions(serialized)["predictions"], [-1, 1])}
+
+        signatures["regression"] = tf.function(regress).get_concrete_function(
+            tf.TensorSpec([None], tf.string, name="inputs"))
+        methods["regression"] = REGRESS
+    default = "classification" if "classification" in signatures else (
+        "regression" if "regression" in signatures else "predict")
+    signatures["serving_default"] = signatures[default]
+    methods["serving_default"] = methods[default]
+
+    os.makedirs(export_dir_base, exist_ok=True)
+    final = _fresh_timestamp_dir(export_dir_base)
+    temp = os.path.join(export_dir_base, ".tmp-" + os.path.basename(final))
+    try:
+        tf.saved_model.save(module, temp, signatures=signatures)
+        _set_method_names(temp, methods)
+        os.rename(temp, final)
+    finally:
+        shutil.rmtree(temp, ignore_errors=True)
+    return final
+
+
+def _set_method_names(export_dir: str, methods: Mapping[str, str]) -> None:
+    """TF2's saver marks every signature 'predict'; TF Serving's Classify/Regress need theirs."""
+    from tensorflow.core.protobuf import saved_model_pb2  # generated protos, not private API
+
+    path = os.path.join(export_dir, "saved_model.pb")
+    proto = saved_model_pb2.SavedModel()
+    with open(path, "rb") as f:
+        proto.ParseFromString(f.read())
+    for meta_graph in proto.meta_graphs:
+        for key, method in methods.items():
+            if key in meta_graph.signature_def:
+                meta_graph.signature_def[key].method_name = method
+    with open(path, "wb") as f:
+        f.write(proto.SerializeToString())
+
+
+def _fresh_timestamp_dir(base: str) -> str:
+    stamp = int(time.time())
+    while os.path.exists(os.path.join(base, str(stamp))):
+        stamp += 1
+    return os.path.join(base, str(stamp))
