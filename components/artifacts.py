@@ -61,13 +61,19 @@ class Examples(_SplitArtifact):
     """tf.Examples in gzip TFRecord files, one directory per split.
 
     Properties: ``split_names``, ``span``, ``version``, ``row_counts``
-    (split -> rows), ``rows_in``, ``quarantined``, ``files``.
+    (split -> rows), ``rows_in``, ``quarantined``, ``quarantine_file`` (relative), ``files``.
     """
 
     TYPE_NAME = "Examples"
 
     def file_pattern(self, split: str) -> str:
         return os.path.join(self.split_uri(split), "*.gz")
+
+    @property
+    def quarantine_path(self) -> str | None:
+        """The JSON-lines file of quarantined rows, or None when no row was quarantined."""
+        relative = self.properties.get("quarantine_file")
+        return os.path.join(self.uri, relative) if relative else None
 
 
 class ExampleStatistics(_SplitArtifact):

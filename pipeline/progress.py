@@ -7,7 +7,7 @@ Example:
 
 from __future__ import annotations
 
-import time
+import os
 from typing import Any
 
 
@@ -28,6 +28,20 @@ class ProgressListener:
 
     def on_run_end(self, run_id: int, state: str) -> None:
         """The run finished with ``state`` (COMPLETE or FAILED)."""
+
+
+def notes(outputs: dict) -> list[str]:
+    """Things a user must not miss in a finished component's outputs: quarantined rows, anomalies."""
+    lines = []
+    for art in outputs.values():
+        p = art.properties
+        if p.get("quarantined"):
+            lines.append(f"quarantined {p['quarantined']} of {p.get('rows_in')} rows: "
+                         f"{os.path.join(art.uri, p.get('quarantine_file', ''))}")
+        counts = p.get("anomaly_counts") or {}
+        if any(counts.values()):
+            lines.append(f"anomalies (warn): {counts} in {art.uri}")
+    return lines
 
 
 class RichProgress(ProgressListener):
@@ -64,6 +78,8 @@ class RichProgress(ProgressListener):
         mark = "[green]done  [/]" if state == "COMPLETE" else "[yellow]cached[/]"
         ids = ", ".join(f"{k}={a.id}" for k, a in outputs.items())
         self.console.print(f"  {mark} {component_id:20} {seconds:6.1f}s  artifacts: {ids}")
+        for line in notes(outputs):
+            self.console.print(f"           [yellow]{line}[/]")
 
     def on_run_end(self, run_id: int, state: str) -> None:
         self._stop()

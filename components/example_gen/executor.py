@@ -21,6 +21,7 @@ from components.example_gen.expressions import Expression
 from components.example_gen.spans import resolve_span
 
 Record = dict[str, Any]
+QUARANTINE_FILE = "quarantine/rows.jsonl"
 
 
 def run(ctx: ExecutionContext) -> None:
@@ -62,7 +63,7 @@ def run(ctx: ExecutionContext) -> None:
         row_counts=sink.counts, rows_in=sink.rows_in, quarantined=sink.quarantined,
         column_kinds={**(kinds or {}), **{n: e.kind for n, e in derived.items()}})
     if sink.quarantined:
-        out.properties["quarantine_file"] = sink.quarantine_path
+        out.properties["quarantine_file"] = QUARANTINE_FILE  # relative: the directory is renamed on publish
     if not sum(sink.counts.values()):
         raise ComponentError(
             f"ExampleGen wrote no rows from {files}: all {sink.rows_in} rows were quarantined "
@@ -83,7 +84,7 @@ class _Sink:
                 os.path.join(uri, f"Split-{name}", "data-00000-of-00001.gz"), options="GZIP")
         self.counts = {name: 0 for name in p.split.names}
         self.rows_in = self.quarantined = 0
-        self.quarantine_path = os.path.join(uri, "quarantine", "rows.jsonl")
+        self.quarantine_path = os.path.join(uri, QUARANTINE_FILE)
         self._quarantine = None
 
     def write(self, split: str, record: Record) -> None:

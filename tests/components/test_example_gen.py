@@ -138,7 +138,7 @@ def test_quarantine_counts_every_row(tmp_path):
     assert p["rows_in"] == 9
     assert p["quarantined"] == 7
     assert p["rows_in"] == sum(p["row_counts"].values()) + p["quarantined"]
-    with open(p["quarantine_file"]) as f:
+    with open(out.quarantine_path) as f:
         entries = [json.loads(line) for line in f]
     assert [(e["row"], e["column"]) for e in entries] == [
         (3, "fare"), (4, "fare"), (5, "big_tipper"), (6, "company"), (7, None), (9, "company"), (10, None)]
@@ -159,3 +159,16 @@ def test_partition_value_not_a_split_and_bad_tfrecord(tmp_path):
         w.write(b"\xff\xff not a proto")
     with pytest.raises(DataError, match="row 1: is not a serialized tf.Example"):
         execute(ExampleGen(base, file_pattern="d.tfrecord", format="tfrecord"), tmp_path)
+
+
+def test_header_that_does_not_parse_and_parquet_list_column(tmp_path):
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    with pytest.raises(DataError, match="row 1: the header row does not parse"):
+        _gen(tmp_path, '"a,b\n')
+    base = tmp_path / "pq"
+    base.mkdir()
+    pq.write_table(pa.table({"x": [[1, 2]]}), str(base / "d.parquet"))
+    with pytest.raises(DataError, match="column 'x': has Parquet type list<element: int64>; expected a scalar"):
+        execute(ExampleGen(str(base), file_pattern="*.parquet", format="parquet"), tmp_path)

@@ -135,3 +135,21 @@ def test_executions_record_parameters_timing_fingerprint_and_cache_source(tmp_pa
     assert add["started"] <= add["finished"] and len(add["fingerprint"]) == 64
     assert cached["Add"]["state"] == "CACHED" and cached["Add"]["cached_from"] == add["id"]
     assert cached["Add"]["fingerprint"] == add["fingerprint"]
+
+
+def test_remaining_error_messages(tmp_path):
+    from components.artifacts import artifact_class
+    from components.base import ComponentError, ExecutionContext
+    from tests.pipeline.toy_components import Add, Source
+
+    with pytest.raises(ValueError, match="artifact_class got type_name='Nope'; expected one of"):
+        artifact_class("Nope")
+    ctx = ExecutionContext(component_id="Add", execution_id=1, inputs={}, outputs={}, parameters=None,
+                           beam_pipeline_args=(), temp_dir=str(tmp_path))
+    with pytest.raises(ComponentError, match="Add got no artifact for input 'examples'"):
+        ctx.input("examples")
+    source = Source()
+    add = Add(source.outputs["examples"])
+    add.inputs["examples"].policy = "sideways"
+    with pytest.raises(ValueError, match="LocalRunner got channel policy='sideways'"):
+        LocalRunner().run(Pipeline("p", str(tmp_path), [source, add]))

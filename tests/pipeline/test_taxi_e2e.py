@@ -38,6 +38,8 @@ def test_taxi_dsl_cli_run_then_all_cached_then_parameter_change_reruns_downstrea
         assert component in lineage.stdout
     examples = result.outputs["ExampleGen"]["examples"].properties
     assert examples["rows_in"] == 15002 == sum(examples["row_counts"].values()) + examples["quarantined"]
+    gen = result.outputs["ExampleGen"]["examples"]
+    assert gen.quarantine_path is None or os.path.isfile(gen.quarantine_path)  # valid after publish
 
 
 @pytest.mark.slow

@@ -1,0 +1,192 @@
+"""Trainer: ExampleGen -> ... -> Transform -> Trainer through the LocalRunner on a slice of the taxi
+data, then the exported model serves raw tf.Examples with the same predictions as the Estimator on
+the transformed features (no training/serving skew)."""
+
+from __future__ import annotations
+
+import csv
+import os
+
+import pytest
+
+from components.feature_spec import FeatureSpec, Label, Numeric
+from components.trainer import CannedEstimatorConfig, Trainer, TrainerParameters, serving_model_path
+from components.trainer.executor import _check_result, load_trainer_fn
+
+REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+SPEC = FeatureSpec(features=(Numeric("fare"),), label=Label("big_tipper"))
+ROWS = 300
+
+
+def taxi_slice(directory, rows=ROWS):
+    """The first ``rows`` rows of data/taxi/data.csv in ``directory``/data.csv."""
+    os.makedirs(directory, exist_ok=True)
+    with open(os.path.join(REPO, "data", "taxi", "data.csv"), encoding="utf-8") as f:
+        lines = [next(f) for _ in range(rows + 1)]
+    with open(os.path.join(directory, "data.csv"), "w", encoding="utf-8") as f:
+        f.writelines(lines)
+    return str(directory)
+
+
+def run_taxi_with_trainer(root, data, *, train_steps=30):
+    from pipeline import LocalRunner, Pipeline
+    from pipeline.examples.taxi_pipeline import TAXI_FEATURES, create_pipeline
+
+    base = create_pipeline(root=str(root), data_root=data, on_anomaly="warn")
+    by_id = {c.id: c for c in base.components}
+    transform = by_id["Transform"]
+    trainer = Trainer(transform.outputs["transformed_examples"], transform.outputs["transform_graph"],
+                      by_id["SchemaGen"].outputs["schema"], train_steps=train_steps,
+                      canned=CannedEstimatorConfig("DNNLinearCombinedClassifier", feature_spec=TAXI_FEATURES,
+                                                   kwargs={"dnn_hidden_units": [8]}, batch_size=32))
+    p = Pipeline("taxi", str(root), [*base.components, trainer], beam_pipeline_args=base.beam_pipeline_args)
+    return LocalRunner().run(p), TAXI_FEATURES
+
+
+def raw_examples(data_dir, schema_path, label, limit=40):
+    """Serialized raw tf.Examples (no label) from complete CSV rows, typed by the Schema."""
+    import tensorflow as tf
+    from tensorflow_metadata.proto.v0 import schema_pb2
+
+    from components.schema_gen.executor import load_schema
+
+    types = {f.name: f.type for f in load_schema(schema_path).feature if f.name != label}
+    serialized = []
+    with open(os.path.join(data_dir, "data.csv"), encoding="utf-8") as f:
+        for row in csv.DictReader(f):
+            if any(row.get(name, "") == "" for name in types):
+                continue
+            feature = {}
+            for name, kind in types.items():
+                if kind == schema_pb2.INT:
+                    feature[name] = tf.train.Feature(int64_list=tf.train.Int64List(value=[int(row[name])]))
+                elif kind == schema_pb2.FLOAT:
+                    feature[name] = tf.train.Feature(float_list=tf.train.FloatList(value=[float(row[name])]))
+                else:
+                    feature[name] = tf.train.Feature(bytes_list=tf.train.BytesList(value=[row[name].encode()]))
+            serialized.append(tf.train.Example(features=tf.train.Features(feature=feature)).SerializeToString())
+            if len(serialized) == limit:
+                break
+    return serialized
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory):
+    root = tmp_path_factory.mktemp("trainer")
+    data = taxi_slice(root / "data")
+    result, spec = run_taxi_with_trainer(root / "pipeline", data)
+    return result, spec, data
+
+
+@pytest.mark.slow
+def test_served_model_matches_estimator_on_transformed_rows(trained):
+    import numpy as np
+    import tensorflow as tf
+    import tensorflow_transform as tft
+
+    from components.trainer.canned_config import build_estimator
+
+    result, spec, data = trained
+    model, run = result.outputs["Trainer"]["model"], result.outputs["Trainer"]["model_run"]
+    graph = result.outputs["Transform"]["transform_graph"].uri
+    schema_path = result.outputs["SchemaGen"]["schema"].schema_path
+    serialized = raw_examples(data, schema_path, "big_tipper")
+    assert len(serialized) >= 10
+
+    loaded = tf.saved_model.load(serving_model_path(model))
+    served = loaded.signatures["serving_default"](inputs=tf.constant(serialized))
+    scores = served["scores"].numpy()
+    assert scores.shape == (len(serialized), 2)
+    assert served["classes"].numpy()[0].tolist() == [b"0", b"1"]
+
+    # The Estimator, on features transformed by the same graph outside the served model.
+    from tensorflow_transform.tf_metadata import schema_utils
+
+    from components.schema_gen.executor import load_schema
+
+    raw_spec = schema_utils.schema_as_feature_spec(load_schema(schema_path)).feature_spec
+    raw_spec.pop("big_tipper")
+    output = tft.TFTransformOutput(graph)
+    transformed = output.transform_raw_features(tf.io.parse_example(tf.constant(serialized), raw_spec))
+    features = {k: v.numpy() for k, v in transformed.items()}
+    estimator = build_estimator(CannedEstimatorConfig("DNNLinearCombinedClassifier", feature_spec=spec,
+                                                      kwargs={"dnn_hidden_units": [8]}), graph,
+                                model_dir=run.uri)
+    predictions = list(estimator.predict(
+        lambda: tf.data.Dataset.from_tensor_slices(features).batch(8), predict_keys=["probabilities"]))
+    expected = np.stack([p["probabilities"] for p in predictions])
+    np.testing.assert_allclose(scores, expected, rtol=1e-5, atol=1e-6)
+
+    predict = loaded.signatures["predict"](examples=tf.constant(serialized))
+    np.testing.assert_allclose(predict["probabilities"].numpy(), expected, rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.slow
+def test_outputs_hold_vocabularies_checkpoint_and_logs(trained):
+    result = trained[0]
+    model, run = result.outputs["Trainer"]["model"], result.outputs["Trainer"]["model_run"]
+    assets = os.listdir(os.path.join(serving_model_path(model), "assets"))
+    assert "company" in assets and "payment_type" in assets
+    assert os.listdir(os.path.join(model.uri, "checkpoint"))
+    assert any(name.startswith("events.out.tfevents") for name in os.listdir(run.uri))
+    assert 0.0 <= model.properties["metrics"]["auc"] <= 1.0
+    assert model.properties["metrics"]["global_step"] == 30.0
+
+
+def test_parameters_need_exactly_one_of_module_and_canned():
+    with pytest.raises(ValueError, match="expected exactly one of them"):
+        TrainerParameters(train_steps=1)
+    canned = CannedEstimatorConfig("LinearClassifier", feature_spec=SPEC)
+    with pytest.raises(ValueError, match="expected exactly one of them"):
+        TrainerParameters(module_file="m.py", canned=canned)
+
+
+def test_parameter_errors():
+    with pytest.raises(TypeError, match="Trainer got canned="):
+        TrainerParameters(canned={"estimator": "LinearClassifier"})
+    canned = CannedEstimatorConfig("LinearClassifier", feature_spec=SPEC)
+    with pytest.raises(ValueError, match="Trainer got train_steps=0"):
+        TrainerParameters(canned=canned, train_steps=0)
+    with pytest.raises(ValueError, match="Trainer got eval_steps=-1"):
+        TrainerParameters(canned=canned, eval_steps=-1)
+    with pytest.raises(ValueError, match="Trainer got label_key=None"):
+        TrainerParameters(module_file="m.py")
+    assert TrainerParameters(canned=canned).label_key == "big_tipper"
+
+
+def test_canned_config_errors():
+    with pytest.raises(ValueError, match="CannedEstimatorConfig got estimator='Forest'"):
+        CannedEstimatorConfig("Forest", feature_spec=SPEC)
+    with pytest.raises(ValueError, match="expected a FeatureSpec with a label"):
+        CannedEstimatorConfig("LinearClassifier", feature_spec=FeatureSpec(features=(Numeric("fare"),)))
+    with pytest.raises(ValueError, match="CannedEstimatorConfig got batch_size=0"):
+        CannedEstimatorConfig("LinearClassifier", feature_spec=SPEC, batch_size=0)
+
+
+def test_missing_module_file(tmp_path):
+    from components.artifacts import Examples, Schema, TransformGraph
+    from components.base import Component
+
+    class Source(Component):
+        OUTPUTS = {"examples": Examples, "graph": TransformGraph, "schema": Schema}
+        PARAMETERS = type(None)
+
+        def __init__(self):
+            super().__init__(inputs={}, parameters=None)
+
+    src = Source()
+    with pytest.raises(ValueError, match="Trainer got module_file=.*no such file"):
+        Trainer(src.outputs["examples"], src.outputs["graph"], src.outputs["schema"],
+                module_file=str(tmp_path / "missing.py"), label_key="y")
+
+
+def test_trainer_fn_must_exist_and_return_the_required_keys(tmp_path):
+    from components.base import ComponentError
+
+    module = tmp_path / "user.py"
+    module.write_text("def trainer_fn(fn_args):\n    return {'estimator': None}\n")
+    with pytest.raises(ComponentError, match="Trainer got trainer_fn='other'"):
+        load_trainer_fn(str(module), "other")
+    result = load_trainer_fn(str(module), "trainer_fn")(None)
+    with pytest.raises(ComponentError, match="expected a dict with keys"):
+        _check_result(result)
