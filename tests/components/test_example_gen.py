@@ -140,7 +140,7 @@ def test_quarantine_counts_every_row(tmp_path):
     assert p["rows_in"] == sum(p["row_counts"].values()) + p["quarantined"]
     with open(out.quarantine_path) as f:
         entries = [json.loads(line) for line in f]
-    assert [(e["row"], e["column"]) for e in entries] == [
+    assert sorted(((e["row"], e["column"]) for e in entries), key=lambda rc: rc[0]) == [
         (3, "fare"), (4, "fare"), (5, "big_tipper"), (6, "company"), (7, None), (9, "company"), (10, None)]
     assert all(e["file"].endswith("data.csv") and e["problem"] for e in entries)
 
@@ -172,3 +172,13 @@ def test_header_that_does_not_parse_and_parquet_list_column(tmp_path):
     pq.write_table(pa.table({"x": [[1, 2]]}), str(base / "d.parquet"))
     with pytest.raises(DataError, match="column 'x': has Parquet type list<element: int64>; expected a scalar"):
         execute(ExampleGen(str(base), file_pattern="*.parquet", format="parquet"), tmp_path)
+
+
+def test_several_files_are_converted_in_parallel_and_counted(tmp_path):
+    _write(tmp_path, HEADER + GOOD, "a.csv")
+    base, _ = _write(tmp_path, HEADER + "".join(GOOD.splitlines(True)[:9]), "b.csv")
+    out = execute(ExampleGen(base, file_pattern="*.csv"), tmp_path, beam_args=["--direct_num_workers=2"])["examples"]
+    assert out.properties["rows_in"] == 69 == sum(out.properties["row_counts"].values())
+    assert len(out.properties["files"]) == 2
+    with pytest.raises(ValueError, match="NoSuchRunner"):
+        execute(ExampleGen(base, file_pattern="*.csv"), tmp_path, beam_args=["--runner=NoSuchRunner"])
