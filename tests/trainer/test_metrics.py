@@ -74,3 +74,16 @@ def test_metric_errors():
         streaming.AUC(curve="XY")
     with pytest.raises(ValueError, match="num_thresholds=1"):
         streaming.AUC(num_thresholds=1)
+
+
+def test_logit_spaced_thresholds_stay_exact_when_scores_saturate():
+    labels = RNG.integers(0, 2, size=2000)
+    logits = labels * 3.0 + RNG.normal(scale=4.0, size=2000) - 6.0  # most scores < 0.005
+    scores = (1 / (1 + np.exp(-logits))).astype(np.float32)
+    exact = sk.roc_auc_score(labels, scores)
+    uniform = stream(streaming.AUC(), labels, scores)
+    spaced = stream(streaming.AUC(thresholds=streaming.logit_spaced_thresholds()), labels, scores)
+    assert spaced == pytest.approx(exact, abs=2e-3)
+    assert abs(uniform - exact) > abs(spaced - exact)
+    with pytest.raises(ValueError, match=r"thresholds=\[1.5\]; expected a non-empty list inside \(0, 1\)"):
+        streaming.AUC(thresholds=[1.5])

@@ -11,7 +11,7 @@ import tensorflow as tf
 
 from trainer.variables import local_variables
 
-__all__ = ["Metric", "Mean", "Accuracy", "AUC", "Precision", "Recall", "MeanSquaredError",
+__all__ = ["logit_spaced_thresholds", "Metric", "Mean", "Accuracy", "AUC", "Precision", "Recall", "MeanSquaredError",
            "RootMeanSquaredError", "MeanAbsoluteError", "TruePositives", "FalsePositives",
            "TrueNegatives", "FalseNegatives"]
 
@@ -195,13 +195,17 @@ class FalseNegatives(_Confusion):
 class AUC(Metric):
     """Area under the ROC or PR curve from ``num_thresholds`` confusion counts.
 
-    Thresholds are TF1's: evenly spaced in (0, 1) plus ``-eps`` and ``1+eps``.
+    Thresholds are TF1's: evenly spaced in (0, 1) plus ``-eps`` and ``1+eps``;
+    or give ``thresholds`` explicitly (see `logit_spaced_thresholds`, which the
+    heads use: well-trained classifiers crowd their scores near 0 and 1, where
+    evenly spaced thresholds cannot tell them apart).
     ``summation_method`` is 'trapezoidal' (TF1's default) or
     'careful_interpolation' (exact interpolation for PR, as tf.estimator's
     ``auc_precision_recall`` used).
     """
 
-    def __init__(self, num_thresholds=200, curve="ROC", summation_method="trapezoidal", name=None):
+    def __init__(self, num_thresholds=200, curve="ROC", summation_method="trapezoidal", name=None,
+                 thresholds=None):
         super().__init__(name)
         if curve not in ("ROC", "PR"):
             raise ValueError(f"AUC got curve={curve!r}; expected 'ROC' or 'PR'.")
@@ -210,10 +214,18 @@ class AUC(Metric):
                 f"AUC got summation_method={summation_method!r}; expected 'trapezoidal' or "
                 "'careful_interpolation'."
             )
-        if not isinstance(num_thresholds, int) or num_thresholds < 2:
-            raise ValueError(f"AUC got num_thresholds={num_thresholds!r}; expected an int >= 2.")
         self.curve, self.summation_method = curve, summation_method
-        inner = [(i + 1) / (num_thresholds - 1) for i in range(num_thresholds - 2)]
+        if thresholds is not None:
+            inner = sorted(float(t) for t in thresholds)
+            if not inner or inner[0] <= 0.0 or inner[-1] >= 1.0:
+                raise ValueError(
+                    f"AUC got thresholds={thresholds!r}; expected a non-empty list inside (0, 1)."
+                )
+            num_thresholds = len(inner) + 2
+        elif not isinstance(num_thresholds, int) or num_thresholds < 2:
+            raise ValueError(f"AUC got num_thresholds={num_thresholds!r}; expected an int >= 2.")
+        else:
+            inner = [(i + 1) / (num_thresholds - 1) for i in range(num_thresholds - 2)]
         self.thresholds = [0.0 - _EPSILON] + inner + [1.0 + _EPSILON]
         # Per-bucket weighted counts of positives/negatives; bucket b holds scores in
         # (thresholds[b-1], thresholds[b]].
@@ -253,6 +265,13 @@ class AUC(Metric):
             x = tf.math.divide_no_nan(tp, tp + fn)
             y = tf.math.divide_no_nan(tp, tp + fp)
         return tf.reduce_sum((x[:-1] - x[1:]) * (y[:-1] + y[1:]) / 2.0)
+
+
+def logit_spaced_thresholds(count=999, limit=12.0):
+    """Thresholds evenly spaced in logit space: fine resolution near 0 and 1."""
+    import math
+
+    return [1.0 / (1.0 + math.exp(-(-limit + 2 * limit * i / (count - 1)))) for i in range(count)]
 
 
 def _interpolated_pr_auc(tp, fp, fn):
