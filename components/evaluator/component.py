@@ -1,0 +1,115 @@
+"""Evaluator's spec: TFMA metrics, slices and thresholds; a blessing with the reason.
+
+Example:
+    >>> params = EvaluatorParameters(label_key="big_tipper", slicing_features=(("trip_start_hour",),),
+    ...                              thresholds=(MetricThreshold("AUC", lower_bound=0.6),))
+    >>> params.metrics
+    ('ExampleCount', 'BinaryAccuracy', 'AUC', 'Calibration')
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+from components.artifacts import Examples, Model, ModelBlessing, ModelEvaluation
+from components.base import Channel, Component, InputSpec
+
+DEFAULT_METRICS = ("ExampleCount", "BinaryAccuracy", "AUC", "Calibration")
+
+
+@dataclasses.dataclass(frozen=True)
+class MetricThreshold:
+    """A bound on one TFMA metric, judged on the overall slice.
+
+    Attributes:
+        metric: The TFMA metric class name, e.g. ``"AUC"`` or ``"BinaryAccuracy"``.
+        lower_bound: The candidate's value must be at least this.
+        upper_bound: The candidate's value must be at most this.
+        min_change: The candidate minus the baseline must be at least this (e.g. -1e-10:
+            "no worse than the baseline"); skipped when there is no baseline model.
+        higher_is_better: Direction of min_change (False: the baseline minus the candidate).
+    """
+
+    metric: str
+    lower_bound: float | None = None
+    upper_bound: float | None = None
+    min_change: float | None = None
+    higher_is_better: bool = True
+
+    def __post_init__(self) -> None:
+        if self.lower_bound is None and self.upper_bound is None and self.min_change is None:
+            raise ValueError(
+                f"MetricThreshold got metric={self.metric!r} with no bound; expected lower_bound, "
+                "upper_bound or min_change. How to fix: e.g. MetricThreshold('AUC', lower_bound=0.6).")
+
+
+@dataclasses.dataclass(frozen=True)
+class EvaluatorParameters:
+    """Attributes:
+        label_key: The label feature in the raw examples.
+        signature_name: The serving signature TFMA calls with serialized raw tf.Examples.
+        prediction_key: The signature output holding the positive-class probability.
+        metrics: TFMA metric class names computed on every slice.
+        slicing_features: Each tuple of feature names is one slicing spec (besides overall).
+        thresholds: Value and change thresholds; all must pass for BLESSED.
+        split: The raw examples' split to evaluate on.
+    """
+
+    label_key: str
+    signature_name: str = "predict"
+    prediction_key: str = "logistic"
+    metrics: tuple[str, ...] = DEFAULT_METRICS
+    slicing_features: tuple[tuple[str, ...], ...] = ()
+    thresholds: tuple[MetricThreshold, ...] = ()
+    split: str = "eval"
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "metrics", tuple(self.metrics))
+        object.__setattr__(self, "slicing_features", tuple(tuple(s) for s in self.slicing_features))
+        object.__setattr__(self, "thresholds", tuple(self.thresholds))
+        if not isinstance(self.label_key, str) or not self.label_key:
+            raise ValueError(
+                f"Evaluator got label_key={self.label_key!r}; expected the label's name. How to fix: "
+                "pass e.g. label_key='big_tipper'.")
+        for threshold in self.thresholds:
+            if not isinstance(threshold, MetricThreshold):
+                raise TypeError(
+                    f"Evaluator got thresholds entry {threshold!r}; expected a MetricThreshold. How "
+                    "to fix: MetricThreshold('AUC', lower_bound=0.6).")
+            if threshold.metric not in self.metrics:
+                raise ValueError(
+                    f"Evaluator got a threshold on metric={threshold.metric!r}; expected one of the "
+                    f"computed metrics {list(self.metrics)}. How to fix: add it to metrics=.")
+
+
+class Evaluator(Component):
+    """Evaluates the model with TFMA on Beam through its serving signature; blesses or not.
+
+    With a ``baseline_model`` (normally the latest blessed model, from the resolver), the
+    change thresholds compare the candidate with it; without one (the first model) only the
+    value thresholds are judged.
+
+    Args:
+        examples: Raw Examples (ExampleGen's output); the label is read from them.
+        model: The candidate Model.
+        baseline_model: Optional Model to compare with.
+        label_key, signature_name, prediction_key, metrics, slicing_features, thresholds, split:
+            See EvaluatorParameters.
+        id: Node id (default "Evaluator").
+    """
+
+    INPUTS = {"examples": InputSpec(Examples), "model": InputSpec(Model),
+              "baseline_model": InputSpec(Model, optional=True)}
+    OUTPUTS = {"evaluation": ModelEvaluation, "blessing": ModelBlessing}
+    PARAMETERS = EvaluatorParameters
+    EXECUTOR = "components.evaluator.executor:run"
+
+    def __init__(self, examples: Channel, model: Channel, *, label_key: str,
+                 baseline_model: Channel | None = None, signature_name: str = "predict",
+                 prediction_key: str = "logistic", metrics: tuple[str, ...] = DEFAULT_METRICS,
+                 slicing_features: tuple[tuple[str, ...], ...] = (),
+                 thresholds: tuple[MetricThreshold, ...] = (), split: str = "eval", id: str | None = None):
+        super().__init__(
+            inputs={"examples": examples, "model": model, "baseline_model": baseline_model},
+            parameters=EvaluatorParameters(label_key, signature_name, prediction_key, tuple(metrics),
+                                           tuple(slicing_features), tuple(thresholds), split), id=id)

@@ -1,0 +1,63 @@
+"""Evaluator's executor: ``tfma.run_model_analysis`` on Beam, then the verdict."""
+
+from __future__ import annotations
+
+import os
+from components.base import ComponentError, ExecutionContext
+from components.evaluator.eval_config import BASELINE, CANDIDATE, build_eval_config, failure_reasons
+from components.trainer.model_paths import serving_model_path
+
+
+def overall_metrics(output_path: str) -> dict[str, float]:
+    """The candidate's scalar metrics on the overall slice (diffs against the baseline as ``<name>_diff``)."""
+    import tensorflow_model_analysis as tfma
+
+    metrics = {}
+    for per_slice in tfma.load_metrics(output_path):
+        if per_slice.slice_key.single_slice_keys:
+            continue
+        for entry in per_slice.metric_keys_and_values:
+            key, value = entry.key, entry.value
+            if key.model_name not in ("", CANDIDATE) or not value.HasField("double_value"):
+                continue
+            metrics[f"{key.name}_diff" if key.is_diff else key.name] = float(value.double_value.value)
+    return metrics
+
+
+def run(ctx: ExecutionContext) -> None:
+    import tensorflow_model_analysis as tfma
+    from apache_beam.options.pipeline_options import PipelineOptions
+
+    params = ctx.parameters
+    examples = ctx.input("examples")
+    if params.split not in examples.split_names:
+        raise ComponentError(
+            f"Evaluator got examples with splits {examples.split_names}; expected split {params.split!r}. "
+            "How to fix: pass split= one of those.")
+    baseline = (ctx.inputs.get("baseline_model") or [None])[0]
+    config = build_eval_config(params, with_baseline=baseline is not None)
+    models = [tfma.default_eval_shared_model(
+        eval_saved_model_path=serving_model_path(ctx.input("model")), eval_config=config,
+        model_name=CANDIDATE)]
+    if baseline is not None:
+        models.append(tfma.default_eval_shared_model(
+            eval_saved_model_path=serving_model_path(baseline), eval_config=config, model_name=BASELINE))
+    out = ctx.outputs["evaluation"]
+    ctx.report(f"TFMA over {examples.file_pattern(params.split)}")
+    tfma.run_model_analysis(
+        eval_shared_model=models if baseline is not None else models[0], eval_config=config,
+        data_location=examples.file_pattern(params.split), file_format="tfrecords", output_path=out.uri,
+        pipeline_options=PipelineOptions(list(ctx.beam_pipeline_args)))
+    validation = tfma.load_validation_result(out.uri)
+    reasons = failure_reasons(validation)
+    metrics = overall_metrics(out.uri)
+    out.properties.update(metrics=metrics, baseline_model_id=baseline.id if baseline else None)
+    blessing = ctx.outputs["blessing"]
+    blessed = bool(validation.validation_ok) and not reasons
+    blessing.properties.update(
+        blessed=blessed, verdict="BLESSED" if blessed else "NOT_BLESSED",
+        reason="; ".join(reasons) if reasons else (
+            "every threshold passed" + ("" if baseline else " (no baseline: value thresholds only)")),
+        model_id=ctx.input("model").id, baseline_model_id=baseline.id if baseline else None, metrics=metrics)
+    with open(os.path.join(blessing.uri, "BLESSED" if blessed else "NOT_BLESSED"), "w", encoding="utf-8") as f:
+        f.write(blessing.properties["reason"] + "\n")

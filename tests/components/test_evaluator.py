@@ -1,0 +1,135 @@
+"""Evaluator: TFMA on Beam through the serving signature; value and change thresholds."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import pytest
+
+from components.artifacts import Examples, Model
+from components.base import Component, ComponentError
+from components.evaluator import Evaluator, EvaluatorParameters, MetricThreshold
+from components.evaluator.eval_config import build_eval_config
+from tests.components.helpers import execute
+
+
+@dataclasses.dataclass(frozen=True)
+class NoParams:
+    pass
+
+
+class Source(Component):
+    OUTPUTS = {"examples": Examples, "model": Model, "baseline": Model}
+    PARAMETERS = NoParams
+
+    def __init__(self):
+        super().__init__(inputs={}, parameters=NoParams())
+
+
+SOURCE = Source()
+AUC_AT_LEAST_07 = MetricThreshold("AUC", lower_bound=0.7, min_change=-1e-10)
+
+
+def raw_examples(tmp_path, rows=60):
+    """big_tipper = fare > 5 (with 6 flipped labels), over hours 0..2."""
+    import tensorflow as tf
+
+    uri = tmp_path / "examples"
+    (uri / "Split-eval").mkdir(parents=True)
+    with tf.io.TFRecordWriter(str(uri / "Split-eval" / "data-0.gz"), options="GZIP") as writer:
+        for i in range(rows):
+            fare = (i * 7 % 100) / 10.0
+            label = int(fare > 5) if i % 10 else 1 - int(fare > 5)
+            example = tf.train.Example(features=tf.train.Features(feature={
+                "fare": tf.train.Feature(float_list=tf.train.FloatList(value=[fare])),
+                "trip_start_hour": tf.train.Feature(int64_list=tf.train.Int64List(value=[i % 3])),
+                "big_tipper": tf.train.Feature(int64_list=tf.train.Int64List(value=[label]))}))
+            writer.write(example.SerializeToString())
+    return Examples(uri=str(uri), properties={"split_names": ["eval"]}, id=1)
+
+
+def tiny_model(tmp_path, weight, name):
+    """A SavedModel whose 'predict' signature gives logistic = sigmoid(weight * (fare - 5))."""
+    import tensorflow as tf
+
+    module = tf.Module()
+    module.w = tf.Variable(float(weight))
+
+    def predict(serialized):
+        fare = tf.io.parse_example(serialized, {"fare": tf.io.FixedLenFeature([1], tf.float32)})["fare"]
+        return {"logistic": tf.sigmoid(module.w * (fare - 5.0))}
+
+    uri = tmp_path / name
+    tf.saved_model.save(module, str(uri / "Format-Serving" / "1"), signatures={"predict": tf.function(
+        predict).get_concrete_function(tf.TensorSpec([None], tf.string, name="examples"))})
+    return Model(uri=str(uri), properties={"serving_model": "Format-Serving/1"}, id=int(weight * 10) + 50)
+
+
+def evaluator(baseline=False, **kwargs):
+    return Evaluator(SOURCE.outputs["examples"], SOURCE.outputs["model"], label_key="big_tipper",
+                     baseline_model=SOURCE.outputs["baseline"] if baseline else None,
+                     slicing_features=(("trip_start_hour",),), **kwargs)
+
+
+@pytest.mark.slow
+def test_first_model_is_judged_on_value_thresholds_only(tmp_path):
+    examples = raw_examples(tmp_path)
+    out = execute(evaluator(thresholds=(AUC_AT_LEAST_07,)), tmp_path / "run",
+                  {"examples": examples, "model": tiny_model(tmp_path, 2.0, "good")})
+    blessing = out["blessing"].properties
+    assert blessing["blessed"] is True, blessing["reason"]
+    assert blessing["reason"] == "every threshold passed (no baseline: value thresholds only)"
+    metrics = out["evaluation"].properties["metrics"]
+    assert metrics["example_count"] == 60.0
+    assert metrics["auc"] > 0.7 and 0.0 < metrics["binary_accuracy"] <= 1.0 and "calibration" in metrics
+
+    bad = execute(evaluator(thresholds=(AUC_AT_LEAST_07,)), tmp_path / "run",
+                  {"examples": examples, "model": tiny_model(tmp_path, -2.0, "bad")})["blessing"].properties
+    assert bad["blessed"] is False and bad["verdict"] == "NOT_BLESSED"
+    assert bad["reason"].startswith("auc on overall = 0.")
+    assert "lower_bound { value: 0.7 }" in bad["reason"]
+
+
+@pytest.mark.slow
+def test_change_threshold_against_the_baseline(tmp_path):
+    examples = raw_examples(tmp_path)
+    better, worse = tiny_model(tmp_path, 2.0, "better"), tiny_model(tmp_path, 0.5, "worse")
+    # 'worse' ranks the examples like 'better' (same AUC); require a strict gain instead.
+    strict = MetricThreshold("BinaryAccuracy", lower_bound=0.5, min_change=0.01)
+    out = execute(evaluator(baseline=True, thresholds=(strict,)), tmp_path / "run",
+                  {"examples": examples, "model": worse, "baseline_model": better})["blessing"].properties
+    assert out["blessed"] is False
+    assert "binary_accuracy change vs baseline on overall" in out["reason"]
+    assert out["baseline_model_id"] == better.id
+
+
+def test_eval_config_drops_change_thresholds_without_a_baseline():
+    params = EvaluatorParameters(label_key="y", thresholds=(MetricThreshold("AUC", min_change=0.0),))
+    auc = [m for m in build_eval_config(params, with_baseline=False).metrics_specs[0].metrics
+           if m.class_name == "AUC"][0]
+    assert not auc.per_slice_thresholds
+    config = build_eval_config(params, with_baseline=True)
+    assert [m.is_baseline for m in config.model_specs] == [False, True]
+    auc = [m for m in config.metrics_specs[0].metrics if m.class_name == "AUC"][0]
+    assert auc.per_slice_thresholds[0].threshold.HasField("change_threshold")
+
+
+def test_parameter_errors():
+    with pytest.raises(ValueError, match="MetricThreshold got metric='AUC' with no bound"):
+        MetricThreshold("AUC")
+    with pytest.raises(ValueError, match="Evaluator got label_key=''"):
+        EvaluatorParameters(label_key="")
+    with pytest.raises(TypeError, match="Evaluator got thresholds entry"):
+        EvaluatorParameters(label_key="y", thresholds=({"AUC": 0.5},))
+    with pytest.raises(ValueError, match="Evaluator got a threshold on metric='MeanSquaredError'"):
+        EvaluatorParameters(label_key="y", thresholds=(MetricThreshold("MeanSquaredError", upper_bound=1.0),))
+    params = EvaluatorParameters(label_key="y", metrics=("Nope",),
+                                 thresholds=(MetricThreshold("Nope", lower_bound=0.0),))
+    with pytest.raises(ValueError, match="Evaluator got metric='Nope'; expected a tfma.metrics class name"):
+        build_eval_config(params, with_baseline=False)
+
+
+def test_missing_split_is_an_error(tmp_path):
+    examples = Examples(uri=str(tmp_path), properties={"split_names": ["train"]}, id=1)
+    with pytest.raises(ComponentError, match="Evaluator got examples with splits \\['train'\\]"):
+        execute(evaluator(), tmp_path / "run", {"examples": examples, "model": Model(uri=str(tmp_path), id=2)})
