@@ -87,7 +87,8 @@ class Evaluator(Component):
 
     With a ``baseline_model`` (normally the latest blessed model, from the resolver), the
     change thresholds compare the candidate with it; without one (the first model) only the
-    value thresholds are judged.
+    value thresholds are judged. A baseline Model without a ``serving_model`` (what
+    `LatestPushedModelResolver` outputs before the first push) counts as no baseline.
 
     Args:
         examples: Raw Examples (ExampleGen's output); the label is read from them.

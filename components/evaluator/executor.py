@@ -35,6 +35,8 @@ def run(ctx: ExecutionContext) -> None:
             f"Evaluator got examples with splits {examples.split_names}; expected split {params.split!r}. "
             "How to fix: pass split= one of those.")
     baseline = (ctx.inputs.get("baseline_model") or [None])[0]
+    if baseline is not None and not baseline.properties.get("serving_model"):
+        baseline = None  # a resolver that found no earlier model
     config = build_eval_config(params, with_baseline=baseline is not None)
     models = [tfma.default_eval_shared_model(
         eval_saved_model_path=serving_model_path(ctx.input("model")), eval_config=config,

@@ -74,8 +74,10 @@ def evaluator(baseline=False, **kwargs):
 @pytest.mark.slow
 def test_first_model_is_judged_on_value_thresholds_only(tmp_path):
     examples = raw_examples(tmp_path)
-    out = execute(evaluator(thresholds=(AUC_AT_LEAST_07,)), tmp_path / "run",
-                  {"examples": examples, "model": tiny_model(tmp_path, 2.0, "good")})
+    nothing_pushed_yet = Model(uri=str(tmp_path), properties={"found": False}, id=9)  # resolver found none
+    out = execute(evaluator(baseline=True, thresholds=(AUC_AT_LEAST_07,)), tmp_path / "run",
+                  {"examples": examples, "model": tiny_model(tmp_path, 2.0, "good"),
+                   "baseline_model": nothing_pushed_yet})
     blessing = out["blessing"].properties
     assert blessing["blessed"] is True, blessing["reason"]
     assert blessing["reason"] == "every threshold passed (no baseline: value thresholds only)"
