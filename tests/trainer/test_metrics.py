@@ -83,7 +83,9 @@ def test_logit_spaced_thresholds_stay_exact_when_scores_saturate():
     exact = sk.roc_auc_score(labels, scores)
     uniform = stream(streaming.AUC(), labels, scores)
     spaced = stream(streaming.AUC(thresholds=streaming.logit_spaced_thresholds()), labels, scores)
+    by_logits = stream(streaming.AUC(from_logits=True), labels, logits.astype(np.float32))
     assert spaced == pytest.approx(exact, abs=2e-3)
+    assert by_logits == pytest.approx(exact, abs=1e-3)
     assert abs(uniform - exact) > abs(spaced - exact)
     with pytest.raises(ValueError, match=r"thresholds=\[1.5\]; expected a non-empty list inside \(0, 1\)"):
         streaming.AUC(thresholds=[1.5])

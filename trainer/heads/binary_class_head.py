@@ -10,8 +10,6 @@ from trainer.heads.base_head import (Head, check_label_ids, class_strings, predi
 from trainer.heads.keys import MetricKeys, PredictionKeys as P, Reduction
 from trainer.metrics import streaming
 
-# Logit-spaced: exact to ~1e-3 even when scores crowd near 0 or 1 (see streaming.AUC).
-_THRESHOLDS = streaming.logit_spaced_thresholds()
 
 __all__ = ["BinaryClassHead"]
 
@@ -112,9 +110,12 @@ class BinaryClassHead(Head):
         label_mean = streaming.Mean(name="label_mean")
         add(MetricKeys.LABEL_MEAN, label_mean, tf.cast(labels, tf.float32))
         metrics[MetricKeys.ACCURACY_BASELINE] = _AccuracyBaseline(label_mean)
-        add(MetricKeys.AUC, streaming.AUC(name="auc", thresholds=_THRESHOLDS), labels, probabilities)
+        # Ranked by logits: the same AUC as the probabilities', without their saturation.
+        logit = predictions[P.LOGITS]
+        add(MetricKeys.AUC, streaming.AUC(name="auc", from_logits=True), labels, logit)
         add(MetricKeys.AUC_PR, streaming.AUC(curve="PR", summation_method="careful_interpolation",
-                                             name="auc_precision_recall", thresholds=_THRESHOLDS), labels, probabilities)
+                                             name="auc_precision_recall", from_logits=True),
+            labels, logit)
         for t in self.thresholds:
             predicted = tf.cast(probabilities > t, tf.int64)
             add(MetricKeys.ACCURACY_AT_THRESHOLD % t, streaming.Accuracy(name=f"accuracy_at_{t:g}"),

@@ -9,8 +9,6 @@ from trainer.heads.base_head import Head, class_strings, predictions_subset
 from trainer.heads.keys import MetricKeys, PredictionKeys as P, Reduction
 from trainer.metrics import streaming
 
-# Logit-spaced: exact to ~1e-3 even when scores crowd near 0 or 1 (see streaming.AUC).
-_THRESHOLDS = streaming.logit_spaced_thresholds()
 
 __all__ = ["MultiLabelHead"]
 
@@ -98,12 +96,12 @@ class MultiLabelHead(Head):
         probabilities = predictions[P.PROBABILITIES]
         w = weights * tf.ones_like(probabilities)
         metrics = {}
-        auc = streaming.AUC(name="auc", thresholds=_THRESHOLDS)
-        auc.update_state(labels, probabilities, weights=w)
+        auc = streaming.AUC(name="auc", from_logits=True)  # ranked by logits: no saturation
+        auc.update_state(labels, predictions[P.LOGITS], weights=w)
         metrics[MetricKeys.AUC] = auc
         auc_pr = streaming.AUC(curve="PR", summation_method="careful_interpolation",
-                               name="auc_precision_recall", thresholds=_THRESHOLDS)
-        auc_pr.update_state(labels, probabilities, weights=w)
+                               name="auc_precision_recall", from_logits=True)
+        auc_pr.update_state(labels, predictions[P.LOGITS], weights=w)
         metrics[MetricKeys.AUC_PR] = auc_pr
         for t in self.thresholds:
             predicted = tf.cast(probabilities > t, tf.int64)

@@ -196,17 +196,20 @@ class AUC(Metric):
     """Area under the ROC or PR curve from ``num_thresholds`` confusion counts.
 
     Thresholds are TF1's: evenly spaced in (0, 1) plus ``-eps`` and ``1+eps``;
-    or give ``thresholds`` explicitly (see `logit_spaced_thresholds`, which the
-    heads use: well-trained classifiers crowd their scores near 0 and 1, where
-    evenly spaced thresholds cannot tell them apart).
+    or give ``thresholds`` explicitly (see `logit_spaced_thresholds`). With
+    ``from_logits=True`` the predictions are logits and the thresholds (by
+    default 1999 evenly spaced in [-30, 30]) are in logit space; the heads use
+    that: well-trained classifiers crowd their probabilities near 0 and 1,
+    where evenly spaced (or even float32) thresholds cannot tell them apart.
     ``summation_method`` is 'trapezoidal' (TF1's default) or
     'careful_interpolation' (exact interpolation for PR, as tf.estimator's
     ``auc_precision_recall`` used).
     """
 
     def __init__(self, num_thresholds=200, curve="ROC", summation_method="trapezoidal", name=None,
-                 thresholds=None):
+                 thresholds=None, from_logits=False):
         super().__init__(name)
+        self.from_logits = from_logits
         if curve not in ("ROC", "PR"):
             raise ValueError(f"AUC got curve={curve!r}; expected 'ROC' or 'PR'.")
         if summation_method not in ("trapezoidal", "careful_interpolation"):
@@ -215,7 +218,15 @@ class AUC(Metric):
                 "'careful_interpolation'."
             )
         self.curve, self.summation_method = curve, summation_method
-        if thresholds is not None:
+        if from_logits:
+            # AUC only depends on the order of the scores, so ranking logits gives the
+            # probabilities' AUC without float32 saturation near 0 and 1.
+            count = 1999 if thresholds is None else len(thresholds)
+            inner = sorted(float(t) for t in thresholds) if thresholds is not None else [
+                -30.0 + 60.0 * i / (count - 1) for i in range(count)]
+            num_thresholds = len(inner) + 2
+            self.thresholds = [-1e30] + inner + [1e30]
+        elif thresholds is not None:
             inner = sorted(float(t) for t in thresholds)
             if not inner or inner[0] <= 0.0 or inner[-1] >= 1.0:
                 raise ValueError(
@@ -226,7 +237,8 @@ class AUC(Metric):
             raise ValueError(f"AUC got num_thresholds={num_thresholds!r}; expected an int >= 2.")
         else:
             inner = [(i + 1) / (num_thresholds - 1) for i in range(num_thresholds - 2)]
-        self.thresholds = [0.0 - _EPSILON] + inner + [1.0 + _EPSILON]
+        if not from_logits:
+            self.thresholds = [0.0 - _EPSILON] + inner + [1.0 + _EPSILON]
         # Per-bucket weighted counts of positives/negatives; bucket b holds scores in
         # (thresholds[b-1], thresholds[b]].
         self.positives = self.add_state("positive_histogram", (num_thresholds + 1,))
@@ -234,7 +246,10 @@ class AUC(Metric):
 
     def update_state(self, labels, predictions, weights=None):
         labels, predictions = _align(labels, predictions)
-        scores = tf.reshape(tf.clip_by_value(tf.cast(predictions, tf.float32), 0.0, 1.0), [-1])
+        scores = tf.cast(predictions, tf.float32)
+        if not self.from_logits:
+            scores = tf.clip_by_value(scores, 0.0, 1.0)
+        scores = tf.reshape(scores, [-1])
         positive = tf.reshape(tf.cast(labels, tf.float32) > 0, [-1])
         w = tf.reshape(_weights(weights, tf.cast(labels, tf.float32)), [-1])
         buckets = tf.searchsorted(tf.constant(self.thresholds, tf.float32), scores, side="left")
