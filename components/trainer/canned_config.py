@@ -41,12 +41,14 @@ class CannedEstimatorConfig:
         kwargs: Extra JSON-serializable constructor arguments, e.g.
             ``{"dnn_hidden_units": [16, 8]}`` (feature columns, model_dir and config are set here).
         batch_size: Examples per training and evaluation batch.
+        random_seed: ``RunConfig.tf_random_seed`` (initial weights, shuffling); None: not seeded.
     """
 
     estimator: str
     feature_spec: FeatureSpec
     kwargs: Mapping[str, Any] = dataclasses.field(default_factory=dict)
     batch_size: int = 64
+    random_seed: int | None = None
 
     def __post_init__(self) -> None:
         if self.estimator not in CANNED_ESTIMATORS:
@@ -116,4 +118,5 @@ def build_estimator(config: CannedEstimatorConfig, transform_graph_path: str, *,
         kwargs.update(feature_columns=wide)
     if warm_start_from:
         kwargs["warm_start_from"] = warm_start_from
-    return getattr(trainer, name)(model_dir=model_dir, **kwargs)
+    config_ = trainer.RunConfig(tf_random_seed=config.random_seed)
+    return getattr(trainer, name)(model_dir=model_dir, config=config_, **kwargs)

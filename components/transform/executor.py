@@ -42,6 +42,29 @@ def _tag(batch: Any, split: str) -> Any:
     return batch.append_column(pa.field(SPLIT_COLUMN, _split_type()), column)
 
 
+class _CacheEntrySink:
+    """Writes one analyzer-cache entry as one gzip TFRecord file, ``<path>-00000-of-00001.gz``
+    (what ``ReadAnalysisCacheFromFS`` reads), from a single DoFn call.
+
+    Why: a cache has one entry per analyzer per dataset, and Beam's file sink costs several
+    stages per entry (~15 s of fixed time for the taxi spec on DirectRunner). Entries are
+    analyzer accumulators, small next to the data, so collecting one in a worker is fine.
+    """
+
+    def __new__(cls, path: str) -> Any:
+        import apache_beam as beam
+
+        return beam.combiners.ToList() | beam.Map(_write_cache_entry, path)
+
+
+def _write_cache_entry(records: list[bytes], path: str) -> None:
+    import tensorflow as tf
+
+    with tf.io.TFRecordWriter(f"{path}-00000-of-00001.gz", options="GZIP") as writer:
+        for record in records:
+            writer.write(record)
+
+
 def _split_of(instance: dict) -> str:
     value = instance.pop(SPLIT_COLUMN)
     while not isinstance(value, (bytes, str)):
@@ -121,7 +144,7 @@ def run(ctx: ExecutionContext) -> None:
             transform_fn, output_cache = (data, input_cache, adapter_config) | tft_beam.AnalyzeDatasetWithCache(
                 preprocessing_fn)
             _ = output_cache | "WriteCache" >> analyzer_cache.WriteAnalysisCacheToFS(
-                p, cache_out.uri, list(analysis))
+                p, cache_out.uri, list(analysis), sink=_CacheEntrySink)
         else:  # no cache plumbing: one flattened analysis, as plain tf.Transform would do
             needed = set(analysis)
             pcolls = [read(*value) for value in analysis.values()]

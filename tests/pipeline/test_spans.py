@@ -43,3 +43,19 @@ def test_second_span_drift_and_analyzer_cache(tmp_path):
     assert len(graph["analyzed_datasets"]) == 1 and graph["analyzed_datasets"][0].startswith("span2_")
     cache = second.outputs["Transform"]["updated_analyzer_cache"]
     assert sorted(os.listdir(cache.uri)) == sorted(span1_key + graph["analyzed_datasets"])
+
+    # The cached analysis equals a fresh one over both spans (the cache files are read back).
+    import dataclasses
+
+    import tensorflow_transform as tft
+
+    pipeline = create_pipeline(root=str(tmp_path / "root"), data_root=str(data), file_pattern="span-{SPAN}.csv",
+                               analyze_spans=2, on_anomaly="warn")
+    transform = pipeline.component("Transform")
+    transform.parameters = dataclasses.replace(transform.parameters, use_analyzer_cache=False)
+    fresh = LocalRunner().run(pipeline, from_nodes=["Transform"])
+    cached_graph = tft.TFTransformOutput(second.outputs["Transform"]["transform_graph"].uri)
+    fresh_graph = tft.TFTransformOutput(fresh.outputs["Transform"]["transform_graph"].uri)
+    assert fresh.outputs["Transform"]["transform_graph"].properties["cached_datasets"] == []
+    for name in ("payment_type", "company", "trip_start_hour"):
+        assert cached_graph.vocabulary_by_name(name) == fresh_graph.vocabulary_by_name(name)
