@@ -1,0 +1,76 @@
+"""The whole taxi pipeline: ExampleGen -> ... -> Transform -> Trainer -> Evaluator -> InfraValidator -> Pusher.
+
+Run it with ``python -m pipeline run pipeline/examples/taxi_full_pipeline.py --root runs/taxi``;
+a blessed model lands in ``<root>/serving/taxi/<version>/``, ready for
+``python -m serving --model_name=taxi --model_base_path=<root>/serving/taxi``.
+
+The baseline for the Evaluator's change thresholds is the newest pushed version
+(`LatestPushedModelResolver`); the first model is judged on value thresholds only.
+
+Example:
+    >>> p = create_pipeline(root="/tmp/taxi")
+    >>> [c.id for c in p.components][5:]
+    ['Trainer', 'LatestPushedModelResolver', 'Evaluator', 'InfraValidator', 'Pusher']
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+
+from components.evaluator import Evaluator, MetricThreshold
+from components.infra_validator import InfraValidator
+from components.pusher import Pusher
+from components.resolver import LatestPushedModelResolver
+from components.trainer import CannedEstimatorConfig, Trainer
+from pipeline.dsl import Pipeline
+from pipeline.examples import taxi_pipeline
+from pipeline.examples.taxi_pipeline import DATA, LABEL, TAXI_FEATURES
+
+MODEL_NAME = "taxi"
+# AUC: the model must rank big tippers first (a few hundred steps reach ~0.94 on 300 rows), and
+# not lose more than 0.01 against the served model. Calibration (mean prediction / mean label):
+# its predicted share of big tippers must be within [0.6, 1.5] times the real share.
+THRESHOLDS = (
+    MetricThreshold("AUC", lower_bound=0.9, min_change=-0.01),
+    MetricThreshold("Calibration", lower_bound=0.6, upper_bound=1.5),
+)
+
+
+def create_pipeline(*, root: str = "runs/taxi", data_root: str = DATA, file_pattern: str = "data.csv",
+                    beam_pipeline_args: Sequence[str] = (), enable_cache: bool = True,
+                    metadata: str | None = None, on_anomaly: str = "fail", train_steps: int = 1000,
+                    push_destination: str | None = None, random_seed: int | None = None,
+                    thresholds: tuple[MetricThreshold, ...] = THRESHOLDS) -> Pipeline:
+    """Builds the full taxi pipeline.
+
+    Args:
+        root, data_root, file_pattern, beam_pipeline_args, enable_cache, metadata, on_anomaly:
+            As in `pipeline.examples.taxi_pipeline.create_pipeline`.
+        train_steps: Training steps of the wide & deep classifier.
+        push_destination: Serving base directory (default ``<root>/serving``).
+        random_seed: Seeds the Trainer's initial weights and shuffling (None: not seeded).
+        thresholds: The Evaluator's thresholds (all must pass to push).
+    """
+    data = taxi_pipeline.create_pipeline(
+        root=root, data_root=data_root, file_pattern=file_pattern, beam_pipeline_args=beam_pipeline_args,
+        enable_cache=enable_cache, metadata=metadata, on_anomaly=on_anomaly)
+    by_id = {c.id: c for c in data.components}
+    examples = by_id["ExampleGen"].outputs["examples"]
+    transform = by_id["Transform"]
+    push_destination = push_destination or os.path.join(root, "serving")
+    trainer = Trainer(
+        transform.outputs["transformed_examples"], transform.outputs["transform_graph"],
+        by_id["SchemaGen"].outputs["schema"], train_steps=train_steps,
+        canned=CannedEstimatorConfig("DNNLinearCombinedClassifier", feature_spec=TAXI_FEATURES,
+                                     kwargs={"dnn_hidden_units": [32, 16]}, random_seed=random_seed))
+    baseline = LatestPushedModelResolver(push_destination=push_destination, model_name=MODEL_NAME)
+    evaluator = Evaluator(
+        examples, trainer.outputs["model"], baseline_model=baseline.outputs["model"], label_key=LABEL.name,
+        slicing_features=(("trip_start_hour",),), thresholds=thresholds)
+    infra = InfraValidator(trainer.outputs["model"], examples)
+    pusher = Pusher(trainer.outputs["model"], model_blessing=evaluator.outputs["blessing"],
+                    infra_blessing=infra.outputs["blessing"], push_destination=push_destination,
+                    model_name=MODEL_NAME)
+    return Pipeline("taxi", root, [*data.components, trainer, baseline, evaluator, infra, pusher],
+                    enable_cache=enable_cache, beam_pipeline_args=beam_pipeline_args, metadata=metadata)
