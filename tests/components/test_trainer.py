@@ -190,3 +190,118 @@ def test_trainer_fn_must_exist_and_return_the_required_keys(tmp_path):
     result = load_trainer_fn(str(module), "trainer_fn")(None)
     with pytest.raises(ComponentError, match="expected a dict with keys"):
         _check_result(result)
+
+
+USER_MODULE = '''
+import trainer
+from trainer import feature_column as fc
+from components.trainer import transformed_input_fn
+
+
+def trainer_fn(fn_args):
+    columns = [fc.numeric_column("fare"), fc.numeric_column("trip_miles")]
+    optimizer = trainer.optimizers.SGD(fn_args.custom_config.get("learning_rate", 0.05))
+    estimator = trainer.LinearClassifier(feature_columns=columns, model_dir=fn_args.model_run_dir,
+                                         optimizer=optimizer, warm_start_from=fn_args.base_model)
+    train = transformed_input_fn(fn_args.train_files, fn_args.transform_graph_path,
+                                 label_key=fn_args.label_key, batch_size=16)
+    evaluation = transformed_input_fn(fn_args.eval_files, fn_args.transform_graph_path,
+                                      label_key=fn_args.label_key, num_epochs=1, shuffle=False)
+    return {"estimator": estimator,
+            "train_spec": trainer.TrainSpec(train, max_steps=fn_args.train_steps),
+            "eval_spec": trainer.EvalSpec(evaluation, steps=fn_args.eval_steps, throttle_secs=0)}
+'''
+
+
+@pytest.mark.slow
+def test_user_module_trainer_fn_and_warm_start_from_a_base_model(trained, tmp_path):
+    import tensorflow as tf
+
+    from tests.components.helpers import execute
+
+    result, _, data = trained
+    module = tmp_path / "user_trainer.py"
+    module.write_text(USER_MODULE)
+    transform, schema = result.outputs["Transform"], result.outputs["SchemaGen"]["schema"]
+    inputs = {"examples": transform["transformed_examples"], "transform_graph": transform["transform_graph"],
+              "schema": schema}
+    source = _source()
+    component = Trainer(source.outputs["examples"], source.outputs["graph"], source.outputs["schema"],
+                        module_file=str(module), label_key="big_tipper", train_steps=5, eval_steps=2,
+                        custom_config={"note": "kept"})
+    out = execute(component, tmp_path / "run", inputs)
+    model = out["model"]
+    assert model.properties["metrics"]["global_step"] == 5.0
+    loaded = tf.saved_model.load(serving_model_path(model))
+    scores = loaded.signatures["serving_default"](
+        inputs=tf.constant(raw_examples(data, schema.schema_path, "big_tipper", limit=3)))["scores"]
+    assert scores.shape == (3, 2)
+
+    # A second run warm-starts from the first Model's checkpoint; with a learning rate of 1e-9
+    # its weights stay the first run's (a cold start would leave them at zero).
+    from components.trainer.model_paths import checkpoint_path
+
+    first = checkpoint_path(model)
+    names = [n for n, _ in tf.train.list_variables(first) if n.endswith("fare/weights")]
+    assert names, tf.train.list_variables(first)
+    source = _source_with_base()
+    again = Trainer(source.outputs["examples"], source.outputs["graph"], source.outputs["schema"],
+                    base_model=source.outputs["base"], module_file=str(module), label_key="big_tipper",
+                    train_steps=1, eval_steps=1, custom_config={"learning_rate": 1e-9})
+    second = execute(again, tmp_path / "run2", {**inputs, "base_model": model})["model"]
+    before = tf.train.load_variable(first, names[0])
+    after = tf.train.load_variable(checkpoint_path(second), names[0])
+    assert abs(float(before.ravel()[0])) > 1e-3
+    assert float(after.ravel()[0]) == pytest.approx(float(before.ravel()[0]), abs=1e-6)
+
+
+def _source():
+    from components.artifacts import Examples, Schema, TransformGraph
+    from components.base import Component
+
+    class Source(Component):
+        OUTPUTS = {"examples": Examples, "graph": TransformGraph, "schema": Schema}
+        PARAMETERS = type(None)
+
+        def __init__(self):
+            super().__init__(inputs={}, parameters=None)
+
+    return Source()
+
+
+def _source_with_base():
+    from components.artifacts import Examples, Model, Schema, TransformGraph
+    from components.base import Component
+
+    class Source(Component):
+        OUTPUTS = {"examples": Examples, "graph": TransformGraph, "schema": Schema, "base": Model}
+        PARAMETERS = type(None)
+
+        def __init__(self):
+            super().__init__(inputs={}, parameters=None)
+
+    return Source()
+
+
+@pytest.mark.slow
+def test_input_fn_label_must_be_a_transformed_feature(trained):
+    graph = trained[0].outputs["Transform"]["transform_graph"].uri
+    from components.trainer import transformed_input_fn
+
+    with pytest.raises(ValueError, match="transformed_input_fn got label_key='tips'"):
+        transformed_input_fn(["x"], graph, label_key="tips")
+
+
+def test_examples_without_the_eval_split_are_an_error(tmp_path):
+    from components.artifacts import Examples, Schema, TransformGraph
+    from components.base import ComponentError
+    from tests.components.helpers import execute
+
+    source = _source()
+    component = Trainer(source.outputs["examples"], source.outputs["graph"], source.outputs["schema"],
+                        canned=CannedEstimatorConfig("LinearClassifier", feature_spec=SPEC))
+    inputs = {"examples": Examples(uri=str(tmp_path), properties={"split_names": ["train"]}, id=1),
+              "transform_graph": TransformGraph(uri=str(tmp_path), id=2),
+              "schema": Schema(uri=str(tmp_path), id=3)}
+    with pytest.raises(ComponentError, match=r"Trainer got examples with splits \['train'\]; expected split 'eval'"):
+        execute(component, tmp_path / "run", inputs)
