@@ -305,3 +305,12 @@ def test_examples_without_the_eval_split_are_an_error(tmp_path):
               "schema": Schema(uri=str(tmp_path), id=3)}
     with pytest.raises(ComponentError, match=r"Trainer got examples with splits \['train'\]; expected split 'eval'"):
         execute(component, tmp_path / "run", inputs)
+
+
+def test_sparse_transformed_features_are_rejected_by_the_export(tmp_path):
+    import tensorflow as tf
+
+    from components.trainer.serving_export import _export_transformed_model
+
+    with pytest.raises(ValueError, match="Trainer got transformed feature 'ids' of type VarLenFeature"):
+        _export_transformed_model(None, {"ids": tf.io.VarLenFeature(tf.int64)}, str(tmp_path))
