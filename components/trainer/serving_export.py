@@ -19,7 +19,6 @@ from __future__ import annotations
 import inspect
 import os
 import shutil
-import time
 from collections.abc import Iterable, Mapping
 from typing import Any
 
@@ -123,36 +122,15 @@ def export_serving_model(estimator, *, transform_graph_path: str, raw_feature_sp
     signatures["serving_default"] = signatures[default]
     methods["serving_default"] = methods[default]
 
+    from trainer.export.saved_model import fresh_timestamp_dir, set_method_names
+
     os.makedirs(export_dir_base, exist_ok=True)
-    final = _fresh_timestamp_dir(export_dir_base)
+    final = fresh_timestamp_dir(export_dir_base)
     temp = os.path.join(export_dir_base, ".tmp-" + os.path.basename(final))
     try:
         tf.saved_model.save(module, temp, signatures=signatures)
-        _set_method_names(temp, methods)
+        set_method_names(temp, methods)
         os.rename(temp, final)
     finally:
         shutil.rmtree(temp, ignore_errors=True)
     return final
-
-
-def _set_method_names(export_dir: str, methods: Mapping[str, str]) -> None:
-    """TF2's saver marks every signature 'predict'; TF Serving's Classify/Regress need theirs."""
-    from tensorflow.core.protobuf import saved_model_pb2  # generated protos, not private API
-
-    path = os.path.join(export_dir, "saved_model.pb")
-    proto = saved_model_pb2.SavedModel()
-    with open(path, "rb") as f:
-        proto.ParseFromString(f.read())
-    for meta_graph in proto.meta_graphs:
-        for key, method in methods.items():
-            if key in meta_graph.signature_def:
-                meta_graph.signature_def[key].method_name = method
-    with open(path, "wb") as f:
-        f.write(proto.SerializeToString())
-
-
-def _fresh_timestamp_dir(base: str) -> str:
-    stamp = int(time.time())
-    while os.path.exists(os.path.join(base, str(stamp))):
-        stamp += 1
-    return os.path.join(base, str(stamp))

@@ -14,7 +14,7 @@ from google.protobuf import text_format
 from trainer.export.export_output import ClassificationOutput, RegressionOutput
 from trainer.export.receivers import ServingInputReceiver, receiver_session
 
-__all__ = ["write_saved_model"]
+__all__ = ["write_saved_model", "set_method_names", "fresh_timestamp_dir"]
 
 log = logging.getLogger("trainer")
 
@@ -82,13 +82,13 @@ def write_saved_model(export_dir_base, serving_input_receiver_fn, model_call, st
 
     export_dir_base = os.fspath(export_dir_base)
     tf.io.gfile.makedirs(export_dir_base)
-    final = _fresh_timestamp_dir(export_dir_base)
+    final = fresh_timestamp_dir(export_dir_base)
     temp = os.path.join(export_dir_base, "temp-" + os.path.basename(final))
     if tf.io.gfile.exists(temp):
         tf.io.gfile.rmtree(temp)
     try:
         tf.saved_model.save(root, temp, signatures=signatures)
-        _set_method_names(temp, {k: o.method_name for k, o in export_outputs.items()}, as_text)
+        set_method_names(temp, {k: o.method_name for k, o in export_outputs.items()}, as_text)
         _copy_assets_extra(temp, assets_extra)
         tf.io.gfile.rename(temp, final)
     except BaseException:
@@ -128,8 +128,12 @@ def _signature(signature_key, output, keys, specs, index_of, receive, model_call
     return tf.function(serve, input_signature=input_signature).get_concrete_function()
 
 
-def _set_method_names(export_dir, method_names, as_text):
-    """TF2's saver marks every signature 'predict'; TF Serving's Classify/Regress need theirs."""
+def set_method_names(export_dir, method_names, as_text=False):
+    """Sets each signature's TF Serving method name in ``export_dir/saved_model.pb``.
+
+    TF2's saver marks every signature 'predict'; TF Serving's Classify and
+    Regress APIs need ``tensorflow/serving/classify`` / ``.../regress``.
+    """
     path = os.path.join(export_dir, "saved_model.pb")
     proto = saved_model_pb2.SavedModel()
     with tf.io.gfile.GFile(path, "rb") as f:
@@ -160,7 +164,8 @@ def _copy_assets_extra(export_dir, assets_extra):
         tf.io.gfile.copy(source, target, overwrite=True)
 
 
-def _fresh_timestamp_dir(base: str) -> str:
+def fresh_timestamp_dir(base: str) -> str:
+    """``<base>/<unix time>``, bumped until neither it nor its temp sibling exists."""
     stamp = int(time.time())
     while tf.io.gfile.exists(os.path.join(base, str(stamp))) or tf.io.gfile.exists(
             os.path.join(base, f"temp-{stamp}")):
