@@ -30,7 +30,10 @@ def _read_csv(path: str) -> list[Row]:
     with open(path, newline="", encoding="utf-8") as f:
         for line, record in enumerate(csv.DictReader(f), start=2):
             try:
-                rows.append({k: _cell(v) for k, v in record.items()})
+                # An empty cell is a missing value: the feature is left out of the
+                # example (as CSV ExampleGen does), not sent as an empty string.
+                rows.append({k: _cell(v) for k, v in record.items()
+                             if v is not None and v.strip() != ""})
             except (json.JSONDecodeError, AttributeError) as e:
                 raise ValueError(f"{path}, row {line}: cannot read a cell: {e}") from e
     return rows
