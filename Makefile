@@ -1,6 +1,6 @@
 # Every target installs what it needs into .venv first (idempotent, fast when done).
 PY := .venv/bin/python
-.PHONY: install demo test test-fast test-all lint bench clean
+.PHONY: install demo taxi test test-fast test-all lint bench clean
 
 install: .venv/.installed
 
@@ -12,6 +12,11 @@ install: .venv/.installed
 ## trained, evaluated, exported and queried through its classify signature).
 demo: install
 	$(PY) docs/examples/custom_estimator_iris.py --model_dir runs/iris
+
+## The full taxi pipeline (ExampleGen ... Transform -> Trainer -> Evaluator ->
+## InfraValidator -> Pusher) on the bundled CSV; the blessed model lands in runs/taxi/serving/taxi/.
+taxi: install
+	$(PY) -m pipeline run pipeline/examples/taxi_full_pipeline.py --root runs/taxi
 
 ## The test suite CI runs (includes the slow tests).
 test: install
