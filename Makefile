@@ -1,6 +1,6 @@
 # Every target installs what it needs into .venv first (idempotent, fast when done).
 PY := .venv/bin/python
-.PHONY: install demo taxi test test-fast test-all lint bench clean
+.PHONY: install demo taxi test test-fast lint bench clean
 
 install: .venv/.installed
 
