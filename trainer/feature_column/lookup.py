@@ -4,8 +4,10 @@ Same results as `tf.nn.safe_embedding_lookup_sparse` (invalid ids and
 non-positive weights dropped, empty rows give zeros, combiners 'sum', 'mean'
 and 'sqrtn', optional ``max_norm``), computed with one `tf.gather` and
 segment sums over the batch rows instead of filling empty rows and
-de-duplicating ids. On the taxi wide & deep model this roughly doubles the
-training speed; the gradient is still sparse (`tf.IndexedSlices`).
+de-duplicating ids, with static shapes (invalid entries get weight 0 rather
+than being masked out): fewer kernels per column and step, which is what
+dominates small models on CPU. The gradient is still sparse
+(`tf.IndexedSlices`).
 """
 
 from __future__ import annotations
