@@ -33,8 +33,8 @@ def test_no_private_tensorflow_imports():
 
 
 def test_no_tf_compat_v1_sessions():
-    bad = ("tf.compat.v1.Session", "tf.compat.v1.train.MonitoredTrainingSession",
-           "tf.compat.v1.placeholder")
+    v1 = "tf.compat." + "v1."  # split so this file does not match its own search
+    bad = (v1 + "Session", v1 + "train.MonitoredTrainingSession", v1 + "placeholder")
     offenders = [str(p.relative_to(ROOT)) for p in python_files()
                  if any(b in p.read_text() for b in bad)]
     assert offenders == []

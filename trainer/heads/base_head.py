@@ -210,6 +210,23 @@ def class_strings(label_vocabulary, n_classes):
     return tf.strings.as_string(tf.range(n_classes, dtype=tf.int64))
 
 
+def all_classes(names, n_classes, logits):
+    """``{all_class_ids, all_classes}``: every class id and name, once per example."""
+    batch = tf.shape(logits)[0]
+    return {PredictionKeys.ALL_CLASS_IDS: tf.tile(tf.range(n_classes, dtype=tf.int64)[None, :], [batch, 1]),
+            PredictionKeys.ALL_CLASSES: tf.tile(names[None, :], [batch, 1])}
+
+
+def classification_outputs(predictions):
+    """The export outputs of a classification head: classify (twice) and predict."""
+    from trainer.export.export_output import ClassificationOutput, PredictOutput
+
+    classification = ClassificationOutput(scores=predictions[PredictionKeys.PROBABILITIES],
+                                          classes=predictions[PredictionKeys.ALL_CLASSES])
+    return {"serving_default": classification, "classification": classification,
+            "predict": PredictOutput(predictions)}
+
+
 def vocabulary_ids(labels, label_vocabulary, head_name):
     """Maps string labels to ids with an in-graph search (no lookup table resource)."""
     vocab = tf.constant(list(label_vocabulary))

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import tensorflow as tf
 
-from trainer.export.export_output import ClassificationOutput, PredictOutput, RegressionOutput
-from trainer.heads.base_head import (Head, check_label_ids, class_strings, predictions_subset,
-                                     vocabulary_ids)
+from trainer.export.export_output import RegressionOutput
+from trainer.heads.base_head import (Head, all_classes, check_label_ids, class_strings,
+                                     classification_outputs, predictions_subset, vocabulary_ids)
 from trainer.heads.keys import MetricKeys, PredictionKeys as P, Reduction
 from trainer.metrics import streaming
 
@@ -72,27 +72,20 @@ class BinaryClassHead(Head):
         two = tf.concat([tf.zeros_like(logits), logits], axis=1)
         class_ids = tf.cast(logits > 0, tf.int64)
         names = class_strings(self.label_vocabulary, 2)
-        batch = tf.shape(logits)[0]
         predictions = {
             P.LOGITS: logits,
             P.LOGISTIC: logistic,
             P.PROBABILITIES: tf.nn.softmax(two),
             P.CLASS_IDS: class_ids,
             P.CLASSES: tf.gather(names, class_ids),
-            P.ALL_CLASS_IDS: tf.tile(tf.range(2, dtype=tf.int64)[None, :], [batch, 1]),
-            P.ALL_CLASSES: tf.tile(names[None, :], [batch, 1]),
+            **all_classes(names, 2, logits),
         }
         return predictions_subset(predictions, keys)
 
     def _export_outputs(self, predictions):
-        classification = ClassificationOutput(scores=predictions[P.PROBABILITIES],
-                                              classes=predictions[P.ALL_CLASSES])
-        return {
-            "serving_default": classification,
-            "classification": classification,
-            "regression": RegressionOutput(value=predictions[P.LOGISTIC]),
-            "predict": PredictOutput(predictions),
-        }
+        outputs = classification_outputs(predictions)
+        outputs["regression"] = RegressionOutput(value=predictions[P.LOGISTIC])
+        return outputs
 
     def _update_metrics(self, labels, logits, predictions, weights):
         probabilities = predictions[P.LOGISTIC]

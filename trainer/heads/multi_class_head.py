@@ -4,9 +4,8 @@ from __future__ import annotations
 
 import tensorflow as tf
 
-from trainer.export.export_output import ClassificationOutput, PredictOutput
-from trainer.heads.base_head import (Head, check_label_ids, class_strings, predictions_subset,
-                                     vocabulary_ids)
+from trainer.heads.base_head import (Head, all_classes, check_label_ids, class_strings,
+                                     classification_outputs, predictions_subset, vocabulary_ids)
 from trainer.heads.keys import MetricKeys, PredictionKeys as P, Reduction
 from trainer.metrics import streaming
 
@@ -56,22 +55,17 @@ class MultiClassHead(Head):
         logits = self._check_logits(logits)
         class_ids = tf.argmax(logits, axis=1)[:, None]
         names = class_strings(self.label_vocabulary, self.n_classes)
-        batch = tf.shape(logits)[0]
         predictions = {
             P.LOGITS: logits,
             P.PROBABILITIES: tf.nn.softmax(logits),
             P.CLASS_IDS: class_ids,
             P.CLASSES: tf.gather(names, class_ids),
-            P.ALL_CLASS_IDS: tf.tile(tf.range(self.n_classes, dtype=tf.int64)[None, :], [batch, 1]),
-            P.ALL_CLASSES: tf.tile(names[None, :], [batch, 1]),
+            **all_classes(names, self.n_classes, logits),
         }
         return predictions_subset(predictions, keys)
 
     def _export_outputs(self, predictions):
-        classification = ClassificationOutput(scores=predictions[P.PROBABILITIES],
-                                              classes=predictions[P.ALL_CLASSES])
-        return {"serving_default": classification, "classification": classification,
-                "predict": PredictOutput(predictions)}
+        return classification_outputs(predictions)
 
     def _update_metrics(self, labels, logits, predictions, weights):
         accuracy = streaming.Accuracy(name="accuracy")
