@@ -47,7 +47,8 @@ def tiny_model(tmp_path, feature="fare"):
     """A SavedModel with the Trainer's signatures: classify on 'inputs', predict on 'examples'."""
     import tensorflow as tf
 
-    from components.trainer.serving_export import CLASSIFY, PREDICT, _set_method_names
+    from components.trainer.serving_export import CLASSIFY, PREDICT
+    from trainer.export.saved_model import set_method_names
 
     module = tf.Module()
     module.w = tf.Variable(0.5)
@@ -70,7 +71,7 @@ def tiny_model(tmp_path, feature="fare"):
         "serving_default": tf.function(classify).get_concrete_function(tf.TensorSpec([None], tf.string, name="inputs")),
         "predict": tf.function(predict).get_concrete_function(tf.TensorSpec([None], tf.string, name="examples"))}
     tf.saved_model.save(module, path, signatures=signatures)
-    _set_method_names(path, {"serving_default": CLASSIFY, "predict": PREDICT})
+    set_method_names(path, {"serving_default": CLASSIFY, "predict": PREDICT})
     return Model(uri=str(uri), properties={"serving_model": "Format-Serving/1"}, id=2)
 
 
