@@ -49,8 +49,28 @@ class TruncatedNormal:
         return tf.random.truncated_normal(shape, mean=self.mean, stddev=self.stddev, dtype=dtype)
 
 
+class _EmbeddingOfColumn:
+    """What both embedding columns derive from their categorical column and dimension."""
+
+    @property
+    def parse_example_spec(self) -> dict[str, Any]:
+        return self.categorical_column.parse_example_spec
+
+    @property
+    def parents(self) -> list:
+        return [self.categorical_column]
+
+    @property
+    def variable_shape(self) -> tuple[int, ...]:
+        return (self.dimension,)
+
+    def table_initializer(self) -> Callable[..., tf.Tensor]:
+        """Returns ``initializer`` or the default truncated normal."""
+        return self.initializer or TruncatedNormal(stddev=1.0 / math.sqrt(self.dimension))
+
+
 @dataclasses.dataclass(frozen=True)
-class EmbeddingColumn(DenseColumn):
+class EmbeddingColumn(_EmbeddingOfColumn, DenseColumn):
     """A categorical column looked up in a trainable table; see `embedding_column`.
 
     Attributes:
@@ -78,22 +98,6 @@ class EmbeddingColumn(DenseColumn):
     def name(self) -> str:
         return f"{self.categorical_column.name}_embedding"
 
-    @property
-    def parse_example_spec(self) -> dict[str, Any]:
-        return self.categorical_column.parse_example_spec
-
-    @property
-    def parents(self) -> list:
-        return [self.categorical_column]
-
-    @property
-    def variable_shape(self) -> tuple[int, ...]:
-        return (self.dimension,)
-
-    def table_initializer(self) -> Callable[..., tf.Tensor]:
-        """Returns ``initializer`` or the default truncated normal."""
-        return self.initializer or TruncatedNormal(stddev=1.0 / math.sqrt(self.dimension))
-
     def create_state(self, state) -> None:
         state.create_variable(self.name, "embedding_weights",
                               (self.categorical_column.num_buckets, self.dimension),
@@ -106,7 +110,7 @@ class EmbeddingColumn(DenseColumn):
 
 
 @dataclasses.dataclass(frozen=True)
-class SharedEmbeddingColumn(DenseColumn):
+class SharedEmbeddingColumn(_EmbeddingOfColumn, DenseColumn):
     """One of several columns sharing an embedding table; see `shared_embeddings`.
 
     Columns with the same ``shared_embedding_collection_name`` share the
@@ -143,21 +147,6 @@ class SharedEmbeddingColumn(DenseColumn):
     @property
     def name(self) -> str:
         return f"{self.categorical_column.name}_shared_embedding"
-
-    @property
-    def parse_example_spec(self) -> dict[str, Any]:
-        return self.categorical_column.parse_example_spec
-
-    @property
-    def parents(self) -> list:
-        return [self.categorical_column]
-
-    @property
-    def variable_shape(self) -> tuple[int, ...]:
-        return (self.dimension,)
-
-    def table_initializer(self) -> Callable[..., tf.Tensor]:
-        return self.initializer or TruncatedNormal(stddev=1.0 / math.sqrt(self.dimension))
 
     def create_state(self, state) -> None:
         state.shared_variable(self.shared_embedding_collection_name,
