@@ -120,6 +120,26 @@ def test_served_model_matches_estimator_on_transformed_rows(trained):
     predict = loaded.signatures["predict"](examples=tf.constant(serialized))
     np.testing.assert_allclose(predict["probabilities"].numpy(), expected, rtol=1e-5, atol=1e-6)
 
+    # A real request carries no label source (`tips` feeds only the derived label) and no column
+    # the model does not use; the served model answers it the same.
+    assert "tips" in tf.train.Example.FromString(serialized[0]).features.feature
+    bare = []
+    for record in serialized:
+        example = tf.train.Example.FromString(record)
+        for unused in ("tips", "pickup_census_tract", "dropoff_census_tract", "trip_start_timestamp"):
+            if unused in example.features.feature:
+                del example.features.feature[unused]
+        bare.append(example.SerializeToString())
+    served_bare = loaded.signatures["serving_default"](inputs=tf.constant(bare))["scores"].numpy()
+    np.testing.assert_allclose(served_bare, expected, rtol=1e-5, atol=1e-6)
+    without_fare = []
+    for record in bare[:1]:
+        example = tf.train.Example.FromString(record)
+        del example.features.feature["fare"]
+        without_fare.append(example.SerializeToString())
+    with pytest.raises(tf.errors.InvalidArgumentError, match="fare"):
+        loaded.signatures["serving_default"](inputs=tf.constant(without_fare))
+
 
 @pytest.mark.slow
 def test_outputs_hold_vocabularies_checkpoint_and_logs(trained):
