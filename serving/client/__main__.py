@@ -33,6 +33,8 @@ def build_parser() -> argparse.ArgumentParser:
     which.add_argument("--label")
     p.add_argument("--signature", default="", help="Signature name (default: serving_default).")
     p.add_argument("--examples", help="Rows: .csv, .jsonl or .tfrecord (tf.Example).")
+    p.add_argument("--schema", help="A tensorflow_metadata schema.pbtxt that types the rows' features "
+                                    "(INT/FLOAT/BYTES) as the model parses them.")
     p.add_argument("--protocol", choices=("grpc", "rest"), default="grpc")
     p.add_argument("--output", choices=("table", "json"), default="table")
     p.add_argument("--timeout", type=float, default=30.0)
@@ -63,7 +65,7 @@ def run(args: argparse.Namespace) -> list[dict] | dict:
             return client.status()
         if not args.examples:
             raise ValueError(f"{args.command} needs --examples rows.csv|.jsonl|.tfrecord.")
-        rows = readers.read_rows(args.examples)
+        rows = readers.read_rows(args.examples, schema=args.schema)
         if args.command == "predict":
             outputs = client.predict(readers.columns(rows), signature_name=args.signature)
             return [{k: _jsonable(v[i]) for k, v in sorted(outputs.items())}

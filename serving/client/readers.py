@@ -1,4 +1,10 @@
-"""Reading example rows for the CLI from CSV, JSON Lines or TFRecord files."""
+"""Reading example rows for the CLI from CSV, JSON Lines or TFRecord files.
+
+Without a schema, each CSV cell's type is guessed (``360`` is an int, ``5.85`` a
+float). A model's parse spec is strict about dtypes, so pass the pipeline's
+tensorflow_metadata Schema (``schema.pbtxt``, as TFX's taxi client did) to type
+every feature as the model expects: INT -> int64, FLOAT -> float, BYTES -> bytes.
+"""
 
 from __future__ import annotations
 
@@ -25,18 +31,56 @@ def _cell(text: str) -> Any:
     return text
 
 
-def _read_csv(path: str) -> list[Row]:
+def _read_csv(path: str, types: dict[str, str] | None = None) -> list[Row]:
     rows = []
     with open(path, newline="", encoding="utf-8") as f:
         for line, record in enumerate(csv.DictReader(f), start=2):
-            try:
+            row = {}
+            for key, text in record.items():
                 # An empty cell is a missing value: the feature is left out of the
                 # example (as CSV ExampleGen does), not sent as an empty string.
-                rows.append({k: _cell(v) for k, v in record.items()
-                             if v is not None and v.strip() != ""})
-            except (json.JSONDecodeError, AttributeError) as e:
-                raise ValueError(f"{path}, row {line}: cannot read a cell: {e}") from e
+                if text is None or text.strip() == "":
+                    continue
+                try:
+                    row[key] = _typed(text.strip(), types[key]) if types and key in types else _cell(text)
+                except (json.JSONDecodeError, AttributeError, ValueError) as e:
+                    raise ValueError(f"{path}, row {line}, column {key!r}: cannot read {text!r}: {e}") from e
+            rows.append(row)
     return rows
+
+
+def _typed(value: Any, kind: str) -> Any:
+    """One value (or list) converted to the schema type INT, FLOAT or BYTES."""
+    if isinstance(value, list):
+        return [_typed(v, kind) for v in value]
+    if isinstance(value, str) and value.startswith("[") and kind != "BYTES":
+        return _typed(json.loads(value), kind)
+    if kind == "BYTES":
+        return value if isinstance(value, (str, bytes)) else str(value)
+    if kind == "FLOAT":
+        return float(value)
+    number = float(value)
+    if not number.is_integer():
+        raise ValueError(f"the schema says INT; got {value!r}. How to fix: give a whole number")
+    return int(number)
+
+
+def schema_types(path: str) -> dict[str, str]:
+    """Feature name -> ``INT``/``FLOAT``/``BYTES`` from a tensorflow_metadata Schema text file."""
+    from google.protobuf import text_format
+    from tensorflow_metadata.proto.v0 import schema_pb2
+
+    schema = schema_pb2.Schema()
+    try:
+        with open(path, encoding="utf-8") as f:
+            text_format.Parse(f.read(), schema)
+    except OSError as e:
+        raise ValueError(f"Cannot read the schema {path!r}: {e.strerror}.") from e
+    except text_format.ParseError as e:
+        raise ValueError(f"{path} is not a Schema in text format: {e}. How to fix: pass the "
+                         "schema.pbtxt written by the pipeline's SchemaGen.") from e
+    return {f.name: schema_pb2.FeatureType.Name(f.type) for f in schema.feature
+            if f.type in (schema_pb2.INT, schema_pb2.FLOAT, schema_pb2.BYTES)}
 
 
 def _read_jsonl(path: str) -> list[Row]:
@@ -80,8 +124,13 @@ _READERS = {".csv": _read_csv, ".jsonl": _read_jsonl, ".json": _read_jsonl,
             ".tfrecord": _read_tfrecord, ".tfrecords": _read_tfrecord}
 
 
-def read_rows(path: str) -> list[Row]:
+def read_rows(path: str, schema: str | None = None) -> list[Row]:
     """Rows (feature name -> value or list) from ``.csv``, ``.jsonl`` or ``.tfrecord``.
+
+    Args:
+        path: The rows file.
+        schema: Optional ``schema.pbtxt``; its features get the schema's types
+            (others keep the guessed type).
 
     Example:
         >>> read_rows("rows.jsonl")  # doctest: +SKIP
@@ -92,7 +141,18 @@ def read_rows(path: str) -> list[Row]:
     if reader is None:
         raise ValueError(
             f"Cannot read examples from {path!r}: expected a .csv, .jsonl or .tfrecord file.")
-    rows = reader(path)
+    types = schema_types(schema) if schema else None
+    if reader is _read_csv:
+        rows = _read_csv(path, types)
+    else:
+        rows = reader(path)
+        if types:
+            for i, row in enumerate(rows):
+                for key in row.keys() & types.keys():
+                    try:
+                        row[key] = _typed(row[key], types[key])
+                    except (TypeError, ValueError) as e:
+                        raise ValueError(f"{path}, example {i}, feature {key!r}: {e}") from e
     if not rows:
         raise ValueError(f"{path} holds no examples.")
     return rows
