@@ -102,6 +102,10 @@ def _cmd_run(args: argparse.Namespace) -> int:
         console.print("[bold red]error:[/] " + str(e).replace("[", r"\["))
         return 1
     print(f"run {result.run_id}: executed {result.executed}, cached {result.cached}")
+    from pipeline.serving_hints import serving_hints
+
+    for hints in serving_hints(result.outputs, root=pipeline.root):
+        print("\n".join(hints.lines()))
     return 0
 
 
