@@ -54,10 +54,14 @@ class IdWeightPair(NamedTuple):
     Attributes:
         id_tensor: int64 `tf.SparseTensor` of shape ``[batch, n]``.
         weight_tensor: float `tf.SparseTensor` with the same indices, or None.
+        dense_ids: The same ids as an int64 ``[batch]`` tensor (``-1`` where an example
+            has none) when every example has at most one id, e.g. a dense ``[batch]``
+            input; None otherwise. Lookups use it to skip the sparse path.
     """
 
     id_tensor: tf.SparseTensor
     weight_tensor: tf.SparseTensor | None
+    dense_ids: tf.Tensor | None = None
 
 
 class FeatureColumn(abc.ABC):

@@ -83,17 +83,25 @@ class IdentityCategoricalColumn(CategoricalColumn):
     def transform_feature(self, cache: FeatureCache, state) -> IdWeightPair:
         raw = cache.get(self.key, state)
         raw = inputs.check_dtype(raw, key=self.key, column_fn=_IDENTITY_FN, dtype=tf.int64)
+        single = inputs.single_id_input(raw)
+        if single is not None:  # one id per example: stay dense, -1 = missing
+            ids = self._checked(single, missing=-1)
+            return IdWeightPair(inputs.sparse_from_single_ids(ids), None, dense_ids=ids)
         sparse = inputs.categorical_input(raw, key=self.key, column_fn=_IDENTITY_FN)
-        ids = sparse.values
+        ids = self._checked(sparse.values)
+        return IdWeightPair(tf.SparseTensor(sparse.indices, ids, sparse.dense_shape), None)
+
+    def _checked(self, ids: tf.Tensor, missing: int | None = None) -> tf.Tensor:
+        """Out-of-range ids fail (no default) or become the default; ``missing`` ids stay."""
         if self.default_value is None:
-            ids = inputs.assert_ids_in_range(
-                ids, key=self.key, column_fn=_IDENTITY_FN, num_buckets=self.num_buckets,
+            return inputs.assert_ids_in_range(
+                ids, key=self.key, column_fn=_IDENTITY_FN, num_buckets=self.num_buckets, missing=missing,
                 how_to_fix="How to fix: clean the data, raise num_buckets or set "
                            "default_value to map bad ids to one bucket.")
-        else:
-            valid = tf.logical_and(ids >= 0, ids < self.num_buckets)
-            ids = tf.where(valid, ids, tf.constant(self.default_value, tf.int64))
-        return IdWeightPair(tf.SparseTensor(sparse.indices, ids, sparse.dense_shape), None)
+        valid = tf.logical_and(ids >= 0, ids < self.num_buckets)
+        if missing is not None:
+            valid = tf.logical_or(valid, tf.equal(ids, missing))
+        return tf.where(valid, ids, tf.constant(self.default_value, tf.int64))
 
 
 @dataclasses.dataclass(frozen=True)

@@ -266,7 +266,7 @@ def shared_embeddings(categorical_columns, dimension: int, combiner="mean", init
 
 def _lookup(table, pair, combiner: str, max_norm) -> tf.Tensor:
     return combine_lookup(table, pair.id_tensor, pair.weight_tensor, combiner=combiner,
-                          max_norm=max_norm)
+                          max_norm=max_norm, dense_ids=pair.dense_ids)
 
 
 def _reject_checkpoint(column_fn: str, ckpt_to_load_from, tensor_name_in_ckpt) -> None:

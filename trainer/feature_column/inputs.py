@@ -20,6 +20,8 @@ __all__ = [
     "categorical_input",
     "check_dtype",
     "dense_numeric_input",
+    "single_id_input",
+    "sparse_from_single_ids",
 ]
 
 
@@ -46,6 +48,32 @@ def categorical_input(value, *, key: str, column_fn: str) -> tf.SparseTensor:
         dense_shape=tf.shape(value, out_type=tf.int64),
     )
     return _to_rank2(sparse, key=key, column_fn=column_fn)
+
+
+def single_id_input(value) -> tf.Tensor | None:
+    """A dense ``[batch]`` or ``[batch, 1]`` input as ``[batch]``; None for any other input.
+
+    Such an input holds at most one value per example (missing cells are ``-1`` or
+    ``''``), so its ids can stay dense: `combine_lookup` then gathers rows directly
+    instead of going through a SparseTensor (a handful of kernels instead of ~20).
+    """
+    if isinstance(value, (tf.SparseTensor, tf.RaggedTensor)) or value.shape.rank not in (1, 2):
+        return None
+    if value.shape.rank == 2:
+        if value.shape[1] != 1:
+            return None
+        value = tf.squeeze(value, axis=1)
+    return value
+
+
+def sparse_from_single_ids(ids: tf.Tensor) -> tf.SparseTensor:
+    """``[batch]`` int64 ids (``-1`` = none) as the ``[batch, 1]`` SparseTensor of the present ones."""
+    rows = tf.where(ids >= 0)
+    return tf.SparseTensor(
+        indices=tf.concat([rows, tf.zeros_like(rows)], axis=1),
+        values=tf.gather_nd(ids, rows),
+        dense_shape=tf.stack([tf.shape(ids, out_type=tf.int64)[0], tf.constant(1, tf.int64)]),
+    )
 
 
 def _to_rank2(sparse: tf.SparseTensor, *, key: str, column_fn: str) -> tf.SparseTensor:
@@ -90,14 +118,17 @@ def check_dtype(value, *, key: str, column_fn: str, dtype: tf.DType):
 
 
 def assert_ids_in_range(ids: tf.Tensor, *, key: str, column_fn: str,
-                        num_buckets: int, how_to_fix: str) -> tf.Tensor:
+                        num_buckets: int, how_to_fix: str, missing: int | None = None) -> tf.Tensor:
     """Fails at the first id outside ``[0, num_buckets)``; returns ``ids``.
 
     The error names the column, the first bad value and the valid range:
     ``categorical_column_with_identity `user` got id=7; expected ids in [0, 5).``
     (backquotes, because TF escapes quotes in graph-mode assertion messages).
+    ``missing`` (e.g. -1 in dense single-id inputs) is accepted as well.
     """
     valid = tf.logical_and(ids >= 0, ids < num_buckets)
+    if missing is not None:
+        valid = tf.logical_or(valid, tf.equal(ids, missing))
     # argmin over [valid..., True] finds the first invalid position (or 0).
     first_bad = tf.argmin(tf.cast(tf.concat([valid, [True]], 0), tf.int32))
     padded = tf.concat([ids, tf.zeros([1], ids.dtype)], 0)

@@ -126,7 +126,7 @@ class LinearModel(tf.Module):
         if isinstance(column, CategoricalColumn):
             pair = column.get_sparse_tensors(cache, self._state)
             return combine_lookup(weights, pair.id_tensor, pair.weight_tensor,
-                                  combiner=self._sparse_combiner)
+                                  combiner=self._sparse_combiner, dense_ids=pair.dense_ids)
         dense = column.get_dense_tensor(cache, self._state)
         batch = tf.shape(dense)[0]
         return tf.matmul(tf.reshape(dense, tf.stack([batch, _width(column)])), weights)

@@ -18,8 +18,22 @@ __all__ = ["combine_lookup"]
 
 
 def combine_lookup(table, id_tensor: tf.SparseTensor, weight_tensor=None, *, combiner="mean",
-                   max_norm=None) -> tf.Tensor:
-    """Returns ``[batch, dim]``: each row's ids looked up in ``table`` and combined."""
+                   max_norm=None, dense_ids: tf.Tensor | None = None) -> tf.Tensor:
+    """Returns ``[batch, dim]``: each row's ids looked up in ``table`` and combined.
+
+    ``dense_ids`` (``[batch]``, ``-1`` = none; see `IdWeightPair`) takes a shortcut when
+    there are no weights: with at most one id per row every combiner returns that id's
+    row (or zeros), so one gather and a mask replace the segment sums.
+    """
+    if dense_ids is not None and weight_tensor is None:
+        if combiner not in ("sum", "mean", "sqrtn"):
+            raise ValueError(f"combine_lookup got combiner={combiner!r}; expected 'sum', 'mean' or 'sqrtn'.")
+        present = dense_ids >= 0
+        vectors = tf.gather(table, tf.where(present, dense_ids, tf.zeros_like(dense_ids)))
+        if max_norm is not None:
+            vectors = tf.clip_by_norm(vectors, max_norm, axes=[1])
+        vectors = tf.cast(vectors, tf.float32)
+        return tf.where(present[:, None], vectors, tf.zeros_like(vectors))
     ids = id_tensor.values
     rows = tf.cast(id_tensor.indices[:, 0], tf.int32)
     weights = (tf.ones_like(ids, dtype=tf.float32) if weight_tensor is None

@@ -103,3 +103,50 @@ def test_embedding_with_unhashable_initializer_object():
                               initializer=UnhashableInit())
     out = fc.DenseFeatures([col])({"i": tf.constant([[0, 2]])}).numpy()
     np.testing.assert_allclose(out, [[1.0, 1.0]])
+
+
+SINGLE = [2, -1, 0, 3, 1]
+
+
+@pytest.mark.parametrize("combiner", ["sum", "mean", "sqrtn"])
+@pytest.mark.parametrize("max_norm", [None, 1.5])
+@pytest.mark.parametrize("shape", [[5], [5, 1]])
+def test_dense_single_id_inputs_match_the_sparse_path_values_and_gradients(combiner, max_norm, shape):
+    """[batch] and [batch, 1] ids take a dense shortcut; it must equal the sparse path, -1 included."""
+    dense = {"i": tf.reshape(tf.constant(SINGLE, tf.int64), shape)}
+    rows = [r for r, v in enumerate(SINGLE) if v >= 0]
+    sparse = {"i": tf.SparseTensor([[r, 0] for r in rows], [SINGLE[r] for r in rows], [5, 1])}
+    results = []
+    for features in (dense, sparse):
+        embedding = fc.embedding_column(fc.categorical_column_with_identity("i", 4), 2, combiner=combiner,
+                                        initializer=table_init, max_norm=max_norm)
+        wide = fc.LinearModel([fc.categorical_column_with_identity("i", 4)], sparse_combiner=combiner)
+        layer = fc.DenseFeatures([embedding])
+        with tf.GradientTape(persistent=True) as tape:
+            deep_out = layer(features)
+            wide_out = wide(features)
+            weights = wide.variables_by_column()
+            wide.bias.assign([0.0])
+            loss = tf.reduce_sum(deep_out * [[1.0, 2.0]]) + tf.reduce_sum(wide_out * tf.range(5.0)[:, None])
+        table = layer.variables[0]
+        linear = next(v for vs in weights.values() for v in vs if v is not wide.bias)
+        grads = [tf.convert_to_tensor(g) for g in tape.gradient(loss, [table, linear])]
+        results.append((deep_out.numpy(), wide_out.numpy(), [g.numpy() for g in grads]))
+    (d1, w1, g1), (d2, w2, g2) = results
+    np.testing.assert_allclose(d1, d2, rtol=1e-6)
+    np.testing.assert_allclose(w1, w2, rtol=1e-6)
+    for a, b in zip(g1, g2):
+        np.testing.assert_allclose(a, b, rtol=1e-6)
+    assert not d1[1].any()  # -1: no id, zeros
+
+
+def test_dense_single_id_out_of_range_fails_and_default_value_keeps_missing():
+    col = fc.categorical_column_with_identity("i", 4)
+    layer = fc.DenseFeatures([fc.indicator_column(col)])
+    with pytest.raises(tf.errors.InvalidArgumentError, match=r"`i` got id=7; expected ids in \[0, 4\)"):
+        layer({"i": tf.constant([1, 7, -1], tf.int64)})
+    with pytest.raises(tf.errors.InvalidArgumentError, match=r"`i` got id=-2"):
+        layer({"i": tf.constant([-2], tf.int64)})
+    defaulted = fc.DenseFeatures([fc.indicator_column(fc.categorical_column_with_identity("i", 4, default_value=0))])
+    np.testing.assert_array_equal(defaulted({"i": tf.constant([[7], [-1], [3]], tf.int64)}).numpy(),
+                                  [[1, 0, 0, 0], [0, 0, 0, 0], [0, 0, 0, 1]])
