@@ -109,7 +109,12 @@ class ExecutionContext:
     """Everything an executor gets: resolved inputs, output artifacts to fill, parameters.
 
     Output artifacts point at a temporary directory; the runner publishes them
-    atomically after the executor returns.
+    atomically after the executor returns. ``temp_dir`` belongs to this execution
+    only. ``work_dir`` (None when the runner gives none) is resumable scratch:
+    it survives a crash or a failure and is handed back to the next execution with
+    the same fingerprint (same inputs, parameters and code), then removed once an
+    execution is published. Keep there what lets a rerun resume (the Trainer's
+    checkpoints); copy what the outputs need into them.
     """
 
     component_id: str
@@ -119,6 +124,7 @@ class ExecutionContext:
     parameters: Any
     beam_pipeline_args: tuple[str, ...]
     temp_dir: str
+    work_dir: str | None = None
     previous_output: Callable[[str], Artifact | None] = lambda key: None
     report: Callable[[str], None] = lambda message: None
 

@@ -186,6 +186,16 @@ class MetadataStore:
             conn.execute(executions.update().where(executions.c.id == execution_id).values(
                 state=COMPLETE, finished=_now()))
 
+    def record_resolved(self, execution_id: int, outputs: dict[str, list[Artifact]]) -> None:
+        """A resolver's execution: OUTPUT events to the existing artifacts it chose; COMPLETE."""
+        with self.engine.begin() as conn:
+            for key, arts in outputs.items():
+                for art in arts:
+                    conn.execute(events.insert().values(
+                        execution_id=execution_id, artifact_id=art.id, kind=OUTPUT, key=key))
+            conn.execute(executions.update().where(executions.c.id == execution_id).values(
+                state=COMPLETE, finished=_now()))
+
     def fail_execution(self, execution_id: int, error: str) -> None:
         with self.engine.begin() as conn:
             conn.execute(executions.update().where(executions.c.id == execution_id).values(
@@ -278,6 +288,32 @@ class MetadataStore:
                 events.c.execution_id == producer["id"], events.c.kind == INPUT)).all()
         node["inputs"] = [(key, self.lineage(aid, depth - 1)) for key, aid in inputs]
         return node
+
+    def producer_inputs(self, artifact_id: int) -> dict[str, list[Artifact]]:
+        """The inputs (key -> artifacts) of the execution that first produced the artifact."""
+        with self.engine.connect() as conn:
+            producer = conn.execute(
+                sa.select(events.c.execution_id).where(
+                    events.c.artifact_id == artifact_id, events.c.kind == OUTPUT)
+                .order_by(events.c.execution_id)).first()
+            if producer is None:
+                return {}
+            rows = conn.execute(
+                sa.select(events.c.key, artifacts).join(artifacts, events.c.artifact_id == artifacts.c.id)
+                .where(events.c.execution_id == producer[0], events.c.kind == INPUT)
+                .order_by(events.c.id)).mappings().all()
+        inputs: dict[str, list[Artifact]] = {}
+        for row in rows:
+            inputs.setdefault(row["key"], []).append(_artifact(row))
+        return inputs
+
+    def running_fingerprints(self, pipeline: str, component: str) -> dict[int, str]:
+        """execution id -> fingerprint of the node's RUNNING executions."""
+        with self.engine.connect() as conn:
+            rows = conn.execute(sa.select(executions.c.id, executions.c.fingerprint).where(
+                executions.c.pipeline == pipeline, executions.c.component == component,
+                executions.c.state == RUNNING)).all()
+        return {int(execution_id): fingerprint for execution_id, fingerprint in rows}
 
     def execution_state(self, execution_id: int) -> str | None:
         with self.engine.connect() as conn:

@@ -2,7 +2,9 @@
 
 It caches (an unchanged component is reused, not rerun), publishes outputs
 atomically (a killed run never leaves a half artifact that a later run
-consumes), resumes after a crash (finished components come from the cache) and
+consumes), resumes after a crash (finished components come from the cache, and
+an execution rerun with the same inputs gets back its scratch directory, e.g.
+the Trainer's checkpoints), resolves resolver nodes from the metadata store and
 runs part of the DAG (``from_nodes`` / ``to_nodes``).
 
 Example:
@@ -26,6 +28,7 @@ from components.base import (
     CURRENT, PREVIOUS_SPAN, SPAN_WINDOW, Channel, Component, ComponentError, ExecutionContext,
     parameters_to_json,
 )
+from components.resolver.base import Resolver
 from pipeline.dsl import Pipeline, downstream_closure, upstream_closure
 from pipeline.metadata import CACHED, COMPLETE, FAILED, RUNNING, MetadataStore
 from pipeline.progress import ProgressListener
@@ -42,12 +45,17 @@ class PipelineRunError(RuntimeError):
 
 @dataclasses.dataclass
 class RunResult:
-    """What one run did: its id, each node's state (COMPLETE/CACHED/SKIPPED) and outputs."""
+    """What one run did: its id, each node's state (COMPLETE/CACHED/SKIPPED) and outputs.
+
+    A resolver's ``outputs`` hold the artifacts it chose (a key is absent when it chose
+    none); ``resolved`` holds every resolver's full answer.
+    """
 
     run_id: int
     states: dict[str, str]
     outputs: dict[str, dict[str, Artifact]]
     seconds: dict[str, float]
+    resolved: dict[str, dict[str, list[Artifact]]] = dataclasses.field(default_factory=dict)
 
     @property
     def executed(self) -> list[str]:
@@ -85,6 +93,8 @@ class LocalRunner:
             selected &= downstream_closure(pipeline.components, from_nodes)
         if to_nodes:
             selected &= upstream_closure(pipeline.components, to_nodes)
+        selected |= _resolvers_feeding(pipeline, selected)
+        _check_resolvers(pipeline)
         self._use_cache = pipeline.enable_cache if enable_cache is None else enable_cache
 
         store = MetadataStore(pipeline.metadata)
@@ -98,7 +108,10 @@ class LocalRunner:
                     continue
                 started = time.monotonic()
                 self.listener.on_component_start(component.id)
-                state, outputs = self._run_component(store, pipeline, run_id, component, result)
+                if isinstance(component, Resolver):
+                    state, outputs = self._run_resolver(store, pipeline, run_id, component, result)
+                else:
+                    state, outputs = self._run_component(store, pipeline, run_id, component, result)
                 result.states[component.id] = state
                 result.outputs[component.id] = outputs
                 result.seconds[component.id] = time.monotonic() - started
@@ -115,6 +128,12 @@ class LocalRunner:
     def _resolve(self, store: MetadataStore, pipeline: Pipeline, component: Component,
                  key: str, channel: Channel, result: RunResult) -> list[Artifact]:
         producer = channel.producer.id
+        if isinstance(channel.producer, Resolver):
+            if channel.policy != CURRENT:
+                raise ValueError(
+                    f"{component.id} got {key}={channel!r}; a resolver's output takes no span policy. "
+                    "How to fix: wire resolver.outputs[...] itself.")
+            return list(result.resolved[producer][channel.output_key])
         current = result.outputs.get(producer, {}).get(channel.output_key)
         if current is None:  # producer outside a partial run: its latest published output
             latest = store.published(pipeline.name, producer, channel.output_key)
@@ -141,6 +160,34 @@ class LocalRunner:
         raise ValueError(
             f"LocalRunner got channel policy={channel.policy!r}; expected current, "
             "previous_span or span_window. How to fix: build channels with Channel methods.")
+
+    def _run_resolver(self, store: MetadataStore, pipeline: Pipeline, run_id: int,
+                      resolver: Resolver, result: RunResult) -> tuple[str, dict[str, Artifact]]:
+        """Asks the resolver for existing artifacts; records its choice as a COMPLETE execution.
+
+        Never cached: the answer depends on the store, and it is cheap to ask again.
+        """
+        inputs = {key: self._resolve(store, pipeline, resolver, key, channel, result)
+                  for key, channel in resolver.inputs.items()}
+        params_json = parameters_to_json(resolver.parameters)
+        execution_id = store.start_execution(
+            run_id, pipeline.name, resolver.id, type(resolver).__name__,
+            fingerprint=_fingerprint(resolver, params_json, inputs), parameters=params_json)
+        store.record_inputs(execution_id, inputs)
+        try:
+            resolved = resolver.resolve(inputs, _History(store, pipeline.name))
+            _check_resolved(resolver, resolved)
+        except BaseException as e:
+            summary = _summary(e)
+            store.fail_execution(execution_id, summary + "\n" + traceback.format_exc())
+            if isinstance(e, (KeyboardInterrupt, SystemExit)):
+                raise
+            raise PipelineRunError(resolver.id, summary, execution_id) from e
+        store.record_resolved(execution_id, resolved)
+        result.resolved[resolver.id] = resolved
+        for key, arts in resolved.items():
+            self.listener.on_message(resolver.id, f"{key}: {arts[0] if arts else 'none'}")
+        return COMPLETE, {key: arts[0] for key, arts in resolved.items() if arts}
 
     def _run_component(self, store: MetadataStore, pipeline: Pipeline, run_id: int,
                        component: Component, result: RunResult) -> tuple[str, dict[str, Artifact]]:
@@ -173,6 +220,7 @@ class LocalRunner:
         store.register_outputs(execution_id, pipeline.name, component.id, outputs)
         temp_dir = os.path.join(pipeline.root, ".temp", str(execution_id))
         os.makedirs(temp_dir, exist_ok=True)
+        work_dir = self._work_dir(store, pipeline, component, fingerprint, execution_id)
 
         def previous_output(key: str) -> Artifact | None:
             latest = store.published(pipeline.name, component.id, key)
@@ -181,7 +229,7 @@ class LocalRunner:
         ctx = ExecutionContext(
             component_id=component.id, execution_id=execution_id, inputs=inputs, outputs=outputs,
             parameters=component.parameters, beam_pipeline_args=pipeline.beam_pipeline_args,
-            temp_dir=temp_dir, previous_output=previous_output,
+            temp_dir=temp_dir, work_dir=work_dir, previous_output=previous_output,
             report=lambda message: self.listener.on_message(component.id, message))
         try:
             component.executor()(ctx)
@@ -198,7 +246,82 @@ class LocalRunner:
             art.uri = final_uris[key]
         store.publish(execution_id, outputs)
         shutil.rmtree(temp_dir, ignore_errors=True)
+        shutil.rmtree(work_dir, ignore_errors=True)
         return COMPLETE, outputs
+
+    def _work_dir(self, store: MetadataStore, pipeline: Pipeline, component: Component,
+                  fingerprint: str, execution_id: int) -> str:
+        """The execution's resumable scratch dir: ``<root>/.work/<node>/<fingerprint>``.
+
+        It survives a crash or a failure, so the next execution with the same fingerprint
+        (same inputs, parameters and code) picks up where that one stopped; it is removed
+        once an execution is published. Scratch dirs of other fingerprints are removed
+        unless a live execution uses them. While another live execution holds this
+        fingerprint's dir, this one gets a private ``<fingerprint>-<execution id>`` dir.
+        ``enable_cache=False`` starts from an empty dir.
+        """
+        base = os.path.join(pipeline.root, ".work", component.id)
+        running = store.running_fingerprints(pipeline.name, component.id)
+        busy = {fp for eid, fp in running.items() if eid != execution_id}
+        name = fingerprint if fingerprint not in busy else f"{fingerprint}-{execution_id}"
+        if os.path.isdir(base):
+            for entry in os.listdir(base):
+                entry_fingerprint, _, owner = entry.partition("-")
+                in_use = int(owner) in running if owner.isdigit() else entry_fingerprint in busy
+                if entry != name and not in_use:
+                    shutil.rmtree(os.path.join(base, entry), ignore_errors=True)
+        path = os.path.join(base, name)
+        if not self._use_cache:
+            shutil.rmtree(path, ignore_errors=True)
+        os.makedirs(path, exist_ok=True)
+        return path
+
+
+class _History:
+    """`ArtifactHistory` over the metadata store, for one pipeline (what resolvers may read)."""
+
+    def __init__(self, store: MetadataStore, pipeline_name: str):
+        self._store = store
+        self._pipeline = pipeline_name
+
+    def published(self, component_id: str, output_key: str) -> list[Artifact]:
+        return self._store.published(self._pipeline, component_id, output_key)
+
+    def producer_inputs(self, artifact: Artifact) -> dict[str, list[Artifact]]:
+        return self._store.producer_inputs(artifact.id)
+
+
+def _resolvers_feeding(pipeline: Pipeline, selected: set[str]) -> set[str]:
+    """Resolver nodes whose outputs a selected node consumes (resolved in every run that needs them)."""
+    return {channel.producer.id for component in pipeline.components if component.id in selected
+            for channel in component.inputs.values() if isinstance(channel.producer, Resolver)}
+
+
+def _check_resolvers(pipeline: Pipeline) -> None:
+    ids = {c.id for c in pipeline.components}
+    for component in pipeline.components:
+        if not isinstance(component, Resolver):
+            continue
+        for node in component.referenced_nodes():
+            if node not in ids:
+                raise ValueError(
+                    f"{component.id} reads the history of node {node!r}, which is not in pipeline "
+                    f"{pipeline.name!r} (nodes: {sorted(ids)}). How to fix: pass the id of that "
+                    "node, e.g. pusher='Pusher'.")
+
+
+def _check_resolved(resolver: Resolver, resolved: dict[str, list[Artifact]]) -> None:
+    if not isinstance(resolved, dict) or set(resolved) != set(resolver.OUTPUTS):
+        raise TypeError(
+            f"{type(resolver).__name__}.resolve returned {resolved!r}; expected a dict with the keys "
+            f"{sorted(resolver.OUTPUTS)}. How to fix: return every output key, with [] for none.")
+    for key, arts in resolved.items():
+        expected = resolver.OUTPUTS[key]
+        if not isinstance(arts, list) or any(not isinstance(a, expected) or a.id is None for a in arts):
+            raise TypeError(
+                f"{type(resolver).__name__}.resolve returned {key}={arts!r}; expected a list of "
+                f"published {expected.TYPE_NAME} artifacts. How to fix: return artifacts read from "
+                "the history.")
 
 
 def _remove_stale_temp_dirs(store: MetadataStore, base: str) -> None:
