@@ -84,6 +84,7 @@ class Embedding:
 
 
 Feature = Union[Numeric, Bucketized, Vocabulary, Hashed, Crossed, Embedding]
+LABEL_DTYPES = ("int", "float")
 FEATURE_TYPES: dict[str, type] = {cls.TYPE: cls for cls in (Numeric, Bucketized, Vocabulary, Hashed, Crossed, Embedding)}
 
 
@@ -93,10 +94,13 @@ class Label:
 
     ``expression`` is arithmetic and comparisons over raw columns, e.g.
     ``"tips > 0.2 * fare"``; a boolean result is stored as int 0/1.
+    ``dtype`` is the label Transform passes to the model: ``"int"`` (class ids, for
+    classifiers) or ``"float"`` (a numeric target, for regressors).
     """
 
     name: str
     expression: str | None = None
+    dtype: str = "int"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -141,10 +145,25 @@ class FeatureSpec:
                         "of a categorical feature (vocabulary, hash, crossed or bucketized) in this "
                         "spec. How to fix: declare that feature and name it as source."
                     )
-        if self.label is not None and self.label.name in by_name:
+        if self.label is not None:
+            self._check_label(self.label, by_name)
+
+    def _check_label(self, label: Label, by_name: dict[str, Feature]) -> None:
+        if label.name in by_name:
             raise ValueError(
-                f"FeatureSpec got label={self.label.name!r}, which is also a feature; expected "
+                f"FeatureSpec got label={label.name!r}, which is also a feature; expected "
                 "distinct names. How to fix: remove it from features."
+            )
+        if label.name in self.raw_columns:
+            raise ValueError(
+                f"FeatureSpec got label={label.name!r}, which a crossed feature reads; expected the "
+                "label to stay out of the model's inputs. How to fix: remove it from that feature's keys."
+            )
+        if label.dtype not in LABEL_DTYPES:
+            raise ValueError(
+                f"FeatureSpec got label {label.name!r} with dtype={label.dtype!r}; expected one of "
+                f"{list(LABEL_DTYPES)}. How to fix: 'int' for a classifier's class ids, 'float' for a "
+                "regressor's target."
             )
 
     @property
@@ -178,7 +197,8 @@ class FeatureSpec:
             features.append(entry)
         config: dict[str, Any] = {"features": features}
         if self.label is not None:
-            config["label"] = {k: v for k, v in dataclasses.asdict(self.label).items() if v is not None}
+            config["label"] = {f.name: getattr(self.label, f.name) for f in dataclasses.fields(Label)
+                               if f.name == "name" or getattr(self.label, f.name) != f.default}
         return config
 
     @classmethod

@@ -4,6 +4,7 @@ TensorFlow and Beam are imported only when a component runs, so ``--help`` is fa
 
 Example:
     $ python -m pipeline run pipeline/examples/taxi.yaml --root /tmp/taxi
+    $ python -m pipeline run pipeline/examples/taxi.yaml --set training.steps=200
     $ python -m pipeline run pipeline/examples/taxi_pipeline.py --beam-arg=--direct_num_workers=1
     $ python -m pipeline runs --root /tmp/taxi
     $ python -m pipeline lineage 12 --root /tmp/taxi
@@ -33,6 +34,9 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--to", dest="to_nodes", action="append", default=[], metavar="NODE",
                      help="run only this node and what is upstream of it")
     run.add_argument("--no-cache", action="store_true", help="rerun every selected component")
+    run.add_argument("--set", action="append", default=[], dest="overrides", metavar="KEY=VALUE",
+                     help="override a field of a .yaml spec (dotted KEY, VALUE parsed as YAML); repeat it, "
+                          "e.g. --set training.steps=200 --set push.model_name=taxi")
     for name, help_ in (("runs", "list runs"), ("lineage", "show where an artifact came from")):
         p = sub.add_parser(name, help=help_)
         if name == "lineage":
@@ -41,16 +45,25 @@ def _parser() -> argparse.ArgumentParser:
         p.add_argument("--metadata", help="SQLAlchemy URL of the metadata store")
     check = sub.add_parser("check", help="validate a pipeline file without running it")
     check.add_argument("file")
+    check.add_argument("--set", action="append", default=[], dest="overrides", metavar="KEY=VALUE",
+                       help="override a field of a .yaml spec, as for run")
     return parser
 
 
 def load_pipeline(path: str, *, root: str | None = None, beam_args: list[str] | None = None,
-                  metadata: str | None = None) -> Any:
-    """Builds the Pipeline from a .yaml spec or a .py file defining ``create_pipeline``."""
+                  metadata: str | None = None, overrides: list[str] | None = None) -> Any:
+    """Builds the Pipeline from a .yaml spec or a .py file defining ``create_pipeline``.
+
+    ``overrides`` (``KEY=VALUE``, the CLI's ``--set``) change fields of a .yaml spec.
+    """
     if path.endswith((".yaml", ".yml")):
         from pipeline.yaml_spec import build_pipeline, load_spec
 
-        return build_pipeline(load_spec(path), root=root, beam_pipeline_args=beam_args, metadata=metadata)
+        return build_pipeline(load_spec(path, overrides=overrides or ()), root=root,
+                              beam_pipeline_args=beam_args, metadata=metadata)
+    if overrides:
+        raise ValueError(f"pipeline got --set {overrides[0]!r} for file={path!r}; --set changes .yaml specs only. "
+                         "How to fix: pass the value to create_pipeline() in the .py file.")
     if not path.endswith(".py") or not os.path.isfile(path):
         raise ValueError(f"pipeline got file={path!r}; expected an existing .py or .yaml file. "
                          "How to fix: check the path.")
@@ -93,7 +106,8 @@ def _cmd_run(args: argparse.Namespace) -> int:
     from pipeline.runner import LocalRunner, PipelineRunError
 
     console = Console(stderr=True)
-    pipeline = load_pipeline(args.file, root=args.root, beam_args=args.beam_args, metadata=args.metadata)
+    pipeline = load_pipeline(args.file, root=args.root, beam_args=args.beam_args, metadata=args.metadata,
+                             overrides=args.overrides)
     try:
         result = LocalRunner(RichProgress(console)).run(
             pipeline, from_nodes=args.from_nodes, to_nodes=args.to_nodes,
@@ -144,7 +158,7 @@ def _cmd_lineage(args: argparse.Namespace) -> int:
 
 
 def _cmd_check(args: argparse.Namespace) -> int:
-    pipeline = load_pipeline(args.file)
+    pipeline = load_pipeline(args.file, overrides=args.overrides)
     print(f"{pipeline.name}: {' -> '.join(c.id for c in pipeline.components)} (root {pipeline.root})")
     return 0
 

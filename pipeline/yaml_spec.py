@@ -2,9 +2,9 @@
 
 ``load_spec(path)`` parses and validates the whole file (data, label, features,
 validation, schema, model, training, evaluation, push); ``build_pipeline(spec)``
-makes the Pipeline. Sections this package does not run yet (model, training,
-evaluation, push) are validated and kept on the spec; later components plug in
-with ``register_section_builder``. See docs/pipeline_yaml.md.
+makes the Pipeline: ExampleGen -> StatisticsGen -> SchemaGen -> ExampleValidator ->
+Transform, and with ``model`` + ``training`` the Trainer, resolver, Evaluator,
+InfraValidator and Pusher (pipeline/yaml_model.py). See docs/pipeline_yaml.md.
 
 Example:
     >>> spec = load_spec("pipeline/examples/taxi.yaml")
@@ -15,17 +15,15 @@ Example:
 from __future__ import annotations
 
 import os
-from collections.abc import Callable
+from collections.abc import Sequence
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from components.feature_spec import FeatureSpec
+from components.trainer.canned_config import CANNED_ESTIMATORS
+from pipeline.yaml_model import REGRESSION, check_model_sections, model_components, task_of
 
-CANNED_ESTIMATORS = (
-    "LinearClassifier", "LinearRegressor", "DNNClassifier", "DNNRegressor",
-    "DNNLinearCombinedClassifier", "DNNLinearCombinedRegressor", "BaselineClassifier", "BaselineRegressor",
-)
 
 
 class _Section(BaseModel):
@@ -85,11 +83,16 @@ class ModelSection(_Section):
 class TrainingSection(_Section):
     steps: int = Field(ge=1)
     eval_steps: int | None = Field(default=None, ge=1)
+    batch_size: int = Field(default=64, ge=1)
+    random_seed: int | None = None
 
 
 class Bound(_Section):
+    """One threshold; names and directions: ``pipeline.yaml_model.METRICS``."""
+
     lower_bound: float | None = None
     upper_bound: float | None = None
+    min_change: float | None = None
 
 
 class EvaluationSection(_Section):
@@ -98,7 +101,8 @@ class EvaluationSection(_Section):
 
 
 class PushSection(_Section):
-    destination: str
+    destination: str | None = None
+    model_name: str | None = None
 
 
 class PipelineSpec(_Section):
@@ -123,19 +127,38 @@ class PipelineSpec(_Section):
 
     model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
 
+    @model_validator(mode="after")
+    def _model_sections_fit(self) -> PipelineSpec:
+        check_model_sections(self)
+        return self
+
     def path(self, value: str) -> str:
         return value if os.path.isabs(value) else os.path.normpath(os.path.join(self.base_dir, value))
 
     @property
+    def task(self) -> str | None:
+        """The task model.estimator implies ("classification" or "regression"); None without a model."""
+        return task_of(self.model.estimator) if self.model else None
+
+    @property
     def feature_spec(self) -> FeatureSpec:
+        """The features and label; a regressor's label is float, otherwise int class ids."""
         config: dict[str, Any] = {"features": self.features}
         if self.label is not None:
-            config["label"] = self.label.model_dump(exclude_none=True)
+            config["label"] = {**self.label.model_dump(exclude_none=True),
+                               "dtype": "float" if self.task == REGRESSION else "int"}
         return FeatureSpec.from_config(config)
 
 
-def load_spec(path: str) -> PipelineSpec:
-    """Reads and validates a YAML pipeline spec; errors name the file and the field."""
+def load_spec(path: str, *, overrides: Sequence[str] = ()) -> PipelineSpec:
+    """Reads and validates a YAML pipeline spec; errors name the file and the field.
+
+    Args:
+        path: The YAML file.
+        overrides: ``KEY=VALUE`` strings applied before validation; KEY is a dotted path
+            into the mapping, VALUE is parsed as YAML, e.g. ``training.steps=100`` or
+            ``model.args.dnn_hidden_units=[8]`` (the CLI's ``--set``).
+    """
     import yaml
 
     try:
@@ -148,28 +171,55 @@ def load_spec(path: str) -> PipelineSpec:
     if not isinstance(raw, dict):
         raise ValueError(f"{path}: expected a mapping with name, data, features, ...; got {type(raw).__name__}. "
                          "How to fix: start from pipeline/examples/taxi.yaml.")
+    for override in overrides:
+        apply_override(raw, override)
     try:
         spec = PipelineSpec(**raw, base_dir=os.path.dirname(os.path.abspath(path)))
         spec.feature_spec  # noqa: B018 - validates the features section
     except ValidationError as e:
-        problems = "; ".join(f"{'.'.join(str(x) for x in err['loc'])}: {err['msg']}" for err in e.errors())
-        raise ValueError(f"{path}: {problems}. How to fix: see docs/pipeline_yaml.md.") from None
+        problems = "; ".join(_problem(err) for err in e.errors())
+        hint = " How to fix: see docs/pipeline_yaml.md." if any(err["loc"] for err in e.errors()) else ""
+        raise ValueError(f"{path}: {problems}.{hint}") from None
     except (ValueError, TypeError) as e:
         raise ValueError(f"{path}: {e}") from None
     return spec
 
 
-SectionBuilder = Callable[[PipelineSpec, dict[str, Any]], list[Any]]
-_SECTION_BUILDERS: list[SectionBuilder] = []
+def _problem(err: dict[str, Any]) -> str:
+    where = ".".join(str(x) for x in err["loc"])
+    if not where:  # a whole-spec check (check_model_sections): its message names the field
+        return err["msg"].removeprefix("Value error, ").rstrip(".")
+    return f"{where}: {err['msg']}"
 
 
-def register_section_builder(builder: SectionBuilder) -> None:
-    """Lets later components (Trainer, Evaluator, Pusher) add nodes from their YAML sections.
+def apply_override(raw: dict[str, Any], override: str) -> None:
+    """Sets ``KEY=VALUE`` (dotted KEY, VALUE parsed as YAML) in the raw mapping, in place.
 
-    ``builder(spec, nodes)`` gets the spec and the nodes built so far (by id) and returns
-    new components to append.
+    Example:
+        >>> raw = {"training": {"steps": 6000}}
+        >>> apply_override(raw, "training.steps=50")
+        >>> raw
+        {'training': {'steps': 50}}
     """
-    _SECTION_BUILDERS.append(builder)
+    import yaml
+
+    key, sep, text = override.partition("=")
+    if not sep or not key or any(not part for part in key.split(".")):
+        raise ValueError(f"load_spec got override {override!r}; expected KEY=VALUE with a dotted KEY. How to "
+                         "fix: e.g. --set training.steps=100.")
+    *parents, leaf = key.split(".")
+    node = raw
+    for i, part in enumerate(parents):
+        node = node.setdefault(part, {})
+        if not isinstance(node, dict):
+            raise ValueError(f"load_spec got override {override!r}; {'.'.join(parents[:i + 1])} is not a "
+                             "mapping. How to fix: set the whole value, e.g. "
+                             f"--set {'.'.join(parents[:i + 1])}=[...].")
+    try:
+        node[leaf] = yaml.safe_load(text)
+    except yaml.YAMLError as e:
+        raise ValueError(f"load_spec got override {override!r}; the value is not valid YAML ({e}). How to "
+                         "fix: quote it, e.g. --set 'model.args.dnn_hidden_units=[8, 4]'.") from None
 
 
 def build_pipeline(spec: PipelineSpec, *, root: str | None = None, beam_pipeline_args: list[str] | None = None,
@@ -187,6 +237,8 @@ def build_pipeline(spec: PipelineSpec, *, root: str | None = None, beam_pipeline
     input_base, pattern = (data_path, "*") if os.path.isdir(data_path) else os.path.split(data_path)
     derived = {spec.label.name: spec.label.expression} if spec.label and spec.label.expression else {}
     column_types = {**features.column_types(), **spec.data.column_types}
+    if spec.task == REGRESSION and not derived:
+        column_types.setdefault(spec.label.name, "float")  # a raw numeric target
     split = SplitConfig(names=tuple(spec.data.split.ratios), ratios=tuple(spec.data.split.ratios.values()),
                         hash_key=spec.data.split.hash_key, partition_feature=spec.data.split.partition_feature)
     example_gen = ExampleGen(input_base, file_pattern=pattern, format=spec.data.format, split=split,
@@ -208,12 +260,13 @@ def build_pipeline(spec: PipelineSpec, *, root: str | None = None, beam_pipeline
         examples.span_window(t.analyze_spans) if t.analyze_spans > 1 else examples, schema_node.outputs["schema"],
         feature_spec=None if t.module_file else features,
         module_file=spec.path(t.module_file) if t.module_file else None, use_analyzer_cache=t.use_analyzer_cache)
-    nodes = {c.id: c for c in (example_gen, statistics_gen, schema_node, validator, transform)}
-    for builder in _SECTION_BUILDERS:
-        for component in builder(spec, nodes):
-            nodes[component.id] = component
+    root = root or spec.path(spec.root or os.path.join("runs", spec.name))
+    components = [example_gen, statistics_gen, schema_node, validator, transform]
+    if spec.model is not None:
+        components += model_components(spec, features=features, examples=examples,
+                                       schema=schema_node.outputs["schema"], transform=transform, root=root)
     return Pipeline(
-        spec.name, root or spec.path(spec.root or os.path.join("runs", spec.name)), list(nodes.values()),
+        spec.name, root, components,
         enable_cache=spec.enable_cache if enable_cache is None else enable_cache,
         beam_pipeline_args=spec.beam_args if beam_pipeline_args is None else beam_pipeline_args,
         metadata=metadata or spec.metadata)

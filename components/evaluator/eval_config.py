@@ -45,10 +45,14 @@ def _threshold_proto(threshold: Any, with_baseline: bool) -> Any:
     if threshold.upper_bound is not None:
         proto.value_threshold.upper_bound.value = threshold.upper_bound
     if threshold.min_change is not None and with_baseline:
-        proto.change_threshold.direction = (
-            config_pb2.MetricDirection.HIGHER_IS_BETTER if threshold.higher_is_better
-            else config_pb2.MetricDirection.LOWER_IS_BETTER)
-        proto.change_threshold.absolute.value = threshold.min_change
+        # TFMA checks candidate - baseline >= absolute (HIGHER_IS_BETTER) or <= absolute
+        # (LOWER_IS_BETTER); min_change is an improvement, so lower-is-better negates it.
+        if threshold.higher_is_better:
+            proto.change_threshold.direction = config_pb2.MetricDirection.HIGHER_IS_BETTER
+            proto.change_threshold.absolute.value = threshold.min_change
+        else:
+            proto.change_threshold.direction = config_pb2.MetricDirection.LOWER_IS_BETTER
+            proto.change_threshold.absolute.value = -threshold.min_change
     return proto
 
 

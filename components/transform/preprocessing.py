@@ -4,7 +4,8 @@ Mapping: numeric -> ``tft.scale_to_z_score``; bucketized -> ``tft.bucketize`` at
 quantile boundaries; vocabulary -> ``tft.compute_and_apply_vocabulary``; hash ->
 ``tf.strings.to_hash_bucket_fast``; crossed -> hash of the joined key values;
 embedding -> nothing here (the trainer embeds its source's ids); the label is
-passed through as int64. Missing values are filled (numbers: ``default``,
+passed through as int64 (``Label.dtype="int"``, class ids) or float32 (``"float"``, a
+regression target). Missing values are filled (numbers: ``default``,
 strings: "").
 """
 
@@ -21,8 +22,13 @@ from components.feature_spec import Bucketized, Crossed, Embedding, FeatureSpec,
 CROSS_SEPARATOR = "_X_"
 
 
-def make_preprocessing_fn(spec: FeatureSpec, *, label_dtype: str = "int") -> Callable[[dict], dict]:
-    """Returns a tf.Transform preprocessing_fn for ``spec``."""
+def make_preprocessing_fn(spec: FeatureSpec, *, label_dtype: str | None = None) -> Callable[[dict], dict]:
+    """Returns a tf.Transform preprocessing_fn for ``spec``.
+
+    ``label_dtype`` ("int" or "float") overrides ``spec.label.dtype``.
+    """
+    if label_dtype is None:
+        label_dtype = spec.label.dtype if spec.label is not None else "int"
 
     def preprocessing_fn(inputs: dict[str, Any]) -> dict[str, Any]:
         import tensorflow as tf

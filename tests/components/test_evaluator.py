@@ -116,11 +116,76 @@ def test_eval_config_drops_change_thresholds_without_a_baseline():
     assert auc.per_slice_thresholds[0].threshold.HasField("change_threshold")
 
 
+def regression_examples(tmp_path, rows=60):
+    """fare = 10 * trip_miles + noise in [-1, 1]."""
+    import tensorflow as tf
+
+    uri = tmp_path / "regression_examples"
+    (uri / "Split-eval").mkdir(parents=True)
+    with tf.io.TFRecordWriter(str(uri / "Split-eval" / "data-0.gz"), options="GZIP") as writer:
+        for i in range(rows):
+            miles = (i * 7 % 30) / 10.0
+            example = tf.train.Example(features=tf.train.Features(feature={
+                "trip_miles": tf.train.Feature(float_list=tf.train.FloatList(value=[miles])),
+                "fare": tf.train.Feature(float_list=tf.train.FloatList(value=[10 * miles + (i % 3) - 1]))}))
+            writer.write(example.SerializeToString())
+    return Examples(uri=str(uri), properties={"split_names": ["eval"]}, id=2)
+
+
+def tiny_regressor(tmp_path, slope, name):
+    """A SavedModel whose 'predict' signature gives predictions = slope * trip_miles, shape [batch, 1]."""
+    import tensorflow as tf
+
+    module = tf.Module()
+    module.w = tf.Variable(float(slope))
+
+    def predict(serialized):
+        miles = tf.io.parse_example(serialized, {"trip_miles": tf.io.FixedLenFeature([1], tf.float32)})
+        return {"predictions": module.w * miles["trip_miles"]}
+
+    uri = tmp_path / name
+    tf.saved_model.save(module, str(uri / "Format-Serving" / "1"), signatures={"predict": tf.function(
+        predict).get_concrete_function(tf.TensorSpec([None], tf.string, name="examples"))})
+    return Model(uri=str(uri), properties={"serving_model": "Format-Serving/1"}, id=int(slope * 10) + 100)
+
+
+@pytest.mark.slow
+def test_regression_metrics_and_a_lower_is_better_change_threshold(tmp_path):
+    examples = regression_examples(tmp_path)
+    baseline, candidate = tiny_regressor(tmp_path, 10.0, "exact"), tiny_regressor(tmp_path, 10.2, "a_bit_off")
+    # The candidate's MSE is a little above the baseline's: allowed by min_change=-1.0 ("at most 1.0 worse").
+    at_most_1_worse = MetricThreshold("MeanSquaredError", min_change=-1.0, higher_is_better=False)
+    out = execute(Evaluator(SOURCE.outputs["examples"], SOURCE.outputs["model"], label_key="fare",
+                            baseline_model=SOURCE.outputs["baseline"], task="regression",
+                            thresholds=(at_most_1_worse, MetricThreshold("MeanAbsoluteError", upper_bound=1.5))),
+                  tmp_path / "run", {"examples": examples, "model": candidate, "baseline_model": baseline})
+    blessing = out["blessing"].properties
+    assert blessing["blessed"] is True, blessing["reason"]
+    metrics = blessing["metrics"]
+    assert 0 < metrics["mean_squared_error_diff"] < 1.0 and metrics["mean_absolute_error"] < 1.5
+    assert metrics["example_count"] == 60.0 and metrics["mean_prediction"] > metrics["mean_label"] > 10
+
+
+def test_min_change_is_an_improvement_in_either_direction():
+    from tensorflow_model_analysis.proto import config_pb2
+
+    params = EvaluatorParameters(label_key="y", task="regression", thresholds=(
+        MetricThreshold("MeanSquaredError", min_change=-0.5, higher_is_better=False),))
+    assert params.prediction_key == "predictions" and "MeanSquaredError" in params.metrics
+    mse = [m for m in build_eval_config(params, with_baseline=True).metrics_specs[0].metrics
+           if m.class_name == "MeanSquaredError"][0]
+    change = mse.per_slice_thresholds[0].threshold.change_threshold
+    # TFMA passes LOWER_IS_BETTER when candidate - baseline <= absolute: "at most 0.5 worse" is +0.5.
+    assert change.direction == config_pb2.MetricDirection.LOWER_IS_BETTER and change.absolute.value == 0.5
+
+
 def test_parameter_errors():
     with pytest.raises(ValueError, match="MetricThreshold got metric='AUC' with no bound"):
         MetricThreshold("AUC")
     with pytest.raises(ValueError, match="Evaluator got label_key=''"):
         EvaluatorParameters(label_key="")
+    with pytest.raises(ValueError, match="Evaluator got task='ranking'; expected one of"):
+        EvaluatorParameters(label_key="y", task="ranking")
     with pytest.raises(TypeError, match="Evaluator got thresholds entry"):
         EvaluatorParameters(label_key="y", thresholds=({"AUC": 0.5},))
     with pytest.raises(ValueError, match="Evaluator got a threshold on metric='MeanSquaredError'"):

@@ -20,6 +20,9 @@ def test_round_trip_and_derived_views():
     assert FeatureSpec.from_config(config) == spec
     assert spec.raw_columns == ["fare", "lat", "pay", "company", "a", "b"]
     assert spec.column_types() == {"fare": "float", "lat": "float"}
+    regression = FeatureSpec(features=(Numeric("miles"),), label=Label("fare", dtype="float"))
+    assert regression.to_config()["label"] == {"name": "fare", "dtype": "float"}
+    assert FeatureSpec.from_config(regression.to_config()) == regression
 
 
 @pytest.mark.parametrize("config, message", [
@@ -45,5 +48,9 @@ def test_validation_errors():
         FeatureSpec(features=(Numeric("fare"), Embedding("e", source="fare")))
     with pytest.raises(ValueError, match="label='a', which is also a feature"):
         FeatureSpec(features=(Numeric("a"),), label=Label("a"))
+    with pytest.raises(ValueError, match="label='a', which a crossed feature reads"):
+        FeatureSpec(features=(Crossed("x", keys=("a", "b")),), label=Label("a"))
+    with pytest.raises(ValueError, match="label 'y' with dtype='double'; expected one of \\['int', 'float'\\]"):
+        FeatureSpec(features=(Numeric("a"),), label=Label("y", dtype="double"))
     with pytest.raises(TypeError, match="FeatureSpec got feature='a'"):
         FeatureSpec(features=("a",))

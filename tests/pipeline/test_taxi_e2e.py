@@ -4,7 +4,9 @@ import os
 
 import pytest
 
-from tests.pipeline.e2e_helpers import ALL, TAXI_PY, TAXI_YAML, cli, states
+from tests.pipeline.e2e_helpers import (
+    ALL, MODEL_NODES, REPO, TAXI_PY, TAXI_YAML, cli, raw_feature_spec, run_outputs, serialized_examples, states,
+)
 from pipeline import LocalRunner
 
 
@@ -44,11 +46,33 @@ def test_taxi_dsl_cli_run_then_all_cached_then_parameter_change_reruns_downstrea
 
 @pytest.mark.slow
 def test_taxi_yaml_cli_run(tmp_path):
+    # The example as shipped, on the whole data file; training is cut (6000 -> 100 steps) and seeded.
+    import numpy as np
+    import tensorflow as tf
+
     root = str(tmp_path / "root")
-    run = cli("run", TAXI_YAML, "--root", root, "--beam-arg=--direct_num_workers=1")
+    run = cli("run", TAXI_YAML, "--root", root, "--set", "training.steps=100", "--set", "training.random_seed=1",
+              "--beam-arg=--direct_num_workers=1")
     assert run.returncode == 0, run.stderr[-3000:]
-    assert f"executed {ALL}, cached []" in run.stdout
-    assert os.path.isdir(os.path.join(root, "Transform", "transform_graph"))
+    assert f"executed {ALL + MODEL_NODES}, cached []" in run.stdout
+    assert states(root) == {c: "COMPLETE" for c in ALL + MODEL_NODES}
+
+    blessing = run_outputs(root, "Evaluator")["blessing"].properties
+    assert blessing["verdict"] == "BLESSED", blessing["reason"]
+    assert blessing["metrics"]["auc"] >= 0.7 and 0.6 <= blessing["metrics"]["calibration"] <= 1.5
+    assert run_outputs(root, "InfraValidator")["blessing"].properties["reason"].startswith("classify:")
+    pushed = run_outputs(root, "Pusher")["pushed_model"].properties
+    assert pushed["pushed"] is True
+    assert os.path.dirname(pushed["pushed_destination"]) == os.path.join(root, "serving", "taxi")
+
+    model = tf.saved_model.load(pushed["pushed_destination"])
+    assert {"classification", "predict", "serving_default"} <= set(model.signatures)
+    raw_spec = raw_feature_spec(run_outputs(root, "SchemaGen")["schema"].schema_path)
+    requests = serialized_examples(os.path.join(REPO, "data", "taxi", "data.csv"), raw_spec,
+                                   skip={"big_tipper"}, limit=10)
+    assert len(requests) == 10
+    scores = model.signatures["classification"](inputs=tf.constant(requests))["scores"].numpy()
+    assert scores.shape == (10, 2) and np.allclose(scores.sum(axis=1), 1.0, atol=1e-5)
 
 
 def test_failing_run_prints_one_line_summary_and_exits_1(tmp_path):

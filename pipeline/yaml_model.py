@@ -1,0 +1,214 @@
+"""The YAML spec's model, training, evaluation and push sections: checks and components.
+
+``check_model_sections(spec)`` validates the sections against each other (load_spec
+calls it); ``model_components(...)`` builds Trainer -> LatestPushedModelResolver ->
+Evaluator, InfraValidator -> Pusher from them. The task follows ``model.estimator``:
+a ``*Regressor`` is a regression (float label, regression metrics, Regress requests),
+every other canned estimator a binary classification.
+
+Threshold names are TFMA's metric names (what the Evaluator reports); ``METRICS``
+maps each to its TFMA class, the tasks it applies to and what "better" means for
+``min_change``. docs/pipeline_yaml.md shows the same table.
+
+Example:
+    >>> METRICS["auc"].tfma_class, METRICS["mean_squared_error"].higher_is_better
+    ('AUC', False)
+    >>> task_of("DNNLinearCombinedRegressor")
+    'regression'
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from typing import TYPE_CHECKING, Any
+
+from components.evaluator.component import CLASSIFICATION, REGRESSION
+
+if TYPE_CHECKING:
+    from components.base import Channel, Component
+    from components.feature_spec import FeatureSpec
+    from pipeline.yaml_spec import PipelineSpec
+
+BOTH = (CLASSIFICATION, REGRESSION)
+
+
+@dataclasses.dataclass(frozen=True)
+class MetricInfo:
+    """A threshold name's TFMA metric.
+
+    Attributes:
+        tfma_class: The ``tfma.metrics`` class computed.
+        tasks: The tasks it is defined for.
+        higher_is_better: What ``min_change`` improves: True (AUC), False (errors), None (no
+            better direction, e.g. calibration's ideal is 1: bounds only).
+    """
+
+    tfma_class: str
+    tasks: tuple[str, ...]
+    higher_is_better: bool | None
+
+
+METRICS: dict[str, MetricInfo] = {
+    "example_count": MetricInfo("ExampleCount", BOTH, None),
+    "mean_label": MetricInfo("MeanLabel", BOTH, None),
+    "mean_prediction": MetricInfo("MeanPrediction", BOTH, None),
+    "auc": MetricInfo("AUC", (CLASSIFICATION,), True),
+    "auc_precision_recall": MetricInfo("AUCPrecisionRecall", (CLASSIFICATION,), True),
+    "binary_accuracy": MetricInfo("BinaryAccuracy", (CLASSIFICATION,), True),
+    "precision": MetricInfo("Precision", (CLASSIFICATION,), True),
+    "recall": MetricInfo("Recall", (CLASSIFICATION,), True),
+    "calibration": MetricInfo("Calibration", (CLASSIFICATION,), None),
+    "mean_squared_error": MetricInfo("MeanSquaredError", (REGRESSION,), False),
+    "mean_absolute_error": MetricInfo("MeanAbsoluteError", (REGRESSION,), False),
+    "squared_pearson_correlation": MetricInfo("SquaredPearsonCorrelation", (REGRESSION,), True),
+}
+
+# model.args the pipeline sets itself (from features, the Trainer's run and the base model).
+RESERVED_ARGS = ("feature_columns", "linear_feature_columns", "dnn_feature_columns", "model_dir", "config",
+                 "warm_start_from")
+REQUEST_KINDS = {CLASSIFICATION: ("classify", "predict"), REGRESSION: ("regress", "predict")}
+
+
+def task_of(estimator: str) -> str:
+    """``"regression"`` for a ``*Regressor``, else ``"classification"``."""
+    return REGRESSION if estimator.endswith("Regressor") else CLASSIFICATION
+
+
+def check_model_sections(spec: PipelineSpec) -> None:
+    """Raises ValueError naming the field when the model sections do not fit together."""
+    if spec.model is None:
+        for field in ("training", "evaluation", "push"):
+            if getattr(spec, field) is not None:
+                raise ValueError(f"{field}: given without model; expected model (and training) with it. "
+                                 "How to fix: add model: {estimator: ..., args: {...}}, or remove "
+                                 f"{field}.")
+        return
+    if spec.training is None:
+        raise ValueError("training: missing; model needs training: {steps: N}. How to fix: add e.g. "
+                         "training: {steps: 1000}.")
+    if spec.label is None:
+        raise ValueError("label: missing; model needs the label to train on. How to fix: add "
+                         "label: {name: <column>} (and expression: to derive it).")
+    split = spec.data.split
+    if split.partition_feature is None and not {"train", "eval"} <= set(split.ratios):
+        raise ValueError(f"data.split.ratios: got splits {list(split.ratios)}; the Trainer trains on 'train' "
+                         "and the Evaluator evaluates on 'eval'. How to fix: name the splits train and eval.")
+    task = task_of(spec.model.estimator)
+    _check_args(spec.model.estimator, spec.model.args, task)
+    if spec.evaluation is not None:
+        for name, bound in spec.evaluation.thresholds.items():
+            _check_threshold(name, bound, spec.model.estimator, task)
+        for i, keys in enumerate(spec.evaluation.slices):
+            if not keys:
+                raise ValueError(f"evaluation.slices[{i}]: empty; expected feature names, e.g. "
+                                 "[trip_start_hour]. How to fix: remove it (the overall slice is always there).")
+    from components.pusher.component import PusherParameters
+
+    model_name = push_model_name(spec)
+    try:
+        PusherParameters("unused", model_name)
+    except ValueError:
+        where = "push.model_name" if spec.push and spec.push.model_name else "name (the default push.model_name)"
+        raise ValueError(f"{where}: got {model_name!r}; expected a plain directory name. How to fix: set "
+                         "push.model_name to e.g. taxi (no slashes, not starting with '.').") from None
+
+
+def _check_args(estimator: str, args: dict[str, Any], task: str) -> None:
+    for key in RESERVED_ARGS:
+        if key in args:
+            raise ValueError(f"model.args.{key}: set by the pipeline (from features, the Trainer's run "
+                             "directory and RunConfig); expected constructor options such as "
+                             "dnn_hidden_units. How to fix: remove it.")
+    if task == CLASSIFICATION and args.get("n_classes", 2) != 2:
+        raise ValueError(f"model.args.n_classes: got {args['n_classes']!r}; the YAML pipeline evaluates binary "
+                         "classifiers (AUC, calibration on the positive class). How to fix: use n_classes: 2 "
+                         "with a 0/1 label, or a Python pipeline for multi-class.")
+    if "label_vocabulary" in args:
+        raise ValueError("model.args.label_vocabulary: not supported; the label reaches the model as int class "
+                         "ids. How to fix: remove it and derive a 0/1 label with label.expression.")
+    if task == REGRESSION and args.get("label_dimension", 1) != 1:
+        raise ValueError(f"model.args.label_dimension: got {args['label_dimension']!r}; the YAML pipeline "
+                         f"regresses one target ({estimator}). How to fix: remove it.")
+
+
+def _check_threshold(name: str, bound: Any, estimator: str, task: str) -> None:
+    field = f"evaluation.thresholds.{name}"
+    info = METRICS.get(name)
+    names = [n for n, m in METRICS.items() if task in m.tasks]
+    if info is None:
+        raise ValueError(f"{field}: unknown metric {name!r}; expected one of {names} for {task}. How to fix: "
+                         "use a name from the threshold table in docs/pipeline_yaml.md.")
+    if task not in info.tasks:
+        raise ValueError(f"{field}: {name!r} is a {info.tasks[0]} metric, but model.estimator={estimator!r} is a "
+                         f"{task} model; expected one of {names}. How to fix: pick a {task} metric, or change "
+                         "model.estimator.")
+    if bound.lower_bound is None and bound.upper_bound is None and bound.min_change is None:
+        raise ValueError(f"{field}: no bound; expected lower_bound, upper_bound or min_change. How to fix: "
+                         f"e.g. {name}: {{lower_bound: 0.7}}.")
+    if bound.lower_bound is not None and bound.upper_bound is not None and bound.lower_bound > bound.upper_bound:
+        raise ValueError(f"{field}: lower_bound={bound.lower_bound} > upper_bound={bound.upper_bound}; no value "
+                         "passes. How to fix: swap or widen them.")
+    if bound.min_change is not None and info.higher_is_better is None:
+        raise ValueError(f"{field}.min_change: {name!r} has no better direction, so a change against the "
+                         "baseline means nothing. How to fix: use lower_bound/upper_bound.")
+
+
+def push_model_name(spec: PipelineSpec) -> str:
+    """push.model_name, or the pipeline name."""
+    return spec.push.model_name if spec.push is not None and spec.push.model_name else spec.name
+
+
+def push_destination(spec: PipelineSpec, root: str) -> str:
+    """push.destination (relative to the YAML file), or ``<root>/serving``."""
+    if spec.push is not None and spec.push.destination:
+        return spec.path(spec.push.destination)
+    return os.path.join(root, "serving")
+
+
+def model_components(spec: PipelineSpec, *, features: FeatureSpec, examples: Channel, schema: Channel,
+                     transform: Component, root: str) -> list[Component]:
+    """The components after Transform: Trainer, resolver, Evaluator, InfraValidator, Pusher.
+
+    This is the one place the YAML wires the model; a warm-start base model for the
+    Trainer (``base_model=``) belongs here too.
+
+    Args:
+        spec: The validated spec (``spec.model`` and ``spec.training`` set).
+        features: The FeatureSpec Transform used (its label's dtype fits the task).
+        examples: ExampleGen's raw Examples (the Evaluator and InfraValidator read them).
+        schema: The raw Schema.
+        transform: The Transform component.
+        root: The pipeline root (default push destination ``<root>/serving``).
+    """
+    from components.evaluator import Evaluator, MetricThreshold
+    from components.evaluator.component import DEFAULT_METRICS_BY_TASK
+    from components.infra_validator import InfraValidator
+    from components.pusher import Pusher
+    from components.resolver import LatestPushedModelResolver
+    from components.trainer import CannedEstimatorConfig, Trainer
+
+    model, training = spec.model, spec.training
+    task = task_of(model.estimator)
+    trainer = Trainer(
+        transform.outputs["transformed_examples"], transform.outputs["transform_graph"], schema,
+        train_steps=training.steps, eval_steps=training.eval_steps,
+        canned=CannedEstimatorConfig(model.estimator, feature_spec=features, kwargs=dict(model.args),
+                                     batch_size=training.batch_size, random_seed=training.random_seed))
+    destination, model_name = push_destination(spec, root), push_model_name(spec)
+    baseline = LatestPushedModelResolver(push_destination=destination, model_name=model_name)
+    evaluation = spec.evaluation
+    thresholds = tuple(
+        MetricThreshold(METRICS[name].tfma_class, lower_bound=b.lower_bound, upper_bound=b.upper_bound,
+                        min_change=b.min_change, higher_is_better=METRICS[name].higher_is_better is not False)
+        for name, b in (evaluation.thresholds.items() if evaluation else ()))
+    metrics = DEFAULT_METRICS_BY_TASK[task]
+    metrics += tuple(t.metric for t in thresholds if t.metric not in metrics)
+    evaluator = Evaluator(
+        examples, trainer.outputs["model"], baseline_model=baseline.outputs["model"], label_key=spec.label.name,
+        task=task, metrics=metrics, thresholds=thresholds,
+        slicing_features=tuple(tuple(s) for s in evaluation.slices) if evaluation else ())
+    infra = InfraValidator(trainer.outputs["model"], examples, request_kinds=REQUEST_KINDS[task])
+    pusher = Pusher(trainer.outputs["model"], model_blessing=evaluator.outputs["blessing"],
+                    infra_blessing=infra.outputs["blessing"], push_destination=destination, model_name=model_name)
+    return [trainer, baseline, evaluator, infra, pusher]
