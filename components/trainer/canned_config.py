@@ -42,6 +42,8 @@ class CannedEstimatorConfig:
             ``{"dnn_hidden_units": [16, 8]}`` (feature columns, model_dir and config are set here).
         batch_size: Examples per training and evaluation batch.
         random_seed: ``RunConfig.tf_random_seed`` (initial weights, shuffling); None: not seeded.
+        save_checkpoints_steps: A checkpoint every this many steps (a Trainer killed mid-way
+            resumes from the newest); None: every 600 seconds, as tf.estimator did.
     """
 
     estimator: str
@@ -49,6 +51,7 @@ class CannedEstimatorConfig:
     kwargs: Mapping[str, Any] = dataclasses.field(default_factory=dict)
     batch_size: int = 64
     random_seed: int | None = None
+    save_checkpoints_steps: int | None = 100
 
     def __post_init__(self) -> None:
         if self.estimator not in CANNED_ESTIMATORS:
@@ -64,6 +67,11 @@ class CannedEstimatorConfig:
             raise ValueError(
                 f"CannedEstimatorConfig got batch_size={self.batch_size!r}; expected an int >= 1. "
                 "How to fix: pass e.g. batch_size=64.")
+        steps = self.save_checkpoints_steps
+        if steps is not None and (not isinstance(steps, int) or steps < 1):
+            raise ValueError(
+                f"CannedEstimatorConfig got save_checkpoints_steps={steps!r}; expected an int >= 1 or "
+                "None. How to fix: pass e.g. save_checkpoints_steps=100.")
 
 
 def feature_columns(spec: FeatureSpec, transform_graph_path: str) -> tuple[list, list]:
@@ -118,5 +126,6 @@ def build_estimator(config: CannedEstimatorConfig, transform_graph_path: str, *,
         kwargs.update(feature_columns=wide)
     if warm_start_from:
         kwargs["warm_start_from"] = warm_start_from
-    config_ = trainer.RunConfig(tf_random_seed=config.random_seed)
+    config_ = trainer.RunConfig(tf_random_seed=config.random_seed,
+                                save_checkpoints_steps=config.save_checkpoints_steps)
     return getattr(trainer, name)(model_dir=model_dir, config=config_, **kwargs)

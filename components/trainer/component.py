@@ -77,8 +77,15 @@ class Trainer(Component):
     """Trains an Estimator with ``trainer.train_and_evaluate`` on Transform's output.
 
     Outputs ``model`` (the serving SavedModel, which takes raw serialized tf.Examples and
-    applies the transform graph, plus the final checkpoint for warm starts) and
-    ``model_run`` (the Estimator's model_dir: checkpoints and TensorBoard logs).
+    applies the transform graph, plus the final checkpoint and, for a canned model, the
+    vocabularies, for warm starts) and ``model_run`` (the Estimator's model_dir: checkpoints
+    and TensorBoard logs).
+
+    Training runs in the execution's resumable work dir: after a crash, a rerun with the
+    same inputs resumes from the newest checkpoint (property ``resumed_from_step``). With a
+    ``base_model`` (normally `LatestBlessedModelResolver`'s output) an empty model_dir is
+    warm-started from its checkpoint (properties ``base_model_id``, ``warm_started_from``);
+    a canned model's vocabulary-indexed rows are first moved to this run's ids.
 
     Args:
         examples: Transform's ``transformed_examples``.
@@ -119,6 +126,6 @@ class Trainer(Component):
         if self.parameters.module_file:
             extras["module_file"] = file_digest(self.parameters.module_file)
         here = os.path.dirname(__file__)
-        for name in ("canned_config.py", "serving_export.py", "fn_args.py"):
+        for name in ("canned_config.py", "serving_export.py", "fn_args.py", "warm_start.py"):
             extras[name] = file_digest(os.path.join(here, name))
         return extras

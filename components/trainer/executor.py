@@ -3,6 +3,13 @@
 ``trainer.train_and_evaluate`` does the training with continuous evaluation; then
 `serving_export.export_serving_model` writes the raw-tf.Example SavedModel into the
 Model artifact, next to a copy of the final checkpoint (for later warm starts).
+
+The Estimator's model_dir is the execution's resumable ``work_dir``: a Trainer killed
+mid-way and rerun with the same inputs restores its newest checkpoint there and trains
+on to the same absolute ``train_steps`` (a warm start only applies to an empty
+model_dir). The model_dir is copied into the ``model_run`` output once training ends.
+A canned model warm-starts from the base Model's checkpoint re-indexed to this run's
+vocabularies (`components.trainer.warm_start`).
 """
 
 from __future__ import annotations
@@ -18,6 +25,7 @@ from components.trainer.canned_config import build_estimator
 from components.trainer.fn_args import FnArgs, transformed_input_fn
 from components.trainer.model_paths import CHECKPOINT_DIR, SERVING_DIR, checkpoint_path
 from components.trainer.serving_export import export_serving_model
+from components.trainer.warm_start import remap_base_checkpoint, save_vocabularies
 
 REQUIRED_KEYS = ("estimator", "train_spec", "eval_spec")
 
@@ -45,12 +53,12 @@ def _check_result(result: Any) -> dict:
     return result
 
 
-def _canned_result(params: Any, fn_args: FnArgs) -> dict:
+def _canned_result(params: Any, fn_args: FnArgs, warm_start_from: str | None) -> dict:
     import trainer
 
     config = params.canned
     estimator = build_estimator(config, fn_args.transform_graph_path, model_dir=fn_args.model_run_dir,
-                                warm_start_from=fn_args.base_model)
+                                warm_start_from=warm_start_from)
     train_input = transformed_input_fn(fn_args.train_files, fn_args.transform_graph_path,
                                        label_key=fn_args.label_key, batch_size=config.batch_size)
     eval_input = transformed_input_fn(fn_args.eval_files, fn_args.transform_graph_path,
@@ -94,21 +102,34 @@ def run(ctx: ExecutionContext) -> None:
                 "How to fix: set train_split/eval_split to existing splits.")
     model, model_run = ctx.outputs["model"], ctx.outputs["model_run"]
     base = (ctx.inputs.get("base_model") or [None])[0]
+    model_dir = os.path.join(ctx.work_dir, "model_dir") if ctx.work_dir else model_run.uri
     fn_args = FnArgs(
         train_files=(examples.file_pattern(params.train_split),),
         eval_files=(examples.file_pattern(params.eval_split),),
         transform_graph_path=ctx.input("transform_graph").uri,
         schema_path=ctx.input("schema").schema_path, train_steps=params.train_steps,
         eval_steps=params.eval_steps, serving_model_dir=os.path.join(model.uri, SERVING_DIR),
-        model_run_dir=model_run.uri, base_model=checkpoint_path(base) if base else None,
+        model_run_dir=model_dir, base_model=checkpoint_path(base) if base else None,
         custom_config=dict(params.custom_config), label_key=params.label_key)
+    resumed_from = _checkpoint_step(model_dir)
+    start, warm_start_from = _start(ctx, params, fn_args, base, resumed_from)
     if params.module_file:
         result = _check_result(load_trainer_fn(params.module_file, params.trainer_fn)(fn_args))
     else:
-        result = _canned_result(params, fn_args)
+        result = _canned_result(params, fn_args, warm_start_from)
     estimator = result["estimator"]
-    ctx.report(f"training {type(estimator).__name__} for {params.train_steps} steps")
-    eval_result, _ = trainer.train_and_evaluate(estimator, result["train_spec"], result["eval_spec"])
+    ctx.report(f"training {type(estimator).__name__} to step {params.train_steps}")
+    if params.module_file:
+        eval_result, _ = trainer.train_and_evaluate(estimator, result["train_spec"], result["eval_spec"])
+    else:
+        # Train, then evaluate the final checkpoint once: train_and_evaluate would also evaluate
+        # the first periodic checkpoint (a trace of the eval graph, ~10 s) that nothing records.
+        train_spec, eval_spec = result["train_spec"], result["eval_spec"]
+        estimator.train(train_spec.input_fn, max_steps=train_spec.max_steps)
+        ctx.report("evaluating the final checkpoint")
+        eval_result = estimator.evaluate(eval_spec.input_fn, steps=eval_spec.steps)
+    if os.path.abspath(estimator.model_dir) != os.path.abspath(model_run.uri):
+        shutil.copytree(estimator.model_dir, model_run.uri, dirs_exist_ok=True)
 
     ctx.report("exporting the serving model")
     raw_spec = schema_utils.schema_as_feature_spec(load_schema(fn_args.schema_path)).feature_spec
@@ -119,5 +140,42 @@ def run(ctx: ExecutionContext) -> None:
     model.properties.update(
         serving_model=os.path.relpath(exported, model.uri),
         checkpoint=_copy_checkpoint(estimator, os.path.join(model.uri, CHECKPOINT_DIR)),
-        label_key=params.label_key, metrics=_scalar_metrics(eval_result))
-    model_run.properties.update(metrics=_scalar_metrics(eval_result))
+        label_key=params.label_key, metrics=_scalar_metrics(eval_result), **start)
+    if params.canned is not None:
+        model.properties["vocabularies"] = save_vocabularies(params.canned, fn_args.transform_graph_path,
+                                                             model.uri)
+    model_run.properties.update(metrics=_scalar_metrics(eval_result), **start)
+
+
+def _checkpoint_step(model_dir: str) -> int | None:
+    """The global step of the newest checkpoint in model_dir (a resumed run), or None."""
+    from trainer import checkpoints
+
+    prefix = checkpoints.latest_checkpoint(model_dir)
+    return checkpoints.checkpoint_step(prefix) if prefix else None
+
+
+def _start(ctx: ExecutionContext, params: Any, fn_args: FnArgs, base: Any,
+           resumed_from: int | None) -> tuple[dict[str, Any], str | None]:
+    """Reports how training starts (resumed, warm-started from a base Model, or cold).
+
+    Returns:
+        The properties recording it, and for a canned model that warm-starts, the base
+        checkpoint re-indexed to this run's vocabularies (else None).
+    """
+    start: dict[str, Any] = {"base_model_id": base.id if base is not None else None,
+                             "resumed_from_step": resumed_from}
+    if resumed_from is not None:
+        ctx.report(f"resuming from the checkpoint at step {resumed_from} in {fn_args.model_run_dir}")
+        return start, None  # the Estimator restores it; a warm start only applies to an empty model_dir
+    if base is None:
+        ctx.report("cold start: no base model")
+        return start, None
+    start["warm_started_from"] = fn_args.base_model
+    ctx.report(f"warm start from Model {base.id}: {fn_args.base_model}")
+    if params.canned is None:
+        return start, None  # the trainer_fn warm-starts from fn_args.base_model itself
+    checkpoint, vocabularies = remap_base_checkpoint(
+        base, params.canned, fn_args.transform_graph_path, os.path.join(ctx.work_dir or ctx.temp_dir, "warm_start"))
+    start["warm_start_vocabularies"] = vocabularies
+    return start, checkpoint

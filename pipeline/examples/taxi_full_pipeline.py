@@ -4,13 +4,18 @@ Run it with ``python -m pipeline run pipeline/examples/taxi_full_pipeline.py --r
 a blessed model lands in ``<root>/serving/taxi/<version>/``, ready for
 ``python -m serving --model_name=taxi --model_base_path=<root>/serving/taxi``.
 
-The baseline for the Evaluator's change thresholds is the newest pushed version
-(`LatestPushedModelResolver`); the first model is judged on value thresholds only.
+Scheduled retraining: `LatestBlessedModelResolver` finds, in the metadata store, the newest
+Model that was blessed and pushed. The Trainer warm-starts from it (``WarmStartResolver``:
+pushed before these transformed examples were made) and the Evaluator compares the candidate
+with it (``BaselineResolver``: pushed before the candidate was trained). The first run, with
+nothing blessed, cold-starts and is judged on value thresholds only; a run on a new span
+(``file_pattern="span-{SPAN}.csv"``) warm-starts from the served model and pushes only if the
+change thresholds pass; a rerun on unchanged data resolves the same models and stays cached.
 
 Example:
     >>> p = create_pipeline(root="/tmp/taxi")
     >>> [c.id for c in p.components][5:]
-    ['Trainer', 'LatestPushedModelResolver', 'Evaluator', 'InfraValidator', 'Pusher']
+    ['WarmStartResolver', 'Trainer', 'BaselineResolver', 'Evaluator', 'InfraValidator', 'Pusher']
 """
 
 from __future__ import annotations
@@ -21,7 +26,7 @@ from collections.abc import Sequence
 from components.evaluator import Evaluator, MetricThreshold
 from components.infra_validator import InfraValidator
 from components.pusher import Pusher
-from components.resolver import LatestPushedModelResolver
+from components.resolver import LatestBlessedModelResolver
 from components.trainer import CannedEstimatorConfig, Trainer
 from pipeline.dsl import Pipeline
 from pipeline.examples import taxi_pipeline
@@ -41,16 +46,22 @@ def create_pipeline(*, root: str = "runs/taxi", data_root: str = DATA, file_patt
                     beam_pipeline_args: Sequence[str] = (), enable_cache: bool = True,
                     metadata: str | None = None, on_anomaly: str = "fail", train_steps: int = 1000,
                     push_destination: str | None = None, random_seed: int | None = None,
-                    thresholds: tuple[MetricThreshold, ...] = THRESHOLDS) -> Pipeline:
+                    thresholds: tuple[MetricThreshold, ...] = THRESHOLDS, warm_start: bool = True,
+                    save_checkpoints_steps: int | None = 100) -> Pipeline:
     """Builds the full taxi pipeline.
 
     Args:
         root, data_root, file_pattern, beam_pipeline_args, enable_cache, metadata, on_anomaly:
             As in `pipeline.examples.taxi_pipeline.create_pipeline`.
-        train_steps: Training steps of the wide & deep classifier.
+        train_steps: Training steps of the wide & deep classifier (absolute, also when
+            warm-starting: the global step starts from 0).
         push_destination: Serving base directory (default ``<root>/serving``).
         random_seed: Seeds the Trainer's initial weights and shuffling (None: not seeded).
         thresholds: The Evaluator's thresholds (all must pass to push).
+        warm_start: Warm-start the Trainer from the latest blessed model (False: train from
+            scratch; the Evaluator still compares with the latest blessed model).
+        save_checkpoints_steps: The Trainer's checkpoint interval (a killed run resumes from
+            the newest checkpoint).
     """
     data = taxi_pipeline.create_pipeline(
         root=root, data_root=data_root, file_pattern=file_pattern, beam_pipeline_args=beam_pipeline_args,
@@ -59,18 +70,23 @@ def create_pipeline(*, root: str = "runs/taxi", data_root: str = DATA, file_patt
     examples = by_id["ExampleGen"].outputs["examples"]
     transform = by_id["Transform"]
     push_destination = push_destination or os.path.join(root, "serving")
+    transformed = transform.outputs["transformed_examples"]
+    warm = LatestBlessedModelResolver(before=transformed, pusher="Pusher", id="WarmStartResolver")
     trainer = Trainer(
-        transform.outputs["transformed_examples"], transform.outputs["transform_graph"],
-        by_id["SchemaGen"].outputs["schema"], train_steps=train_steps,
+        transformed, transform.outputs["transform_graph"], by_id["SchemaGen"].outputs["schema"],
+        base_model=warm.outputs["model"] if warm_start else None, train_steps=train_steps,
         canned=CannedEstimatorConfig("DNNLinearCombinedClassifier", feature_spec=TAXI_FEATURES,
-                                     kwargs={"dnn_hidden_units": [32, 16]}, random_seed=random_seed))
-    baseline = LatestPushedModelResolver(push_destination=push_destination, model_name=MODEL_NAME)
+                                     kwargs={"dnn_hidden_units": [32, 16]}, random_seed=random_seed,
+                                     save_checkpoints_steps=save_checkpoints_steps))
+    baseline = LatestBlessedModelResolver(before=trainer.outputs["model"], pusher="Pusher",
+                                          id="BaselineResolver")
     evaluator = Evaluator(
         examples, trainer.outputs["model"], baseline_model=baseline.outputs["model"], label_key=LABEL.name,
         slicing_features=(("trip_start_hour",),), thresholds=thresholds)
     infra = InfraValidator(trainer.outputs["model"], examples)
     pusher = Pusher(trainer.outputs["model"], model_blessing=evaluator.outputs["blessing"],
                     infra_blessing=infra.outputs["blessing"], push_destination=push_destination,
-                    model_name=MODEL_NAME)
-    return Pipeline("taxi", root, [*data.components, trainer, baseline, evaluator, infra, pusher],
+                    model_name=MODEL_NAME, id="Pusher")
+    nodes = [*data.components, *([warm] if warm_start else []), trainer, baseline, evaluator, infra, pusher]
+    return Pipeline("taxi", root, nodes,
                     enable_cache=enable_cache, beam_pipeline_args=beam_pipeline_args, metadata=metadata)

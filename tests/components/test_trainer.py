@@ -181,6 +181,8 @@ def test_canned_config_errors():
         CannedEstimatorConfig("LinearClassifier", feature_spec=FeatureSpec(features=(Numeric("fare"),)))
     with pytest.raises(ValueError, match="CannedEstimatorConfig got batch_size=0"):
         CannedEstimatorConfig("LinearClassifier", feature_spec=SPEC, batch_size=0)
+    with pytest.raises(ValueError, match="CannedEstimatorConfig got save_checkpoints_steps=0"):
+        CannedEstimatorConfig("LinearClassifier", feature_spec=SPEC, save_checkpoints_steps=0)
 
 
 def test_missing_module_file(tmp_path):

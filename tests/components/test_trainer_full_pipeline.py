@@ -30,4 +30,6 @@ def test_one_step_model_is_not_blessed_and_nothing_is_pushed(tmp_path):
     assert pushed["pushed"] is False
     assert pushed["reason"].startswith("model_blessing")
     assert not os.path.exists(serving / "taxi")
-    assert result.outputs["LatestPushedModelResolver"]["model"].properties["found"] is False
+    assert result.resolved["WarmStartResolver"] == {"model": []}  # nothing blessed yet: a cold start
+    assert result.resolved["BaselineResolver"] == {"model": []}
+    assert result.outputs["Trainer"]["model"].properties["base_model_id"] is None
