@@ -13,6 +13,9 @@ Example (inside a model_fn):
 
 from __future__ import annotations
 
+import inspect
+from collections.abc import Mapping
+
 import tensorflow as tf
 
 from trainer import _context
@@ -363,14 +366,34 @@ def get(optimizer, learning_rate: float | None = None) -> Optimizer:
     """Resolves an optimizer given by name, class, instance or Keras optimizer.
 
     Names are tf.estimator's: 'Adagrad', 'Adam', 'Ftrl', 'RMSProp', 'SGD'
-    (and 'Momentum'); ``learning_rate`` defaults to tf.estimator's value.
+    (and 'Momentum'); ``learning_rate`` defaults to tf.estimator's value. A mapping
+    ``{"name": ..., **constructor arguments}`` (what a config file can hold) builds
+    that optimizer with those arguments.
 
     Example:
         >>> get("Adam").learning_rate
         0.001
+        >>> get({"name": "Adagrad", "learning_rate": 0.05}).learning_rate
+        0.05
     """
     if isinstance(optimizer, Optimizer):
         return optimizer
+    if isinstance(optimizer, Mapping):
+        arguments = dict(optimizer)
+        name = arguments.pop("name", None)
+        cls = _BY_NAME.get(name) if isinstance(name, str) else None
+        if cls is None:
+            raise ValueError(
+                f"optimizer={dict(optimizer)!r} names no known optimizer; expected a 'name' among "
+                f"{sorted(_BY_NAME)}. How to fix: e.g. {{'name': 'Adagrad', 'learning_rate': 0.05}}.")
+        if learning_rate is not None:
+            arguments.setdefault("learning_rate", learning_rate)
+        try:
+            return cls(**arguments)
+        except TypeError as e:
+            raise ValueError(
+                f"optimizer={dict(optimizer)!r}: {e}. How to fix: use {name}'s constructor arguments "
+                f"({', '.join(inspect.signature(cls).parameters)}).") from None
     if isinstance(optimizer, str):
         cls = _BY_NAME.get(optimizer)
         if cls is None:

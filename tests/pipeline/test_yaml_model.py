@@ -20,7 +20,9 @@ def test_classification_yaml_wires_trainer_to_pusher(tmp_path):
         "Trainer", "LatestPushedModelResolver", "Evaluator", "InfraValidator", "Pusher"]
     trainer = p.component("Trainer").parameters
     assert trainer.canned.estimator == "DNNLinearCombinedClassifier"
-    assert trainer.canned.kwargs == {"dnn_hidden_units": [100, 70, 50, 25]}
+    assert trainer.canned.kwargs == {"dnn_hidden_units": [100, 70, 50, 25],
+                                     "dnn_optimizer": {"name": "Adagrad", "learning_rate": 0.05},
+                                     "linear_optimizer": {"name": "Ftrl", "learning_rate": 0.2}}
     assert (trainer.train_steps, trainer.eval_steps, trainer.label_key) == (6000, 100, "big_tipper")
     assert trainer.canned.feature_spec == p.component("Transform").parameters.feature_spec
     assert trainer.canned.feature_spec.label.dtype == "int"

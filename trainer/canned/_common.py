@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
 
 import tensorflow as tf
 
@@ -14,6 +15,9 @@ from trainer.variables import current_store
 
 _DNN_LEARNING_RATE = 0.05
 _LINEAR_LEARNING_RATE = 0.2
+# tf.estimator's wide & deep kept lower defaults of its own for both parts.
+WIDE_DEEP_DNN_LEARNING_RATE = 0.001
+WIDE_DEEP_LINEAR_LEARNING_RATE = 0.005
 
 
 def classification_head(n_classes, weight_column, label_vocabulary, loss_reduction, caller):
@@ -48,14 +52,14 @@ def check_columns(columns, caller, argument="feature_columns"):
     return columns
 
 
-def linear_learning_rate(num_columns: int) -> float:
-    """tf.estimator's default for linear models: min(0.2, 1/sqrt(#columns))."""
-    return min(_LINEAR_LEARNING_RATE, 1.0 / math.sqrt(max(num_columns, 1)))
+def linear_learning_rate(num_columns: int, cap: float = _LINEAR_LEARNING_RATE) -> float:
+    """tf.estimator's default for linear models: min(cap, 1/sqrt(#columns)); cap 0.2 (0.005 in wide & deep)."""
+    return min(cap, 1.0 / math.sqrt(max(num_columns, 1)))
 
 
 def resolve_optimizer(optimizer, learning_rate):
-    """A name gets the estimator's default learning rate (as tf.estimator did)."""
-    if isinstance(optimizer, str):
+    """A name (or a ``{"name": ...}`` mapping without a rate) gets the estimator's default learning rate."""
+    if isinstance(optimizer, (str, Mapping)):
         return optimizers.get(optimizer, learning_rate)
     return optimizers.get(optimizer)
 

@@ -30,11 +30,12 @@ def dnn_logits(features, feature_columns, hidden_units, logits_dimension, *, mod
                activation_fn=tf.nn.relu, dropout=None, batch_norm=False):
     """The network under the current scope: input layer, hidden layers, logits.
 
-    Variables: ``input_from_feature_columns/...``, ``hiddenlayer_<i>/{kernel,bias}``,
+    Variables: ``input_from_feature_columns/input_layer/...``, ``hiddenlayer_<i>/{kernel,bias}``,
     ``hiddenlayer_<i>/batchnorm_<i>/...``, ``logits/{kernel,bias}``.
     """
     training = mode == ModeKeys.TRAIN
-    net = fc.DenseFeatures(feature_columns, name="input_from_feature_columns")(features)
+    with tf.name_scope("input_from_feature_columns"):  # tf.estimator's names, so its checkpoints load
+        net = fc.DenseFeatures(feature_columns, name="input_layer")(features)
     for i, units in enumerate(hidden_units):
         net = dense(net, units, activation=None if batch_norm else activation_fn,
                     name=f"hiddenlayer_{i}")

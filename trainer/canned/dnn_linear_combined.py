@@ -42,7 +42,7 @@ class DNNLinearCombinedEstimator(_common.CannedEstimator):
             dnn_hidden_units = check_hidden_units(dnn_hidden_units, caller)
         dnn_dropout = check_dropout(dnn_dropout, caller)
         linear_sparse_combiner = check_combiner(linear_sparse_combiner, caller)
-        linear_rate = _common.linear_learning_rate(len(linear_columns))
+        linear_rate = _common.linear_learning_rate(len(linear_columns), _common.WIDE_DEEP_LINEAR_LEARNING_RATE)
         init_args = dict(head=head, linear_feature_columns=linear_columns,
                          linear_optimizer=linear_optimizer, dnn_feature_columns=dnn_columns,
                          dnn_optimizer=dnn_optimizer, dnn_hidden_units=dnn_hidden_units,
@@ -67,7 +67,7 @@ class DNNLinearCombinedEstimator(_common.CannedEstimator):
             def train_op_fn(loss):
                 pairs = []
                 if dnn_columns:
-                    pairs.append((_common.resolve_optimizer(dnn_optimizer, _common.DNN_LEARNING_RATE),
+                    pairs.append((_common.resolve_optimizer(dnn_optimizer, _common.WIDE_DEEP_DNN_LEARNING_RATE),
                                   _common.scope_variables("dnn")))
                 if linear_columns:
                     pairs.append((_common.resolve_optimizer(linear_optimizer, linear_rate),

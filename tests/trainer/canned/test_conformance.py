@@ -141,7 +141,7 @@ def test_variable_names_follow_tf_estimator():
         est.train(input_fn("binary", True), steps=2)
         names = set(est.get_variable_names())
     for name in ["dnn/hiddenlayer_0/kernel", "dnn/hiddenlayer_1/bias", "dnn/logits/kernel",
-                 "dnn/input_from_feature_columns/cat_embedding/embedding_weights",
+                 "dnn/input_from_feature_columns/input_layer/cat_embedding/embedding_weights",
                  "linear/linear_model/x/weights", "linear/linear_model/cat/weights",
                  "linear/linear_model/bias_weights", "dnn/hiddenlayer_0/kernel/Adagrad",
                  "linear/linear_model/x/weights/Ftrl", "global_step"]:
