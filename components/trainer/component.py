@@ -85,7 +85,8 @@ class Trainer(Component):
     same inputs resumes from the newest checkpoint (property ``resumed_from_step``). With a
     ``base_model`` (normally `LatestBlessedModelResolver`'s output) an empty model_dir is
     warm-started from its checkpoint (properties ``base_model_id``, ``warm_started_from``);
-    a canned model's vocabulary-indexed rows are first moved to this run's ids.
+    a canned model's vocabulary-indexed rows are first moved to this run's ids, and a base of
+    another architecture is skipped (a cold start, property ``warm_start_skipped``).
 
     Args:
         examples: Transform's ``transformed_examples``.

@@ -25,7 +25,7 @@ from components.trainer.canned_config import build_estimator
 from components.trainer.fn_args import FnArgs, transformed_input_fn
 from components.trainer.model_paths import CHECKPOINT_DIR, SERVING_DIR, checkpoint_path
 from components.trainer.serving_export import export_serving_model
-from components.trainer.warm_start import remap_base_checkpoint, save_vocabularies
+from components.trainer.warm_start import architecture, remap_base_checkpoint, save_vocabularies, why_not_warm_start
 
 REQUIRED_KEYS = ("estimator", "train_spec", "eval_spec")
 
@@ -142,8 +142,9 @@ def run(ctx: ExecutionContext) -> None:
         checkpoint=_copy_checkpoint(estimator, os.path.join(model.uri, CHECKPOINT_DIR)),
         label_key=params.label_key, metrics=_scalar_metrics(eval_result), **start)
     if params.canned is not None:
-        model.properties["vocabularies"] = save_vocabularies(params.canned, fn_args.transform_graph_path,
-                                                             model.uri)
+        model.properties.update(
+            architecture=architecture(params.canned),
+            vocabularies=save_vocabularies(params.canned, fn_args.transform_graph_path, model.uri))
     model_run.properties.update(metrics=_scalar_metrics(eval_result), **start)
 
 
@@ -157,24 +158,32 @@ def _checkpoint_step(model_dir: str) -> int | None:
 
 def _start(ctx: ExecutionContext, params: Any, fn_args: FnArgs, base: Any,
            resumed_from: int | None) -> tuple[dict[str, Any], str | None]:
-    """Reports how training starts (resumed, warm-started from a base Model, or cold).
+    """Decides and reports how training starts: resumed, warm-started from a base Model, or cold.
 
     Returns:
-        The properties recording it, and for a canned model that warm-starts, the base
-        checkpoint re-indexed to this run's vocabularies (else None).
+        The properties recording it, and for a canned model that warm-starts from an empty
+        model_dir, the base checkpoint re-indexed to this run's vocabularies (else None).
     """
     start: dict[str, Any] = {"base_model_id": base.id if base is not None else None,
                              "resumed_from_step": resumed_from}
-    if resumed_from is not None:
-        ctx.report(f"resuming from the checkpoint at step {resumed_from} in {fn_args.model_run_dir}")
-        return start, None  # the Estimator restores it; a warm start only applies to an empty model_dir
+    skipped = None
     if base is None:
-        ctx.report("cold start: no base model")
+        skipped = "no base model"
+    elif params.canned is not None:
+        skipped = why_not_warm_start(base, params.canned)
+    if skipped is not None:
+        start["warm_start_skipped"] = skipped
+    else:
+        start["warm_started_from"] = fn_args.base_model  # a trainer_fn uses it as it sees fit
+    if resumed_from is not None:  # the Estimator restores it; a warm start only applies to an empty model_dir
+        ctx.report(f"resuming from the checkpoint at step {resumed_from} in {fn_args.model_run_dir}")
         return start, None
-    start["warm_started_from"] = fn_args.base_model
+    if skipped is not None:
+        ctx.report(f"cold start: {skipped}")
+        return start, None
     ctx.report(f"warm start from Model {base.id}: {fn_args.base_model}")
     if params.canned is None:
-        return start, None  # the trainer_fn warm-starts from fn_args.base_model itself
+        return start, None
     checkpoint, vocabularies = remap_base_checkpoint(
         base, params.canned, fn_args.transform_graph_path, os.path.join(ctx.work_dir or ctx.temp_dir, "warm_start"))
     start["warm_start_vocabularies"] = vocabularies

@@ -17,7 +17,10 @@ zero (learned from there), and the OOV-bucket rows stay OOV rows. The Estimator 
 warm-starts from the copy. Every other variable is copied as it is.
 
 The Trainer copies the vocabulary files it trained with into its Model
-(``vocabularies/<feature>``), which is where the next warm start reads the old ones.
+(``vocabularies/<feature>``), which is where the next warm start reads the old ones, and
+records the model's `architecture` (estimator, arguments other than optimizers, FeatureSpec):
+a base Model of another architecture (e.g. other hidden units) is not warm-started from, since
+its variables do not fit; the Trainer cold-starts and says why (`why_not_warm_start`).
 
 Example:
     >>> row_map(["a", "b", "c"], ["c", "a", "d"], num_oov_buckets=1, old_size=4)
@@ -26,6 +29,7 @@ Example:
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 from typing import Any
@@ -38,6 +42,28 @@ from components.trainer.model_paths import checkpoint_path
 
 VOCABULARY_DIR = "vocabularies"
 FIRST_DNN_KERNEL = "dnn/hiddenlayer_0/kernel"
+
+
+def architecture(config: CannedEstimatorConfig) -> dict[str, Any]:
+    """What fixes a canned model's variables, up to vocabulary sizes: estimator, arguments, features.
+
+    Optimizer arguments are left out: they change no trainable variable.
+    """
+    kwargs = {k: v for k, v in config.kwargs.items() if "optimizer" not in k}
+    described = {"estimator": config.estimator, "kwargs": kwargs, "feature_spec": config.feature_spec.to_config()}
+    return json.loads(json.dumps(described, sort_keys=True, default=str))  # as stored in the metadata
+
+
+def why_not_warm_start(base: Model, config: CannedEstimatorConfig) -> str | None:
+    """None when a canned model of ``config`` can warm-start from ``base``, else the reason."""
+    recorded = base.properties.get("architecture")
+    if recorded is None:
+        return f"base Model {base.id} records no architecture (not trained by the canned Trainer)"
+    current = architecture(config)
+    if recorded != current:
+        changed = sorted(k for k in current if recorded.get(k) != current[k])
+        return f"base Model {base.id} has another {' and '.join(changed)}"
+    return None
 
 
 def save_vocabularies(config: CannedEstimatorConfig, transform_graph_path: str, model_uri: str) -> dict[str, str]:
