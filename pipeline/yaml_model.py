@@ -1,8 +1,9 @@
 """The YAML spec's model, training, evaluation and push sections: checks and components.
 
 ``check_model_sections(spec)`` validates the sections against each other (load_spec
-calls it); ``model_components(...)`` builds Trainer -> LatestPushedModelResolver ->
-Evaluator, InfraValidator -> Pusher from them. The task follows ``model.estimator``:
+calls it); ``model_components(...)`` builds WarmStartResolver -> Trainer ->
+LatestPushedModelResolver -> Evaluator, InfraValidator -> Pusher from them (the Trainer
+warm-starts from the latest blessed model, as in docs/pipeline.md "Scheduled retraining"). The task follows ``model.estimator``:
 a ``*Regressor`` is a regression (float label, regression metrics, Regress requests),
 every other canned estimator a binary classification.
 
@@ -168,10 +169,11 @@ def push_destination(spec: PipelineSpec, root: str) -> str:
 
 def model_components(spec: PipelineSpec, *, features: FeatureSpec, examples: Channel, schema: Channel,
                      transform: Component, root: str) -> list[Component]:
-    """The components after Transform: Trainer, resolver, Evaluator, InfraValidator, Pusher.
+    """The components after Transform: resolvers, Trainer, Evaluator, InfraValidator, Pusher.
 
-    This is the one place the YAML wires the model; a warm-start base model for the
-    Trainer (``base_model=``) belongs here too.
+    This is the one place the YAML wires the model. The Trainer's ``base_model`` is the
+    newest model blessed and pushed before Transform's examples were made (nothing on the
+    first run: a cold start).
 
     Args:
         spec: The validated spec (``spec.model`` and ``spec.training`` set).
@@ -185,14 +187,15 @@ def model_components(spec: PipelineSpec, *, features: FeatureSpec, examples: Cha
     from components.evaluator.component import DEFAULT_METRICS_BY_TASK
     from components.infra_validator import InfraValidator
     from components.pusher import Pusher
-    from components.resolver import LatestPushedModelResolver
+    from components.resolver import LatestBlessedModelResolver, LatestPushedModelResolver
     from components.trainer import CannedEstimatorConfig, Trainer
 
     model, training = spec.model, spec.training
     task = task_of(model.estimator)
+    warm = LatestBlessedModelResolver(before=transform.outputs["transformed_examples"], id="WarmStartResolver")
     trainer = Trainer(
         transform.outputs["transformed_examples"], transform.outputs["transform_graph"], schema,
-        train_steps=training.steps, eval_steps=training.eval_steps,
+        base_model=warm.outputs["model"], train_steps=training.steps, eval_steps=training.eval_steps,
         canned=CannedEstimatorConfig(model.estimator, feature_spec=features, kwargs=dict(model.args),
                                      batch_size=training.batch_size, random_seed=training.random_seed))
     destination, model_name = push_destination(spec, root), push_model_name(spec)
@@ -211,4 +214,4 @@ def model_components(spec: PipelineSpec, *, features: FeatureSpec, examples: Cha
     infra = InfraValidator(trainer.outputs["model"], examples, request_kinds=REQUEST_KINDS[task])
     pusher = Pusher(trainer.outputs["model"], model_blessing=evaluator.outputs["blessing"],
                     infra_blessing=infra.outputs["blessing"], push_destination=destination, model_name=model_name)
-    return [trainer, baseline, evaluator, infra, pusher]
+    return [warm, trainer, baseline, evaluator, infra, pusher]

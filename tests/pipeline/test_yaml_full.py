@@ -87,7 +87,9 @@ def test_regression_yaml_pushes_a_model_whose_regression_signature_matches_the_e
 
     # Rerun: the pushed model is now the baseline; the same model is within min_change=-1.0 of itself.
     again = LocalRunner().run(build_pipeline(spec, root=root, beam_pipeline_args=["--direct_num_workers=1"]))
-    assert again.executed == ["LatestPushedModelResolver", "Evaluator", "Pusher"]
+    # (the warm-start resolver asks the store again: nothing was pushed before these examples)
+    assert again.executed == ["WarmStartResolver", "LatestPushedModelResolver", "Evaluator", "Pusher"]
+    assert again.resolved["WarmStartResolver"] == {"model": []}
     blessing = again.outputs["Evaluator"]["blessing"].properties
     assert blessing["verdict"] == "BLESSED" and blessing["baseline_model_id"] is not None, blessing["reason"]
     assert blessing["metrics"]["mean_squared_error_diff"] == pytest.approx(0.0, abs=1e-6)

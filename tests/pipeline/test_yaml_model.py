@@ -17,7 +17,8 @@ REGRESSION_YAML = os.path.join(REPO, "pipeline", "examples", "taxi_regression.ya
 def test_classification_yaml_wires_trainer_to_pusher(tmp_path):
     p = build_pipeline(load_spec(TAXI_YAML), root=str(tmp_path))
     assert [c.id for c in p.components][5:] == [
-        "Trainer", "LatestPushedModelResolver", "Evaluator", "InfraValidator", "Pusher"]
+        "WarmStartResolver", "Trainer", "LatestPushedModelResolver", "Evaluator", "InfraValidator", "Pusher"]
+    assert p.component("Trainer").inputs["base_model"].producer.id == "WarmStartResolver"
     trainer = p.component("Trainer").parameters
     assert trainer.canned.estimator == "DNNLinearCombinedClassifier"
     assert trainer.canned.kwargs == {"dnn_hidden_units": [100, 70, 50, 25],
