@@ -73,8 +73,13 @@ def restore(variables: dict[str, tf.Variable], prefix: str, *,
     ``name_map`` maps a variable key to the name it has in the checkpoint.
     Raises a ValueError naming every missing variable or mismatched shape.
     """
-    name_map = name_map or {}
+    name_map = dict(name_map or {})
     available = list_variables(prefix)
+    for key in variables:  # tf.estimator 2.x (Keras optimizer) slot names, for resuming its checkpoints
+        if name_map.get(key, key) not in available and key not in name_map:
+            keras_name = keras_slot_name(key)
+            if keras_name in available:
+                name_map[key] = keras_name
     missing = [k for k in variables if name_map.get(k, k) not in available]
     if missing:
         raise ValueError(
@@ -102,6 +107,28 @@ def restore(variables: dict[str, tf.Variable], prefix: str, *,
         )
     for key, value in zip(keys, values):
         variables[key].assign(value)
+
+
+# TF1 slot suffix -> (Keras optimizer class, slot) as tf.estimator 2.x checkpoints name them:
+# ``<var>/Ftrl_1`` was saved as ``training/Ftrl/<var>/linear``.
+_KERAS_SLOTS = {"Adagrad": ("Adagrad", "accumulator"), "Ftrl": ("Ftrl", "accumulator"),
+                "Ftrl_1": ("Ftrl", "linear"), "Adam": ("Adam", "m"), "Adam_1": ("Adam", "v"),
+                "RMSProp": ("RMSprop", "rms"), "RMSProp_1": ("RMSprop", "momentum"),
+                "Momentum": ("SGD", "momentum")}
+
+
+def keras_slot_name(key: str) -> str | None:
+    """The name tf.estimator 2.x gave the optimizer slot ``key`` (e.g. ``w/Adagrad``), or None.
+
+    Example:
+        >>> keras_slot_name("linear/linear_model/c/weights/Ftrl_1")
+        'training/Ftrl/linear/linear_model/c/weights/linear'
+    """
+    variable, _, suffix = key.rpartition("/")
+    if not variable or suffix not in _KERAS_SLOTS:
+        return None
+    optimizer, slot = _KERAS_SLOTS[suffix]
+    return f"training/{optimizer}/{variable}/{slot}"
 
 
 def _all_checkpoints(model_dir: str) -> list[str]:

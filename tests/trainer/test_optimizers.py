@@ -79,3 +79,16 @@ def test_optimizer_errors():
         trainer.optimizers.SGD(-1)
     with pytest.raises(ValueError, match="called outside a TRAIN-mode model_fn"):
         trainer.optimizers.SGD(0.1).minimize(tf.constant(1.0))
+
+
+def test_optimizer_from_a_config_mapping():
+    from trainer import optimizers
+
+    adagrad = optimizers.get({"name": "Adagrad", "learning_rate": 0.05, "initial_accumulator_value": 0.5})
+    assert isinstance(adagrad, optimizers.Adagrad)
+    assert (adagrad.learning_rate, adagrad.initial_accumulator_value) == (0.05, 0.5)
+    assert optimizers.get({"name": "Ftrl"}, learning_rate=0.2).learning_rate == 0.2  # estimator default
+    with pytest.raises(ValueError, match=r"names no known optimizer; expected a 'name' among"):
+        optimizers.get({"name": "Adamax"})
+    with pytest.raises(ValueError, match=r"unexpected keyword argument 'lr'.*learning_rate"):
+        optimizers.get({"name": "SGD", "lr": 0.1})
