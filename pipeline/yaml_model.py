@@ -2,8 +2,9 @@
 
 ``check_model_sections(spec)`` validates the sections against each other (load_spec
 calls it); ``model_components(...)`` builds WarmStartResolver -> Trainer ->
-LatestPushedModelResolver -> Evaluator, InfraValidator -> Pusher from them (the Trainer
-warm-starts from the latest blessed model, as in docs/pipeline.md "Scheduled retraining"). The task follows ``model.estimator``:
+BaselineResolver -> Evaluator, InfraValidator -> Pusher from them (the Trainer warm-starts
+from, and the Evaluator compares against, the latest blessed model, as in docs/pipeline.md
+"Scheduled retraining"). The task follows ``model.estimator``:
 a ``*Regressor`` is a regression (float label, regression metrics, Regress requests),
 every other canned estimator a binary classification.
 
@@ -187,7 +188,7 @@ def model_components(spec: PipelineSpec, *, features: FeatureSpec, examples: Cha
     from components.evaluator.component import DEFAULT_METRICS_BY_TASK
     from components.infra_validator import InfraValidator
     from components.pusher import Pusher
-    from components.resolver import LatestBlessedModelResolver, LatestPushedModelResolver
+    from components.resolver import LatestBlessedModelResolver
     from components.trainer import CannedEstimatorConfig, Trainer
 
     model, training = spec.model, spec.training
@@ -199,7 +200,9 @@ def model_components(spec: PipelineSpec, *, features: FeatureSpec, examples: Cha
         canned=CannedEstimatorConfig(model.estimator, feature_spec=features, kwargs=dict(model.args),
                                      batch_size=training.batch_size, random_seed=training.random_seed))
     destination, model_name = push_destination(spec, root), push_model_name(spec)
-    baseline = LatestPushedModelResolver(push_destination=destination, model_name=model_name)
+    # Pushed before this candidate was trained: an unchanged rerun stays cached instead of judging
+    # the served model against itself and pushing it again.
+    baseline = LatestBlessedModelResolver(before=trainer.outputs["model"], id="BaselineResolver")
     evaluation = spec.evaluation
     thresholds = tuple(
         MetricThreshold(METRICS[name].tfma_class, lower_bound=b.lower_bound, upper_bound=b.upper_bound,

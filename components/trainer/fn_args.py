@@ -29,7 +29,7 @@ class FnArgs:
         eval_steps: Batches per evaluation (None: the whole eval split).
         serving_model_dir: Where the Trainer writes the serving SavedModel.
         model_run_dir: The Estimator's model_dir (checkpoints, TensorBoard logs).
-        base_model: A serving model directory to warm-start from, or None.
+        base_model: A checkpoint prefix to warm-start from (the latest blessed Model's), or None.
         custom_config: Free-form user settings from the component.
         label_key: The label column (from the FeatureSpec, or given to the Trainer).
     """

@@ -10,7 +10,7 @@ REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)
 TAXI_PY = os.path.join(REPO, "pipeline", "examples", "taxi_pipeline.py")
 TAXI_YAML = os.path.join(REPO, "pipeline", "examples", "taxi.yaml")
 ALL = ["ExampleGen", "StatisticsGen", "SchemaGen", "ExampleValidator", "Transform"]
-MODEL_NODES = ["WarmStartResolver", "Trainer", "LatestPushedModelResolver", "Evaluator", "InfraValidator", "Pusher"]  # YAML with model:
+MODEL_NODES = ["WarmStartResolver", "Trainer", "BaselineResolver", "Evaluator", "InfraValidator", "Pusher"]  # YAML with model:
 
 
 def cli(*args: str, timeout: float = 400) -> subprocess.CompletedProcess:

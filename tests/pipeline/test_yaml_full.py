@@ -85,12 +85,22 @@ def test_regression_yaml_pushes_a_model_whose_regression_signature_matches_the_e
     np.testing.assert_allclose(outputs, own.reshape(-1, 1), rtol=1e-4, atol=1e-3)
     assert np.std(outputs) > 1.0  # it is a fitted model, not a constant
 
-    # Rerun: the pushed model is now the baseline; the same model is within min_change=-1.0 of itself.
+    # An unchanged rerun stays cached: the served model was pushed after this candidate was trained,
+    # so it is not the candidate's baseline, and nothing is pushed again.
     again = LocalRunner().run(build_pipeline(spec, root=root, beam_pipeline_args=["--direct_num_workers=1"]))
-    # (the warm-start resolver asks the store again: nothing was pushed before these examples)
-    assert again.executed == ["WarmStartResolver", "LatestPushedModelResolver", "Evaluator", "Pusher"]
-    assert again.resolved["WarmStartResolver"] == {"model": []}
-    blessing = again.outputs["Evaluator"]["blessing"].properties
-    assert blessing["verdict"] == "BLESSED" and blessing["baseline_model_id"] is not None, blessing["reason"]
-    assert blessing["metrics"]["mean_squared_error_diff"] == pytest.approx(0.0, abs=1e-6)
+    assert again.cached == ALL + ["Trainer", "Evaluator", "InfraValidator", "Pusher"]
+    assert len(glob.glob(os.path.join(root, "serving", "taxi_fare", "[0-9]*"))) == 1
+
+    # A changed model (more steps) is judged against the pushed one: within min_change=-1.0 MSE, pushed.
+    first_model = result.outputs["Trainer"]["model"]
+    longer = load_spec(REGRESSION_YAML, overrides=[
+        f"data.path={data}", "training.steps=220", "training.random_seed=1"])
+    retrained = LocalRunner().run(build_pipeline(longer, root=root, beam_pipeline_args=["--direct_num_workers=1"]))
+    assert "Trainer" in retrained.executed and retrained.cached == ALL
+    # (the warm-start resolver looks for pushes before these transformed examples: there are none)
+    assert retrained.resolved["WarmStartResolver"] == {"model": []}
+    assert [m.id for m in retrained.resolved["BaselineResolver"]["model"]] == [first_model.id]
+    blessing = retrained.outputs["Evaluator"]["blessing"].properties
+    assert blessing["verdict"] == "BLESSED" and blessing["baseline_model_id"] == first_model.id, blessing["reason"]
+    assert blessing["metrics"]["mean_squared_error_diff"] <= 1.0  # candidate minus baseline: at most 1.0 worse
     assert len(glob.glob(os.path.join(root, "serving", "taxi_fare", "[0-9]*"))) == 2

@@ -17,7 +17,7 @@ REGRESSION_YAML = os.path.join(REPO, "pipeline", "examples", "taxi_regression.ya
 def test_classification_yaml_wires_trainer_to_pusher(tmp_path):
     p = build_pipeline(load_spec(TAXI_YAML), root=str(tmp_path))
     assert [c.id for c in p.components][5:] == [
-        "WarmStartResolver", "Trainer", "LatestPushedModelResolver", "Evaluator", "InfraValidator", "Pusher"]
+        "WarmStartResolver", "Trainer", "BaselineResolver", "Evaluator", "InfraValidator", "Pusher"]
     assert p.component("Trainer").inputs["base_model"].producer.id == "WarmStartResolver"
     trainer = p.component("Trainer").parameters
     assert trainer.canned.estimator == "DNNLinearCombinedClassifier"
@@ -36,10 +36,10 @@ def test_classification_yaml_wires_trainer_to_pusher(tmp_path):
     assert p.component("InfraValidator").parameters.request_kinds == ("classify", "predict")
     pusher = p.component("Pusher").parameters
     assert (pusher.push_destination, pusher.model_name) == (os.path.join(str(tmp_path), "serving"), "taxi")
-    resolver = p.component("LatestPushedModelResolver").parameters
-    assert (resolver.push_destination, resolver.model_name) == (pusher.push_destination, "taxi")
+    baseline = p.component("BaselineResolver")
+    assert baseline.inputs["before"].producer.id == "Trainer" and baseline.parameters.pusher == "Pusher"
     evaluator_inputs = p.component("Evaluator").inputs
-    assert evaluator_inputs["baseline_model"].producer.id == "LatestPushedModelResolver"
+    assert evaluator_inputs["baseline_model"].producer.id == "BaselineResolver"
     assert evaluator_inputs["examples"].producer.id == "ExampleGen"
 
 
