@@ -13,16 +13,14 @@ import csv
 import glob
 import json
 import os
-import re
 import shlex
-import signal
 import subprocess
 import sys
-import time
 
 import pytest
 
 from tests.pipeline.e2e_helpers import REPO, cli
+from tests.server_process import stop, wait_for_grpc_port
 
 FULL_PY = os.path.join(REPO, "pipeline", "examples", "taxi_full_pipeline.py")
 CSV_ROWS = 60
@@ -144,14 +142,7 @@ def test_printed_commands_serve_the_model_and_query_it(main_job):
     env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"}
     server = subprocess.Popen(serve, cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env)
     try:
-        port, lines, deadline = None, [], time.monotonic() + 120
-        while port is None and time.monotonic() < deadline:
-            line = server.stdout.readline()
-            if not line:
-                break
-            lines.append(line)
-            match = re.match(r"Running gRPC ModelServer at 127\.0\.0\.1:(\d+)", line)
-            port = int(match.group(1)) if match else None
+        port, lines = wait_for_grpc_port(server)
         assert port, "".join(lines)
         query = [sys.executable, *query[1:]]
         query[query.index("--server") + 1] = f"127.0.0.1:{port}"
@@ -163,10 +154,5 @@ def test_printed_commands_serve_the_model_and_query_it(main_job):
         for scores in results:
             assert set(scores) == {"0", "1"} and abs(sum(scores.values()) - 1) < 1e-5
     finally:
-        server.send_signal(signal.SIGTERM)
-        try:
-            server.wait(timeout=30)
-        finally:
-            if server.poll() is None:
-                server.kill()
+        stop(server)
     assert os.path.isfile(os.path.join(root, "sample_requests", "taxi.tfrecord"))

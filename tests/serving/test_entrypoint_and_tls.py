@@ -4,12 +4,9 @@ from __future__ import annotations
 
 import datetime
 import os
-import re
-import signal
 import socket
 import subprocess
 import sys
-import time
 
 import grpc
 import numpy as np
@@ -22,6 +19,7 @@ import saved_models
 from http_util import call
 from serving.flags import ServerOptions
 from serving.server import ModelServer
+from tests.server_process import stop, wait_for_grpc_port
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
@@ -49,16 +47,7 @@ def test_python_m_serving_process(tmp_path, exports):
         cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
         env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"})
     try:
-        port = None
-        deadline = time.monotonic() + 90
-        lines = []
-        while time.monotonic() < deadline and port is None:
-            line = process.stdout.readline()
-            if not line:
-                break
-            lines.append(line)
-            match = re.match(r"Running gRPC ModelServer at 127\.0\.0\.1:(\d+)", line)
-            port = int(match.group(1)) if match else None
+        port, lines = wait_for_grpc_port(process, timeout=90)
         assert port, "".join(lines)
         assert any("Ignoring unsupported tensorflow_model_server flag" in l for l in lines)
         with grpc.insecure_channel(f"127.0.0.1:{port}") as channel:
@@ -67,12 +56,7 @@ def test_python_m_serving_process(tmp_path, exports):
         status, body = call(f"http://127.0.0.1:{rest_port}/v1/models/m")
         assert status == 200 and body["model_version_status"][0]["state"] == "AVAILABLE"
     finally:
-        process.send_signal(signal.SIGTERM)
-        try:
-            assert process.wait(timeout=20) == 0
-        finally:
-            if process.poll() is None:
-                process.kill()
+        assert stop(process, timeout=20) == 0
 
 
 def test_python_m_serving_reports_bad_flags():
