@@ -112,7 +112,11 @@ class BatchScheduler:
                 )
             queue.tasks.append(task)
             queue.rows += size
-            self._cond.notify()
+            # Wake a worker only when this changes what it waits for: a new
+            # queue (a new deadline) or a full batch. Waking one per request
+            # costs a GIL hand-off each and the worker would go back to sleep.
+            if len(queue.tasks) == 1 or queue.rows >= max_size:
+                self._cond.notify()
         task.done.wait()
         if task.error is not None:
             raise task.error
@@ -170,6 +174,8 @@ class BatchScheduler:
                         return
                     queue, batch = self._take_ready_batch(time.monotonic())
                     if batch:
+                        if self._queues:  # Left-over tasks: another worker may take them.
+                            self._cond.notify()
                         break
                     self._cond.wait(self._next_wait(time.monotonic()))
             self._run_batch(queue.run_fn, batch)

@@ -76,7 +76,7 @@ def predict(servable: Servable, request: predict_pb2.PredictRequest) -> predict_
     response = predict_pb2.PredictResponse()
     _set_model_spec(response.model_spec, servable, spec.key)
     for key in sorted(outputs):
-        response.outputs[key].CopyFrom(tensor_codec.from_ndarray(outputs[key]))
+        tensor_codec.write_ndarray(response.outputs[key], outputs[key])
     return response
 
 

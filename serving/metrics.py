@@ -29,6 +29,9 @@ class ServingMetrics:
         self.request_latency = prometheus_client.Histogram(
             "serving_request_latency_seconds", "Request latency in the server.",
             _LATENCY_LABELS, buckets=_LATENCY_BUCKETS, registry=self.registry)
+        # Label values -> (counter child, histogram child): ``labels()`` takes a
+        # lock and validates its arguments on every call.
+        self._children: dict[tuple[str, ...], tuple] = {}
         self.model_events = prometheus_client.Counter(
             "serving_model_load_events", "Model version load, unload and load-failure events.",
             ("model_name", "model_version", "event"), registry=self.registry)
@@ -36,10 +39,13 @@ class ServingMetrics:
     def observe_request(self, *, model_name: str, model_version: str, signature_name: str,
                         api: str, protocol: str, status: str, seconds: float) -> None:
         """Counts one request and records its latency."""
-        self.request_count.labels(model_name, model_version, signature_name, api, protocol,
-                                  status).inc()
-        self.request_latency.labels(model_name, model_version, signature_name, api,
-                                    protocol).observe(seconds)
+        key = (model_name, model_version, signature_name, api, protocol, status)
+        children = self._children.get(key)
+        if children is None:
+            children = self._children[key] = (
+                self.request_count.labels(*key), self.request_latency.labels(*key[:-1]))
+        children[0].inc()
+        children[1].observe(seconds)
 
     def model_event(self, event: str, model_name: str, version: int) -> None:
         """Counts a ``load``/``unload``/``load_error`` event."""

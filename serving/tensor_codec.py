@@ -10,7 +10,6 @@ from __future__ import annotations
 import numpy as np
 import tensorflow as tf
 from tensorflow.core.framework import tensor_pb2
-from tensorflow.core.framework import tensor_shape_pb2
 from tensorflow.core.framework import types_pb2
 
 from serving import errors
@@ -68,16 +67,31 @@ def to_ndarray(proto: tensor_pb2.TensorProto, *, name: str = "") -> np.ndarray:
 
 
 def from_ndarray(array: np.ndarray) -> tensor_pb2.TensorProto:
-    """Encodes a numpy array as a ``TensorProto``."""
+    """Encodes a numpy array as a new ``TensorProto``."""
+    proto = tensor_pb2.TensorProto()
+    write_ndarray(proto, array)
+    return proto
+
+
+def write_ndarray(proto: tensor_pb2.TensorProto, array: np.ndarray) -> None:
+    """Encodes ``array`` into the empty ``proto`` in place (no extra message copy).
+
+    Numeric arrays become ``tensor_content`` bytes; other dtypes go through
+    ``tf.make_tensor_proto``.
+
+    Example:
+        >>> p = tensor_pb2.TensorProto()
+        >>> write_ndarray(p, np.zeros((2, 1), np.float32))
+        >>> [d.size for d in p.tensor_shape.dim], len(p.tensor_content)
+        ([2, 1], 8)
+    """
     array = np.asarray(array)
     enum = _NUMPY_TO_ENUM.get(array.dtype)
     if enum is None:
-        return tf.make_tensor_proto(array)
-    proto = tensor_pb2.TensorProto(dtype=enum)
-    proto.tensor_shape.CopyFrom(
-        tensor_shape_pb2.TensorShapeProto(
-            dim=[tensor_shape_pb2.TensorShapeProto.Dim(size=d) for d in array.shape]
-        )
-    )
-    proto.tensor_content = np.ascontiguousarray(array).tobytes()
-    return proto
+        proto.CopyFrom(tf.make_tensor_proto(array))
+        return
+    proto.dtype = enum
+    dims = proto.tensor_shape.dim
+    for size in array.shape:
+        dims.add().size = size
+    proto.tensor_content = array.tobytes()  # C order, whatever the array's layout.
