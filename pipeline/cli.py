@@ -118,8 +118,13 @@ def _cmd_run(args: argparse.Namespace) -> int:
     print(f"run {result.run_id}: executed {result.executed}, cached {result.cached}")
     from pipeline.serving_hints import serving_hints
 
-    for hints in serving_hints(result.outputs, root=pipeline.root):
-        print("\n".join(hints.lines()))
+    try:
+        for hints in serving_hints(result.outputs, root=pipeline.root, executed=result.executed):
+            print("\n".join(hints.lines()))
+    except OSError as e:  # the run succeeded; only the hints could not be made
+        from rich.markup import escape
+
+        console.print("[yellow]warning:[/] no serving hints: " + escape(str(e)))
     return 0
 
 

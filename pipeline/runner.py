@@ -208,30 +208,33 @@ class LocalRunner:
         execution_id = store.start_execution(run_id, pipeline.name, component.id, component_type,
                                              fingerprint=fingerprint, parameters=params_json)
         store.record_inputs(execution_id, inputs)
-        final_uris, outputs = {}, {}
-        for key, artifact_type in component.OUTPUTS.items():
-            base = os.path.join(pipeline.root, component.id, key)
-            _remove_stale_temp_dirs(store, base)
-            final_uris[key] = os.path.join(base, str(execution_id))
-            tmp = os.path.join(base, f".tmp-{execution_id}")
-            shutil.rmtree(tmp, ignore_errors=True)
-            os.makedirs(tmp)
-            outputs[key] = artifact_type(uri=tmp)
-        store.register_outputs(execution_id, pipeline.name, component.id, outputs)
-        temp_dir = os.path.join(pipeline.root, ".temp", str(execution_id))
-        os.makedirs(temp_dir, exist_ok=True)
-        work_dir = self._work_dir(store, pipeline, component, fingerprint, execution_id)
 
         def previous_output(key: str) -> Artifact | None:
             latest = store.published(pipeline.name, component.id, key)
             return latest[0] if latest else None
 
-        ctx = ExecutionContext(
-            component_id=component.id, execution_id=execution_id, inputs=inputs, outputs=outputs,
-            parameters=component.parameters, beam_pipeline_args=pipeline.beam_pipeline_args,
-            temp_dir=temp_dir, work_dir=work_dir, previous_output=previous_output,
-            report=lambda message: self.listener.on_message(component.id, message))
+        # Setup failures (a locked store, a directory that cannot be made) fail the execution
+        # like executor errors, so it never stays RUNNING.
         try:
+            final_uris, outputs = {}, {}
+            for key, artifact_type in component.OUTPUTS.items():
+                base = os.path.join(pipeline.root, component.id, key)
+                _remove_stale_temp_dirs(store, base)
+                final_uris[key] = os.path.join(base, str(execution_id))
+                tmp = os.path.join(base, f".tmp-{execution_id}")
+                shutil.rmtree(tmp, ignore_errors=True)
+                os.makedirs(tmp)
+                outputs[key] = artifact_type(uri=tmp)
+            store.register_outputs(execution_id, pipeline.name, component.id, outputs)
+            temp_dir = os.path.join(pipeline.root, ".temp", str(execution_id))
+            os.makedirs(temp_dir, exist_ok=True)
+            work_dir = self._work_dir(store, pipeline, component, fingerprint, execution_id)
+
+            ctx = ExecutionContext(
+                component_id=component.id, execution_id=execution_id, inputs=inputs, outputs=outputs,
+                parameters=component.parameters, beam_pipeline_args=pipeline.beam_pipeline_args,
+                temp_dir=temp_dir, work_dir=work_dir, previous_output=previous_output,
+                report=lambda message: self.listener.on_message(component.id, message))
             component.executor()(ctx)
         except BaseException as e:
             summary = _summary(e)

@@ -16,6 +16,7 @@ import dataclasses
 import json
 import os
 import shlex
+from collections.abc import Iterable
 from typing import Any
 
 SAMPLE_ROWS = 3
@@ -112,9 +113,16 @@ def _write_requests(examples: Any, label_key: str | None, path: str) -> dict[str
     return _rest_json(records[0])
 
 
-def serving_hints(outputs: dict[str, dict[str, Any]], *, root: str) -> list[ServingHints]:
-    """One `ServingHints` per PushedModel output that pushed a version in ``outputs`` (a run's outputs)."""
-    artifacts = [a for node in outputs.values() for a in node.values()]
+def serving_hints(outputs: dict[str, dict[str, Any]], *, root: str,
+                  executed: Iterable[str] | None = None) -> list[ServingHints]:
+    """One `ServingHints` per PushedModel output that pushed a version in ``outputs`` (a run's outputs).
+
+    ``executed`` (node ids) limits the hints to Pushers that ran in this run: a cached
+    Pusher pushed nothing now, and its version may be gone since.
+    """
+    ran = None if executed is None else set(executed)
+    artifacts = [a for node, produced in outputs.items() for a in produced.values()
+                 if a.TYPE_NAME != "PushedModel" or ran is None or node in ran]
     by_type: dict[str, list[Any]] = {}
     for artifact in artifacts:
         by_type.setdefault(artifact.TYPE_NAME, []).append(artifact)
@@ -131,10 +139,9 @@ def serving_hints(outputs: dict[str, dict[str, Any]], *, root: str) -> list[Serv
         models = [m for m in by_type.get("Model", []) if m.id == pushed.properties.get("model_id")]
         label = models[0].properties.get("label_key") if models else None
         requests_file = first = None
-        examples = raw_examples
-        if examples:
+        if raw_examples:
             requests_file = os.path.join(os.path.abspath(root), "sample_requests", f"{name}.tfrecord")
-            first = _write_requests(examples[0], label, requests_file)
+            first = _write_requests(raw_examples[0], label, requests_file)
             if first is None:
                 requests_file = None
         hints.append(ServingHints(name, base, int(pushed.properties["version"]), _serving_method(destination),

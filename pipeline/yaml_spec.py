@@ -210,7 +210,9 @@ def apply_override(raw: dict[str, Any], override: str) -> None:
     *parents, leaf = key.split(".")
     node = raw
     for i, part in enumerate(parents):
-        node = node.setdefault(part, {})
+        if node.get(part) is None:  # absent, or an empty section such as "push:"
+            node[part] = {}
+        node = node[part]
         if not isinstance(node, dict):
             raise ValueError(f"load_spec got override {override!r}; {'.'.join(parents[:i + 1])} is not a "
                              "mapping. How to fix: set the whole value, e.g. "

@@ -24,6 +24,34 @@ def overall_metrics(output_path: str) -> dict[str, float]:
     return metrics
 
 
+def why_not_comparable(baseline, candidate, params) -> str | None:
+    """Why ``baseline`` cannot be compared with ``candidate`` (None when it can).
+
+    A model trained for another label, or one whose signature lacks the output the Evaluator
+    scores (a classifier after a switch to a regressor), is no baseline: change thresholds are
+    then skipped, as for a first model, and the reason is recorded.
+    """
+    from tensorflow.core.protobuf import saved_model_pb2  # generated protos, not private API
+
+    labels = baseline.properties.get("label_key"), candidate.properties.get("label_key")
+    if None not in labels and labels[0] != labels[1]:
+        return f"it was trained for label {labels[0]!r}, the candidate for {labels[1]!r}"
+    proto = saved_model_pb2.SavedModel()
+    try:
+        with open(os.path.join(serving_model_path(baseline), "saved_model.pb"), "rb") as f:
+            proto.ParseFromString(f.read())
+    except OSError as e:
+        return f"its SavedModel cannot be read ({e.strerror}: {e.filename})"
+    signatures = {k: v for graph in proto.meta_graphs for k, v in graph.signature_def.items()}
+    signature = signatures.get(params.signature_name)
+    if signature is None:
+        return f"it has no {params.signature_name!r} signature (it has {sorted(signatures)})"
+    if params.prediction_key not in signature.outputs:
+        return (f"its {params.signature_name!r} signature has no {params.prediction_key!r} output "
+                f"(it has {sorted(signature.outputs)}): a model for another task")
+    return None
+
+
 def run(ctx: ExecutionContext) -> None:
     import tensorflow_model_analysis as tfma
     from apache_beam.options.pipeline_options import PipelineOptions
@@ -37,6 +65,12 @@ def run(ctx: ExecutionContext) -> None:
     baseline = (ctx.inputs.get("baseline_model") or [None])[0]
     if baseline is not None and not baseline.properties.get("serving_model"):
         baseline = None  # a resolver that found no earlier model
+    baseline_skipped = None
+    if baseline is not None:
+        baseline_skipped = why_not_comparable(baseline, ctx.input("model"), params)
+        if baseline_skipped:
+            ctx.report(f"baseline model {baseline.id} not used: {baseline_skipped}")
+            baseline = None
     config = build_eval_config(params, with_baseline=baseline is not None)
     models = [tfma.default_eval_shared_model(
         eval_saved_model_path=serving_model_path(ctx.input("model")), eval_config=config,
@@ -59,7 +93,10 @@ def run(ctx: ExecutionContext) -> None:
     blessing.properties.update(
         blessed=blessed, verdict="BLESSED" if blessed else "NOT_BLESSED",
         reason="; ".join(reasons) if reasons else (
-            "every threshold passed" + ("" if baseline else " (no baseline: value thresholds only)")),
+            "every threshold passed" + ("" if baseline else (
+                f" (baseline not used: {baseline_skipped}; value thresholds only)" if baseline_skipped
+                else " (no baseline: value thresholds only)"))),
+        baseline_skipped=baseline_skipped,
         model_id=ctx.input("model").id, baseline_model_id=baseline.id if baseline else None, metrics=metrics)
     with open(os.path.join(blessing.uri, "BLESSED" if blessed else "NOT_BLESSED"), "w", encoding="utf-8") as f:
         f.write(blessing.properties["reason"] + "\n")

@@ -14,6 +14,9 @@ Example:
 from __future__ import annotations
 
 import dataclasses
+import functools
+import hashlib
+import importlib.util
 import os
 from collections.abc import Mapping
 from typing import Any
@@ -129,4 +132,22 @@ class Trainer(Component):
         here = os.path.dirname(__file__)
         for name in ("canned_config.py", "serving_export.py", "fn_args.py", "warm_start.py"):
             extras[name] = file_digest(os.path.join(here, name))
+        # The Estimator code itself: a changed trainer package (e.g. renamed variables) must not
+        # reuse a cached model, nor resume a killed run's checkpoint written by the old code.
+        extras["trainer_package"] = _trainer_package_digest()
         return extras
+
+
+@functools.lru_cache(maxsize=1)
+def _trainer_package_digest() -> str:
+    """SHA-256 over the ``trainer`` package's .py files (found without importing TensorFlow)."""
+    spec = importlib.util.find_spec("trainer")
+    root = list(spec.submodule_search_locations)[0]
+    digest = hashlib.sha256()
+    for directory, subdirs, files in os.walk(root):
+        subdirs[:] = sorted(d for d in subdirs if d != "__pycache__")
+        for name in sorted(f for f in files if f.endswith(".py")):
+            path = os.path.join(directory, name)
+            digest.update(os.path.relpath(path, root).encode())
+            digest.update(file_digest(path).encode())
+    return digest.hexdigest()

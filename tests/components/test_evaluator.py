@@ -200,3 +200,31 @@ def test_missing_split_is_an_error(tmp_path):
     examples = Examples(uri=str(tmp_path), properties={"split_names": ["train"]}, id=1)
     with pytest.raises(ComponentError, match="Evaluator got examples with splits \\['train'\\]"):
         execute(evaluator(), tmp_path / "run", {"examples": examples, "model": Model(uri=str(tmp_path), id=2)})
+
+
+def test_a_baseline_for_another_label_or_task_is_not_compared(tmp_path):
+    from tensorflow.core.protobuf import saved_model_pb2
+
+    from components.artifacts import Model
+    from components.evaluator.component import EvaluatorParameters
+    from components.evaluator.executor import why_not_comparable
+
+    def model(name, label, outputs):
+        directory = tmp_path / name / "Format-Serving" / "1"
+        directory.mkdir(parents=True)
+        proto = saved_model_pb2.SavedModel()
+        signature = proto.meta_graphs.add().signature_def["predict"]
+        for key in outputs:
+            signature.outputs[key].name = f"{key}:0"
+        (directory / "saved_model.pb").write_bytes(proto.SerializeToString())
+        return Model(uri=str(tmp_path / name), properties={"serving_model": "Format-Serving/1", "label_key": label})
+
+    params = EvaluatorParameters(label_key="big_tipper")
+    candidate = model("candidate", "big_tipper", ["logistic", "probabilities"])
+    assert why_not_comparable(model("same", "big_tipper", ["logistic"]), candidate, params) is None
+    assert "trained for label 'fare'" in why_not_comparable(model("other_label", "fare", ["logistic"]),
+                                                            candidate, params)
+    regressor = model("regressor", "big_tipper", ["predictions"])
+    assert "has no 'logistic' output" in why_not_comparable(regressor, candidate, params)
+    gone = Model(uri=str(tmp_path / "gone"), properties={"serving_model": "Format-Serving/1"})
+    assert "cannot be read" in why_not_comparable(gone, candidate, params)

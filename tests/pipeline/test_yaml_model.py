@@ -147,6 +147,9 @@ def test_overrides(tmp_path):
         apply_override({"name": "t"}, "name.x=1")
     with pytest.raises(ValueError, match=r"the value is not valid YAML"):
         apply_override({}, "a=[1")
+    empty_section = {"push": None}  # "push:" with nothing under it
+    apply_override(empty_section, "push.model_name=taxi")
+    assert empty_section == {"push": {"model_name": "taxi"}}
 
 
 def test_cli_set_is_for_yaml_only(tmp_path, capsys):
