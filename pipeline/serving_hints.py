@@ -43,10 +43,13 @@ class ServingHints:
     method: str
     requests_file: str | None = None
     first_example: dict[str, Any] | None = None
+    pushed_now: bool = True
 
     def lines(self, python: str = ".venv/bin/python") -> list[str]:
         base = shlex.quote(self.model_base_path)
-        lines = [f"Pushed {self.model_name} version {self.version} to {self.model_base_path}/{self.version}.",
+        where = f"{self.model_name} version {self.version} to {self.model_base_path}/{self.version}"
+        lines = [f"Pushed {where}." if self.pushed_now else
+                 f"Nothing new to push: {where} was pushed by an earlier run.",
                  "Serve it (gRPC 8500, REST 8501; or the tensorflow/serving container, see serving/deploy/):",
                  f"  {python} -m serving --model_name={self.model_name} --model_base_path={base} "
                  "--port=8500 --rest_api_port=8501",
@@ -117,12 +120,13 @@ def serving_hints(outputs: dict[str, dict[str, Any]], *, root: str,
                   executed: Iterable[str] | None = None) -> list[ServingHints]:
     """One `ServingHints` per PushedModel output that pushed a version in ``outputs`` (a run's outputs).
 
-    ``executed`` (node ids) limits the hints to Pushers that ran in this run: a cached
-    Pusher pushed nothing now, and its version may be gone since.
+    ``executed`` (node ids) tells which Pushers ran in this run; a cached Pusher pushed
+    nothing now, so its hints say so, and are left out if its version is gone since.
     """
     ran = None if executed is None else set(executed)
-    artifacts = [a for node, produced in outputs.items() for a in produced.values()
-                 if a.TYPE_NAME != "PushedModel" or ran is None or node in ran]
+    pushers = {id(a): ran is None or node in ran for node, produced in outputs.items()
+               for a in produced.values() if a.TYPE_NAME == "PushedModel"}
+    artifacts = [a for produced in outputs.values() for a in produced.values()]
     by_type: dict[str, list[Any]] = {}
     for artifact in artifacts:
         by_type.setdefault(artifact.TYPE_NAME, []).append(artifact)
@@ -134,6 +138,8 @@ def serving_hints(outputs: dict[str, dict[str, Any]], *, root: str,
         if not pushed.properties.get("pushed"):
             continue
         destination = pushed.properties["pushed_destination"]
+        if not pushers[id(pushed)] and not os.path.isdir(destination):
+            continue  # pushed by an earlier run and removed since
         base = os.path.dirname(destination)
         name = os.path.basename(base)
         models = [m for m in by_type.get("Model", []) if m.id == pushed.properties.get("model_id")]
@@ -145,5 +151,5 @@ def serving_hints(outputs: dict[str, dict[str, Any]], *, root: str,
             if first is None:
                 requests_file = None
         hints.append(ServingHints(name, base, int(pushed.properties["version"]), _serving_method(destination),
-                                  requests_file, first))
+                                  requests_file, first, pushed_now=pushers[id(pushed)]))
     return hints

@@ -1,4 +1,4 @@
-"""What `python -m pipeline run` prints after a push: only for a Pusher that ran in this run."""
+"""What `python -m pipeline run` prints after a push (or, for a cached Pusher, about the served version)."""
 
 import pytest
 
@@ -12,7 +12,7 @@ def _outputs(destination):
     return {"Pusher": {"pushed_model": pushed}}
 
 
-def test_a_cached_pusher_gives_no_hints_even_if_its_version_is_gone(tmp_path):
+def test_a_cached_pusher_whose_version_is_gone_gives_no_hints(tmp_path):
     gone = str(tmp_path / "serving" / "taxi" / "7")
     assert serving_hints(_outputs(gone), root=str(tmp_path), executed=["Trainer"]) == []
     with pytest.raises(OSError):  # the CLI turns this into a warning line
@@ -30,5 +30,8 @@ def test_hints_for_a_pusher_that_ran(tmp_path):
     [hints] = serving_hints(_outputs(str(version)), root=str(tmp_path), executed=["Pusher"])
     assert (hints.model_name, hints.version, hints.method) == ("taxi", 7, "regress")
     lines = "\n".join(hints.lines())
+    assert lines.startswith("Pushed taxi version 7")
     assert f"--model_base_path={tmp_path / 'serving' / 'taxi'}" in lines
     assert "serving.client regress --server 127.0.0.1:8500 --model taxi" in lines
+    [cached] = serving_hints(_outputs(str(version)), root=str(tmp_path), executed=["Trainer"])
+    assert "\n".join(cached.lines()).startswith("Nothing new to push: taxi version 7")
