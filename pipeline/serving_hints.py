@@ -65,16 +65,10 @@ class ServingHints:
 
 
 def _serving_method(saved_model_dir: str) -> str:
-    from tensorflow.core.protobuf import saved_model_pb2  # generated protos, not private API
+    from trainer.export.saved_model import signature_defs
 
-    proto = saved_model_pb2.SavedModel()
-    with open(os.path.join(saved_model_dir, "saved_model.pb"), "rb") as f:
-        proto.ParseFromString(f.read())
-    for meta_graph in proto.meta_graphs:
-        signature = meta_graph.signature_def.get("serving_default")
-        if signature is not None:
-            return _METHODS.get(signature.method_name, "predict")
-    return "predict"
+    signature = signature_defs(saved_model_dir).get("serving_default")
+    return _METHODS.get(signature.method_name, "predict") if signature is not None else "predict"
 
 
 def _rest_json(example: Any) -> dict[str, Any]:

@@ -31,18 +31,15 @@ def why_not_comparable(baseline, candidate, params) -> str | None:
     scores (a classifier after a switch to a regressor), is no baseline: change thresholds are
     then skipped, as for a first model, and the reason is recorded.
     """
-    from tensorflow.core.protobuf import saved_model_pb2  # generated protos, not private API
+    from trainer.export.saved_model import signature_defs
 
     labels = baseline.properties.get("label_key"), candidate.properties.get("label_key")
     if None not in labels and labels[0] != labels[1]:
         return f"it was trained for label {labels[0]!r}, the candidate for {labels[1]!r}"
-    proto = saved_model_pb2.SavedModel()
     try:
-        with open(os.path.join(serving_model_path(baseline), "saved_model.pb"), "rb") as f:
-            proto.ParseFromString(f.read())
+        signatures = signature_defs(serving_model_path(baseline))
     except OSError as e:
         return f"its SavedModel cannot be read ({e.strerror}: {e.filename})"
-    signatures = {k: v for graph in proto.meta_graphs for k, v in graph.signature_def.items()}
     signature = signatures.get(params.signature_name)
     if signature is None:
         return f"it has no {params.signature_name!r} signature (it has {sorted(signatures)})"

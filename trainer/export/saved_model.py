@@ -14,7 +14,7 @@ from google.protobuf import text_format
 from trainer.export.export_output import ClassificationOutput, RegressionOutput
 from trainer.export.receivers import ServingInputReceiver, receiver_session
 
-__all__ = ["write_saved_model", "set_method_names", "fresh_timestamp_dir"]
+__all__ = ["write_saved_model", "set_method_names", "signature_defs", "fresh_timestamp_dir"]
 
 log = logging.getLogger("trainer")
 
@@ -134,10 +134,7 @@ def set_method_names(export_dir, method_names, as_text=False):
     TF2's saver marks every signature 'predict'; TF Serving's Classify and
     Regress APIs need ``tensorflow/serving/classify`` / ``.../regress``.
     """
-    path = os.path.join(export_dir, "saved_model.pb")
-    proto = saved_model_pb2.SavedModel()
-    with tf.io.gfile.GFile(path, "rb") as f:
-        proto.ParseFromString(f.read())
+    path, proto = _read_saved_model(export_dir)
     for meta_graph in proto.meta_graphs:
         for key, method in method_names.items():
             if key in meta_graph.signature_def:
@@ -149,6 +146,30 @@ def set_method_names(export_dir, method_names, as_text=False):
     else:
         with tf.io.gfile.GFile(path, "wb") as f:
             f.write(proto.SerializeToString())
+
+
+def signature_defs(export_dir) -> dict:
+    """The ``SignatureDef`` protos of ``export_dir/saved_model.pb``, by signature key.
+
+    Raises FileNotFoundError naming the file when there is no SavedModel there.
+
+    Example:
+        >>> signature_defs(path)["serving_default"].method_name  # doctest: +SKIP
+        'tensorflow/serving/classify'
+    """
+    _, proto = _read_saved_model(export_dir)
+    return {key: signature for meta_graph in proto.meta_graphs
+            for key, signature in meta_graph.signature_def.items()}
+
+
+def _read_saved_model(export_dir):
+    path = os.path.join(export_dir, "saved_model.pb")
+    if not tf.io.gfile.exists(path):
+        raise FileNotFoundError(2, "No SavedModel here", path)
+    proto = saved_model_pb2.SavedModel()
+    with tf.io.gfile.GFile(path, "rb") as f:
+        proto.ParseFromString(f.read())
+    return path, proto
 
 
 def _copy_assets_extra(export_dir, assets_extra):
