@@ -86,7 +86,8 @@ class IdentityCategoricalColumn(CategoricalColumn):
         single = inputs.single_id_input(raw)
         if single is not None:  # one id per example: stay dense, -1 = missing
             ids = self._checked(single, missing=-1)
-            return IdWeightPair(inputs.sparse_from_single_ids(ids), None, dense_ids=ids)
+            sparse = inputs.categorical_input(ids, key=self.key, column_fn=_IDENTITY_FN)  # drops the -1s
+            return IdWeightPair(sparse, None, dense_ids=ids)
         sparse = inputs.categorical_input(raw, key=self.key, column_fn=_IDENTITY_FN)
         ids = self._checked(sparse.values)
         return IdWeightPair(tf.SparseTensor(sparse.indices, ids, sparse.dense_shape), None)

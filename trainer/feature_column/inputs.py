@@ -21,7 +21,6 @@ __all__ = [
     "check_dtype",
     "dense_numeric_input",
     "single_id_input",
-    "sparse_from_single_ids",
 ]
 
 
@@ -64,16 +63,6 @@ def single_id_input(value) -> tf.Tensor | None:
             return None
         value = tf.squeeze(value, axis=1)
     return value
-
-
-def sparse_from_single_ids(ids: tf.Tensor) -> tf.SparseTensor:
-    """``[batch]`` int64 ids (``-1`` = none) as the ``[batch, 1]`` SparseTensor of the present ones."""
-    rows = tf.where(ids >= 0)
-    return tf.SparseTensor(
-        indices=tf.concat([rows, tf.zeros_like(rows)], axis=1),
-        values=tf.gather_nd(ids, rows),
-        dense_shape=tf.stack([tf.shape(ids, out_type=tf.int64)[0], tf.constant(1, tf.int64)]),
-    )
 
 
 def _to_rank2(sparse: tf.SparseTensor, *, key: str, column_fn: str) -> tf.SparseTensor:

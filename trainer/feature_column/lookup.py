@@ -25,14 +25,11 @@ def combine_lookup(table, id_tensor: tf.SparseTensor, weight_tensor=None, *, com
     there are no weights: with at most one id per row every combiner returns that id's
     row (or zeros), so one gather and a mask replace the segment sums.
     """
+    if combiner not in ("sum", "mean", "sqrtn"):
+        raise ValueError(f"combine_lookup got combiner={combiner!r}; expected 'sum', 'mean' or 'sqrtn'.")
     if dense_ids is not None and weight_tensor is None:
-        if combiner not in ("sum", "mean", "sqrtn"):
-            raise ValueError(f"combine_lookup got combiner={combiner!r}; expected 'sum', 'mean' or 'sqrtn'.")
         present = dense_ids >= 0
-        vectors = tf.gather(table, tf.where(present, dense_ids, tf.zeros_like(dense_ids)))
-        if max_norm is not None:
-            vectors = tf.clip_by_norm(vectors, max_norm, axes=[1])
-        vectors = tf.cast(vectors, tf.float32)
+        vectors = _rows(table, tf.where(present, dense_ids, tf.zeros_like(dense_ids)), max_norm)
         return tf.where(present[:, None], vectors, tf.zeros_like(vectors))
     ids = id_tensor.values
     rows = tf.cast(id_tensor.indices[:, 0], tf.int32)
@@ -44,17 +41,19 @@ def combine_lookup(table, id_tensor: tf.SparseTensor, weight_tensor=None, *, com
     weights = tf.where(valid, weights, 0.0)
     ids = tf.where(valid, ids, tf.zeros_like(ids))
     batch = tf.cast(id_tensor.dense_shape[0], tf.int32)
-    vectors = tf.gather(table, ids)
-    if max_norm is not None:
-        vectors = tf.clip_by_norm(vectors, max_norm, axes=[1])
-    vectors = tf.cast(vectors, tf.float32)
-    total = tf.math.unsorted_segment_sum(vectors * weights[:, None], rows, batch)
+    total = tf.math.unsorted_segment_sum(_rows(table, ids, max_norm) * weights[:, None], rows, batch)
     if combiner == "sum":
         return total
     if combiner == "mean":
         norm = tf.math.unsorted_segment_sum(weights, rows, batch)
-    elif combiner == "sqrtn":
-        norm = tf.sqrt(tf.math.unsorted_segment_sum(tf.square(weights), rows, batch))
     else:
-        raise ValueError(f"combine_lookup got combiner={combiner!r}; expected 'sum', 'mean' or 'sqrtn'.")
+        norm = tf.sqrt(tf.math.unsorted_segment_sum(tf.square(weights), rows, batch))
     return tf.math.divide_no_nan(total, norm[:, None])
+
+
+def _rows(table, ids: tf.Tensor, max_norm) -> tf.Tensor:
+    """``table[ids]`` as float32, each row clipped to ``max_norm`` if given."""
+    vectors = tf.gather(table, ids)
+    if max_norm is not None:
+        vectors = tf.clip_by_norm(vectors, max_norm, axes=[1])
+    return tf.cast(vectors, tf.float32)
