@@ -1,9 +1,9 @@
 """tensorflow_model_server's command-line flags, parsed into ``ServerOptions``.
 
 Flags use TF Serving's names and defaults (``--port=8500``,
-``--rest_api_port=0`` meaning REST off, ``--enable_batching``...). Two
+``--rest_api_port=0`` meaning REST off, ``--enable_batching``...). Our
 additions: ``--host`` (default ``127.0.0.1``; TF Serving binds all
-interfaces) and ``--max_request_bytes``.
+interfaces), ``--max_request_bytes`` and ``--profiler_port``.
 """
 
 from __future__ import annotations
@@ -39,6 +39,21 @@ class ServerOptions:
         allow_version_labels_for_unavailable_models: See ModelManager.
         max_request_bytes: Largest gRPC message or REST body accepted.
         grpc_max_threads: gRPC worker threads.
+        grpc_socket_path: Also serve gRPC on this Unix domain socket.
+        grpc_channel_arguments: ``key=value`` pairs, comma-separated, passed
+            to the gRPC server (numbers as ints), e.g.
+            ``grpc.max_connection_age_ms=2000``.
+        rest_api_timeout_in_ms: Deadline of one REST request.
+        enable_serialization_as_tensor_content: Pack numeric Predict outputs
+            into ``tensor_content`` instead of the typed fields.
+        enable_signature_method_name_check: Classify/Regress need signatures
+            whose method_name says so.
+        prefer_tflite_model: Serve ``model.tflite`` where a version has one.
+        num_tflite_pools: TF Lite interpreters per version.
+        tensorflow_intra_op_parallelism: Threads inside one op (0: TF picks).
+        tensorflow_inter_op_parallelism: Ops run in parallel (0: TF picks).
+        profiler_port: Start TensorFlow's profiler server on this port
+            (``None``: off).
 
     Example:
         >>> ServerOptions(model_name="m", model_base_path="/models/m").port
@@ -62,6 +77,16 @@ class ServerOptions:
     allow_version_labels_for_unavailable_models: bool = False
     max_request_bytes: int = DEFAULT_MAX_REQUEST_BYTES
     grpc_max_threads: int = 64
+    grpc_socket_path: str = ""
+    grpc_channel_arguments: str = ""
+    rest_api_timeout_in_ms: int = 30000
+    enable_serialization_as_tensor_content: bool = False
+    enable_signature_method_name_check: bool = False
+    prefer_tflite_model: bool = False
+    num_tflite_pools: int = 1
+    tensorflow_intra_op_parallelism: int = 0
+    tensorflow_inter_op_parallelism: int = 0
+    profiler_port: int | None = None
 
     def __post_init__(self):
         if not self.model_config_file and not self.model_base_path:
@@ -74,11 +99,38 @@ class ServerOptions:
                 f"ServerOptions got max_request_bytes={self.max_request_bytes!r}; "
                 "expected a positive number of bytes."
             )
+        grpc_channel_argument_pairs(self.grpc_channel_arguments)  # Fails early on bad syntax.
+        if self.rest_api_timeout_in_ms < 1 or self.num_tflite_pools < 1:
+            raise ValueError(
+                f"ServerOptions got rest_api_timeout_in_ms={self.rest_api_timeout_in_ms!r}, "
+                f"num_tflite_pools={self.num_tflite_pools!r}; both must be >= 1."
+            )
         if self.port < 0 or (self.rest_api_port is not None and self.rest_api_port < 0):
             raise ValueError(
                 f"ServerOptions got port={self.port!r}, rest_api_port={self.rest_api_port!r}; "
                 "ports must be >= 0."
             )
+
+
+def grpc_channel_argument_pairs(text: str) -> list[tuple[str, int | str]]:
+    """Parses ``--grpc_channel_arguments``: ``key=value,key=value``; numbers become ints.
+
+    Example:
+        >>> grpc_channel_argument_pairs("grpc.max_connection_age_ms=2000,grpc.lb_policy_name=grpclb")
+        [('grpc.max_connection_age_ms', 2000), ('grpc.lb_policy_name', 'grpclb')]
+    """
+    pairs = []
+    for item in filter(None, (part.strip() for part in text.split(","))):
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            raise ValueError(
+                f"--grpc_channel_arguments has {item!r}; expected key=value pairs separated "
+                "by commas, e.g. grpc.max_connection_age_ms=2000.")
+        try:
+            pairs.append((key, int(value)))
+        except ValueError:
+            pairs.append((key, value))
+    return pairs
 
 
 def _bool(text: str) -> bool:
@@ -125,6 +177,21 @@ def build_parser() -> argparse.ArgumentParser:
          "Allow labels on versions that are not loaded yet.")
     flag("max_request_bytes", int, "Largest gRPC message / REST body accepted.")
     flag("grpc_max_threads", int, "gRPC worker threads.")
+    flag("grpc_socket_path", str, "Also serve gRPC on this Unix domain socket path.")
+    flag("grpc_channel_arguments", str,
+         "Comma-separated key=value gRPC server arguments, e.g. grpc.max_connection_age_ms=2000.")
+    flag("rest_api_timeout_in_ms", int, "Deadline of one REST request in milliseconds.")
+    flag("enable_serialization_as_tensor_content", bool,
+         "Pack numeric Predict outputs into tensor_content instead of float_val etc.")
+    flag("enable_signature_method_name_check", bool,
+         "Classify/Regress/MultiInference need signatures with the matching method_name.")
+    flag("prefer_tflite_model", bool, "Serve model.tflite where a version directory has one.")
+    flag("num_tflite_pools", int, "TF Lite interpreters per model version.")
+    flag("tensorflow_intra_op_parallelism", int, "Threads inside one op (0: TensorFlow picks).")
+    flag("tensorflow_inter_op_parallelism", int, "Ops run in parallel (0: TensorFlow picks).")
+    p.add_argument("--profiler_port", type=int, default=None,
+                   help="Start TensorFlow's profiler server on this port (our addition; "
+                        "TF Serving serves the profiler on --port).")
     return p
 
 

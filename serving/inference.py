@@ -1,10 +1,13 @@
 """The PredictionService methods on one resolved ``Servable``, proto to proto.
 
 Both the gRPC and the REST front ends call these functions, so the two
-protocols share one code path. Signature dispatch follows TF Serving: Classify
-and Regress need a signature whose ``method_name`` is
-``tensorflow/serving/classify`` / ``tensorflow/serving/regress``; Predict runs
-any signature.
+protocols share one code path. Signature dispatch follows TF Serving: Predict
+runs any signature. Classify and Regress run a signature with one input keyed
+``inputs`` (serialized tf.Examples) and ``classes``/``scores`` or ``outputs``
+outputs; its ``method_name`` must say ``tensorflow/serving/classify`` /
+``.../regress`` only under ``--enable_signature_method_name_check`` (off by
+default, as in TF Serving, so TF2 SavedModels, whose signatures all say
+``predict``, can be classified).
 """
 
 from __future__ import annotations
@@ -75,34 +78,45 @@ def predict(servable: Servable, request: predict_pb2.PredictRequest) -> predict_
                                 output_filter=tuple(request.output_filter))
     response = predict_pb2.PredictResponse()
     _set_model_spec(response.model_spec, servable, spec.key)
+    packed = servable.options.serialize_as_tensor_content
     for key in sorted(outputs):
-        tensor_codec.write_ndarray(response.outputs[key], outputs[key])
+        tensor_codec.write_ndarray(response.outputs[key], outputs[key], as_tensor_content=packed)
     return response
 
 
 def _example_spec(servable: Servable, key: str, method: str) -> signature.SignatureSpec:
     spec = _spec(servable, key)
-    if spec.method_name != method:
-        api = "Classify" if method == CLASSIFY else "Regress"
+    api = "Classify" if method == CLASSIFY else "Regress"
+    if servable.options.enable_signature_method_name_check and spec.method_name != method:
         raise errors.invalid_argument(
-            f"{api} needs a signature with method_name {method!r}, but signature "
+            f"{api} needs a signature with method_name {method!r} "
+            "(--enable_signature_method_name_check is on), but signature "
             f"{spec.key!r} has method_name {spec.method_name!r}; pick a "
             f"{method.rsplit('/', 1)[-1]} signature in model_spec.signature_name "
             "(GetModelMetadata lists them) or use Predict."
         )
-    string_inputs = [k for k, v in spec.inputs.items() if v.dtype == tf.string]
-    if len(spec.inputs) != 1 or not string_inputs:
-        raise errors.failed_precondition(
-            f"Signature {spec.key!r} has inputs {sorted(spec.inputs)}; a {method} "
-            "signature needs exactly one string input of serialized tf.Examples "
-            f"(key {tf.saved_model.CLASSIFY_INPUTS!r})."
+    if len(spec.inputs) != 1 or tf.saved_model.CLASSIFY_INPUTS not in spec.inputs:
+        raise errors.invalid_argument(
+            f"{api} needs a signature with exactly one input keyed "
+            f"{tf.saved_model.CLASSIFY_INPUTS!r} (serialized tf.Examples), but signature "
+            f"{spec.key!r} has inputs {sorted(spec.inputs)}; use Predict for it."
         )
-    wanted = ({examples.CLASSES, examples.SCORES} if method == CLASSIFY
-              else {examples.OUTPUTS})
-    if not wanted & set(spec.outputs) or (method == REGRESS and examples.OUTPUTS not in spec.outputs):
-        raise errors.failed_precondition(
-            f"Signature {spec.key!r} outputs {sorted(spec.outputs)}; a {method} signature "
-            f"needs {sorted(wanted)}."
+    if spec.inputs[tf.saved_model.CLASSIFY_INPUTS].dtype != tf.string:
+        raise errors.invalid_argument(
+            f"{api} feeds serialized tf.Examples (strings), but input 'inputs' of "
+            f"signature {spec.key!r} is "
+            f"{spec.inputs[tf.saved_model.CLASSIFY_INPUTS].describe()}; use Predict for it."
+        )
+    if method == CLASSIFY:
+        if len(spec.outputs) not in (1, 2) or not {examples.CLASSES, examples.SCORES} & set(spec.outputs):
+            raise errors.invalid_argument(
+                f"Classify needs one or two outputs among 'classes' and 'scores', but "
+                f"signature {spec.key!r} outputs {sorted(spec.outputs)}; use Predict for it."
+            )
+    elif len(spec.outputs) != 1 or examples.OUTPUTS not in spec.outputs:
+        raise errors.invalid_argument(
+            f"Regress needs exactly one output keyed 'outputs', but signature "
+            f"{spec.key!r} outputs {sorted(spec.outputs)}; use Predict for it."
         )
     return spec
 
@@ -193,7 +207,7 @@ def get_model_metadata(servable: Servable, request) -> get_model_metadata_pb2.Ge
     response = get_model_metadata_pb2.GetModelMetadataResponse()
     _set_model_spec(response.model_spec, servable, None)
     signature_map = get_model_metadata_pb2.SignatureDefMap()
-    for key, sig in signature.signature_defs(servable.meta_graph).items():
+    for key, sig in servable.signature_defs.items():
         signature_map.signature_def[key].CopyFrom(sig)
     response.metadata[SIGNATURE_DEF_FIELD].Pack(signature_map)
     return response

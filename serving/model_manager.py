@@ -25,6 +25,7 @@ from serving import warmup
 from serving.batching import BatchScheduler
 from serving.config_files import ModelSpecConfig
 from serving.servable import Servable
+from serving.servable import ServableOptions
 
 _log = logging.getLogger(__name__)
 State = get_model_status_pb2.ModelVersionStatus.State
@@ -47,6 +48,8 @@ class ManagerOptions:
         allow_version_labels_for_unavailable_models: Allow a config reload to
             point a label at a version that is not available yet.
         scheduler: Batch scheduler shared by all servables, or ``None``.
+        servable: How each version is loaded and answered (TF Lite,
+            method-name check, response encoding).
     """
 
     file_system_poll_wait_seconds: float = 1.0
@@ -54,6 +57,7 @@ class ManagerOptions:
     num_request_iterations_for_warmup: int = 1
     allow_version_labels_for_unavailable_models: bool = False
     scheduler: BatchScheduler | None = None
+    servable: ServableOptions = dataclasses.field(default_factory=ServableOptions)
 
 
 @dataclasses.dataclass
@@ -164,7 +168,8 @@ class ModelManager:
         name = model.config.name
         record.state = State.LOADING
         try:
-            servable = Servable(name, version, path, scheduler=self.options.scheduler)
+            servable = Servable(name, version, path, scheduler=self.options.scheduler,
+                                options=self.options.servable)
             if self.options.enable_model_warmup:
                 warmup.run_warmup(
                     servable,

@@ -1,7 +1,8 @@
 """Scanning a model's base path for numeric version directories.
 
 Only directories named by a non-negative integer that hold a
-``saved_model.pb`` (or ``.pbtxt``) are candidates; temporary siblings such as
+``saved_model.pb`` (or ``.pbtxt``, or a ``model.tflite`` for
+``--prefer_tflite_model``) are candidates; temporary siblings such as
 ``.tmp-3`` (how the Pusher stages a copy) are ignored. A fingerprint of each
 directory's files lets the manager wait until a directory stops changing
 before loading it.
@@ -13,7 +14,7 @@ import logging
 import os
 
 _log = logging.getLogger(__name__)
-SAVED_MODEL_FILES = ("saved_model.pb", "saved_model.pbtxt")
+SAVED_MODEL_FILES = ("saved_model.pb", "saved_model.pbtxt", "model.tflite")
 
 Fingerprint = tuple[tuple[str, int, int], ...]
 

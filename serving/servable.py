@@ -1,32 +1,127 @@
-"""One loaded SavedModel version and how its signatures are run."""
+"""One loaded model version and how its signatures are run.
+
+A version directory is loaded by one of three runtimes, in this order:
+
+1. ``model.tflite`` through the TF Lite interpreter, when the server runs with
+   ``--prefer_tflite_model`` and the file is there (``serving.tflite_runtime``);
+2. ``tf.saved_model.load`` (TF2 SavedModels, and most TF1 ones);
+3. a ``tf.compat.v1.Session`` for TF1 SavedModels the TF2 loader cannot
+   import (``serving.tf1_session``), as TF Serving would still serve them.
+
+Every runtime exposes the SignatureDefs that GetModelMetadata returns and a
+``call(key, inputs)`` on numpy arrays; the servable adds input validation,
+batching and error mapping on top, the same for all three.
+"""
 
 from __future__ import annotations
 
+import dataclasses
 import logging
+import os
 
 import grpc
 import numpy as np
 import tensorflow as tf
+from tensorflow.core.protobuf import meta_graph_pb2
 
 from serving import errors
 from serving.batching import BatchScheduler
 from serving.signature import SignatureSpec
 from serving.signature import read_meta_graph
-from serving.signature import signature_specs
+from serving.signature import shape_matches
+from serving.signature import signature_defs
+from serving.signature import specs_from_defs
 from serving.signature import validate_inputs
 
 _log = logging.getLogger(__name__)
 _CODES = {code.value[0]: code for code in grpc.StatusCode}
 
 
+@dataclasses.dataclass(frozen=True)
+class ServableOptions:
+    """Per-server settings that change how a version is loaded and answered.
+
+    Args:
+        prefer_tflite_model: Serve ``model.tflite`` when a version has one
+            (TF Serving's ``--prefer_tflite_model``).
+        num_tflite_interpreters: TF Lite interpreters per version (requests
+            run in parallel up to this many).
+        enable_signature_method_name_check: Classify/Regress/MultiInference
+            need signatures whose method_name says so (TF Serving's
+            ``--enable_signature_method_name_check``, default off).
+        serialize_as_tensor_content: Predict responses pack numeric outputs
+            into ``tensor_content`` instead of the typed fields (TF Serving's
+            ``--enable_serialization_as_tensor_content``).
+    """
+
+    prefer_tflite_model: bool = False
+    num_tflite_interpreters: int = 1
+    enable_signature_method_name_check: bool = False
+    serialize_as_tensor_content: bool = False
+
+
+class TF2Runtime:
+    """``tf.saved_model.load`` and the loaded ``signatures``."""
+
+    platform = "tensorflow"
+
+    def __init__(self, export_dir: str):
+        self.signature_defs = signature_defs(read_meta_graph(export_dir))
+        loaded = tf.saved_model.load(export_dir)
+        self._loaded = loaded  # Keeps the functions' variables alive.
+        self._functions = {k: loaded.signatures[k] for k in self.signature_defs
+                           if k in loaded.signatures}
+
+    def call(self, key: str, inputs: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        function = self._functions.get(key)
+        if function is None:
+            raise errors.failed_precondition(
+                f"Signature {key!r} is in saved_model.pb but tf.saved_model.load "
+                "cannot call it; re-export the model with this signature."
+            )
+        outputs = function(**{k: tf.constant(v) for k, v in inputs.items()})
+        return {k: v.numpy() for k, v in outputs.items()}
+
+
+def load_runtime(export_dir: str, options: ServableOptions):
+    """The runtime for ``export_dir`` (see the module docstring for the order)."""
+    from serving import tflite_runtime  # noqa: PLC0415 - only servers that serve TF Lite need it.
+
+    tflite_path = os.path.join(export_dir, tflite_runtime.TFLITE_FILE)
+    if options.prefer_tflite_model and os.path.isfile(tflite_path):
+        return tflite_runtime.TFLiteRuntime(
+            export_dir, num_interpreters=options.num_tflite_interpreters)
+    if not any(os.path.isfile(os.path.join(export_dir, f))
+               for f in ("saved_model.pb", "saved_model.pbtxt")):
+        hint = (" It has model.tflite: start the server with --prefer_tflite_model=true."
+                if os.path.isfile(tflite_path) else "")
+        raise ValueError(f"{export_dir} holds no saved_model.pb.{hint}")
+    try:
+        return TF2Runtime(export_dir)
+    except Exception as tf2_error:  # noqa: BLE001 - any TF2 failure tries the TF1 session.
+        from serving import tf1_session  # noqa: PLC0415 - the legacy path, loaded on demand.
+
+        try:
+            runtime = tf1_session.TF1SessionRuntime(export_dir)
+        except Exception as tf1_error:  # noqa: BLE001
+            raise ValueError(
+                f"tf.saved_model.load failed ({type(tf2_error).__name__}: {tf2_error}) and "
+                f"so did the TF1 session loader ({type(tf1_error).__name__}: {tf1_error})."
+            ) from tf1_error
+        _log.info("Loaded %s through the TF1 session fallback; tf.saved_model.load said: %s",
+                  export_dir, str(tf2_error).splitlines()[0] if str(tf2_error) else tf2_error)
+        return runtime
+
+
 class Servable:
-    """A SavedModel version loaded with ``tf.saved_model.load``.
+    """One model version, loaded by the runtime that can serve it.
 
     Args:
         model_name: The served model's name.
         version: The numeric version directory it was loaded from.
         export_dir: The version directory.
         scheduler: If given, batchable signatures run through it.
+        options: How to load and answer (TF Lite, method-name check...).
 
     Example:
         >>> s = Servable("m", 1, "/models/m/1")                  # doctest: +SKIP
@@ -34,21 +129,24 @@ class Servable:
     """
 
     def __init__(self, model_name: str, version: int, export_dir: str, *,
-                 scheduler: BatchScheduler | None = None):
+                 scheduler: BatchScheduler | None = None,
+                 options: ServableOptions | None = None):
         self.model_name = model_name
         self.version = version
         self.export_dir = export_dir
-        self.meta_graph = read_meta_graph(export_dir)
-        self.specs: dict[str, SignatureSpec] = signature_specs(self.meta_graph)
-        self._loaded = tf.saved_model.load(export_dir)
-        self._functions = {
-            key: self._loaded.signatures[key]
-            for key in self.specs if key in self._loaded.signatures
-        }
+        self.options = options or ServableOptions()
+        self.runtime = load_runtime(export_dir, self.options)
+        self.signature_defs: dict[str, meta_graph_pb2.SignatureDef] = self.runtime.signature_defs
+        self.specs: dict[str, SignatureSpec] = specs_from_defs(self.signature_defs)
         self._scheduler = scheduler
 
     def run(self, key: str, inputs: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         """Validates ``inputs`` and runs signature ``key``, batched if enabled.
+
+        Names and dtypes must match the signature. A shape the SignatureDef
+        does not declare (``[3]`` for a ``[-1, 1]`` input, say) is passed to
+        the model, which decides, as in TF Serving; such requests are not
+        batched with others.
 
         Raises:
             ServingError: INVALID_ARGUMENT for inputs that do not match the
@@ -56,8 +154,10 @@ class Servable:
         """
         spec = self.specs[key]
         validate_inputs(spec, inputs)
+        declared = all(shape_matches(spec.inputs[k].shape, v.shape) for k, v in inputs.items())
         if (
             self._scheduler is not None
+            and declared
             and spec.batchable()
             and all(v.ndim and v.shape[0] > 0 for v in inputs.values())
         ):
@@ -65,22 +165,61 @@ class Servable:
                 (k, v.shape[1:], v.dtype.str) for k, v in sorted(inputs.items())))
             return self._scheduler.schedule(
                 queue_key, lambda batch: self.call(key, batch), inputs)
-        return self.call(key, inputs)
+        return self.call(key, inputs, declared_shapes=declared)
 
-    def call(self, key: str, inputs: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
-        """Calls ``loaded.signatures[key]`` directly (no validation, no batching)."""
-        function = self._functions.get(key)
-        if function is None:
-            raise errors.failed_precondition(
-                f"Signature {key!r} is in saved_model.pb but tf.saved_model.load "
-                "cannot call it; re-export the model with this signature."
-            )
+    def call(self, key: str, inputs: dict[str, np.ndarray], *,
+             declared_shapes: bool = True) -> dict[str, np.ndarray]:
+        """Calls the runtime directly (no validation, no batching)."""
         try:
-            outputs = function(**{k: tf.constant(v) for k, v in inputs.items()})
+            return self.runtime.call(key, inputs)
+        except errors.ServingError:
+            raise
         except tf.errors.OpError as e:
+            if not declared_shapes:
+                raise self._shape_error(key, inputs, e.message) from e
             raise errors.ServingError(
                 _CODES.get(e.error_code, grpc.StatusCode.INTERNAL),
                 f"Model {self.model_name!r} version {self.version} signature {key!r} "
-                f"failed on this request: {e.message}",
+                f"failed on this request: {root_cause(e.message)}",
             ) from e
-        return {k: v.numpy() for k, v in outputs.items()}
+        except (TypeError, ValueError) as e:
+            if declared_shapes:
+                raise
+            raise self._shape_error(key, inputs, str(e)) from e
+
+    def _shape_error(self, key: str, inputs: dict[str, np.ndarray], cause: str) -> errors.ServingError:
+        spec = self.specs[key]
+        odd = [(k, v) for k, v in sorted(inputs.items())
+               if not shape_matches(spec.inputs[k].shape, v.shape)]
+        return errors.invalid_argument(
+            "; ".join(
+                f"Input {k!r} of signature {key!r} expects shape "
+                f"{spec.inputs[k].describe().split(' ', 1)[1]} but got {list(v.shape)}"
+                for k, v in odd)
+            + f", and model {self.model_name!r} version {self.version} rejected it: "
+            f"{root_cause(cause)}. Send the declared shape (-1 marks a dimension of any size)."
+        )
+
+
+def root_cause(message: str) -> str:
+    r"""The line of a TensorFlow error that says what went wrong.
+
+    TF's graph execution errors start with "Graph execution error:" and a
+    Python stack; the cause is the last line that is not part of the stack
+    or the ``[[{{node ...}}]]`` trailer.
+
+    Example:
+        >>> root_cause("Graph execution error:\n\nDetected at node X defined at:\n  File a.py\n"
+        ...            "Matrix size-incompatible: In[0]: [1,4]\n\t [[{{node MatMul}}]]")
+        'Matrix size-incompatible: In[0]: [1,4]'
+    """
+    lines = [line.strip() for line in message.splitlines()]
+    useful = [
+        line for line in lines
+        if line and not line.startswith(("[[", "File ", "Detected at node", "Graph execution error"))
+        and not line.endswith("defined at (most recent call last):")
+    ]
+    if not useful:
+        return message.strip()
+    cause = useful[-1]
+    return cause.split(" [[", 1)[0].split(" [Op:", 1)[0].strip()

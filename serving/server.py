@@ -5,6 +5,7 @@ from __future__ import annotations
 import concurrent.futures
 import logging
 import os
+import stat
 import threading
 
 import grpc
@@ -18,6 +19,7 @@ from serving import config_files
 from serving.batching import BatchScheduler
 from serving.config_files import ModelSpecConfig
 from serving.flags import ServerOptions
+from serving.flags import grpc_channel_argument_pairs
 from serving.grpc_services import ModelServicer
 from serving.grpc_services import PredictionServicer
 from serving.metrics import ServingMetrics
@@ -25,6 +27,7 @@ from serving.model_manager import ManagerOptions
 from serving.model_manager import ModelManager
 from serving.rest_server import RestApp
 from serving.rest_server import RestServer
+from serving.servable import ServableOptions
 
 _log = logging.getLogger(__name__)
 
@@ -35,6 +38,23 @@ def model_specs(options: ServerOptions) -> list[ModelSpecConfig]:
         return config_files.model_specs_from_proto(
             config_files.load_model_server_config(options.model_config_file))
     return [ModelSpecConfig(name=options.model_name, base_path=options.model_base_path)]
+
+
+def _configure_tensorflow(options: ServerOptions) -> None:
+    """TF Serving's --tensorflow_{intra,inter}_op_parallelism (0 leaves TF's default)."""
+    if not (options.tensorflow_intra_op_parallelism or options.tensorflow_inter_op_parallelism):
+        return
+    import tensorflow as tf  # noqa: PLC0415
+
+    try:
+        if options.tensorflow_intra_op_parallelism:
+            tf.config.threading.set_intra_op_parallelism_threads(
+                options.tensorflow_intra_op_parallelism)
+        if options.tensorflow_inter_op_parallelism:
+            tf.config.threading.set_inter_op_parallelism_threads(
+                options.tensorflow_inter_op_parallelism)
+    except RuntimeError as e:  # TensorFlow already initialised in this process.
+        _log.warning("Thread settings not applied: %s", e)
 
 
 class ModelServer:
@@ -53,6 +73,7 @@ class ModelServer:
 
     def __init__(self, options: ServerOptions):
         self.options = options
+        _configure_tensorflow(options)
         self.metrics = ServingMetrics()
         self.monitoring = config_files.load_monitoring_options(options.monitoring_config_file)
         self.scheduler = None
@@ -73,6 +94,13 @@ class ModelServer:
                 allow_version_labels_for_unavailable_models=(
                     options.allow_version_labels_for_unavailable_models),
                 scheduler=self.scheduler,
+                servable=ServableOptions(
+                    prefer_tflite_model=options.prefer_tflite_model,
+                    num_tflite_interpreters=options.num_tflite_pools,
+                    enable_signature_method_name_check=(
+                        options.enable_signature_method_name_check),
+                    serialize_as_tensor_content=options.enable_serialization_as_tensor_content,
+                ),
             ),
             on_event=self._on_model_event,
         )
@@ -83,6 +111,7 @@ class ModelServer:
                 ("grpc.max_receive_message_length", options.max_request_bytes),
                 ("grpc.max_send_message_length", -1),
                 ("grpc.so_reuseport", 0),
+                *grpc_channel_argument_pairs(options.grpc_channel_arguments),
             ],
         )
         prediction_service_pb2_grpc.add_PredictionServiceServicer_to_server(
@@ -108,6 +137,8 @@ class ModelServer:
                 self.scheduler.stop()
             raise OSError(f"Cannot bind gRPC to {address}; is the port in use? Pick another "
                           "--port (0 picks a free one).")
+        if options.grpc_socket_path:
+            self._bind_unix_socket(options.grpc_socket_path)
         self._rest = None
         self.rest_port = None
         if options.rest_api_port is not None:
@@ -118,6 +149,19 @@ class ModelServer:
             self.rest_port = self._rest.port
         self._stop = threading.Event()
         self._config_thread = None
+
+    def _bind_unix_socket(self, path: str) -> None:
+        if os.path.exists(path) and stat.S_ISSOCK(os.stat(path).st_mode):
+            os.unlink(path)  # A socket left by a server that died.
+        try:
+            bound = self._grpc.add_insecure_port(f"unix:{path}")
+        except RuntimeError:
+            bound = 0
+        if not bound:
+            if self.scheduler is not None:
+                self.scheduler.stop()
+            raise OSError(f"Cannot bind gRPC to the Unix socket {path}; check that its "
+                          "directory exists and is writable (--grpc_socket_path).")
 
     def _read_config_text(self) -> str | None:
         if not self.options.model_config_file:
@@ -155,7 +199,14 @@ class ModelServer:
             self._config_thread = threading.Thread(target=self._poll_config, daemon=True,
                                                    name="config-poll")
             self._config_thread.start()
+        if self.options.profiler_port is not None:
+            import tensorflow as tf  # noqa: PLC0415 - loaded already by the servables.
+
+            tf.profiler.experimental.server.start(self.options.profiler_port)
+            _log.info("Profiler server at %s:%d", self.options.host, self.options.profiler_port)
         _log.info("Running gRPC ModelServer at %s:%d", self.options.host, self.grpc_port)
+        if self.options.grpc_socket_path:
+            _log.info("Running gRPC ModelServer at unix:%s", self.options.grpc_socket_path)
         if self.rest_port is not None:
             _log.info("Exporting HTTP/REST API at %s:%d", self.options.host, self.rest_port)
 

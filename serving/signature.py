@@ -87,6 +87,11 @@ def signature_defs(meta_graph: meta_graph_pb2.MetaGraphDef) -> dict:
 
 def signature_specs(meta_graph: meta_graph_pb2.MetaGraphDef) -> dict[str, SignatureSpec]:
     """``SignatureSpec`` per signature key."""
+    return specs_from_defs(signature_defs(meta_graph))
+
+
+def specs_from_defs(defs: dict) -> dict[str, SignatureSpec]:
+    """``SignatureSpec`` per key of a ``{key: SignatureDef}`` map."""
     return {
         key: SignatureSpec(
             key=key,
@@ -94,11 +99,17 @@ def signature_specs(meta_graph: meta_graph_pb2.MetaGraphDef) -> dict[str, Signat
             inputs={k: _spec_from_tensor_info(v) for k, v in sig.inputs.items()},
             outputs={k: _spec_from_tensor_info(v) for k, v in sig.outputs.items()},
         )
-        for key, sig in signature_defs(meta_graph).items()
+        for key, sig in defs.items()
     }
 
 
-def _shape_matches(expected: tuple[int | None, ...] | None, got: tuple[int, ...]) -> bool:
+def shape_matches(expected: tuple[int | None, ...] | None, got: tuple[int, ...]) -> bool:
+    """Whether ``got`` is a shape the SignatureDef declares (``None`` = any size).
+
+    Example:
+        >>> shape_matches((None, 1), (3, 1)), shape_matches((None, 1), (3,))
+        (True, False)
+    """
     if expected is None:
         return True
     if len(expected) != len(got):
@@ -107,7 +118,10 @@ def _shape_matches(expected: tuple[int | None, ...] | None, got: tuple[int, ...]
 
 
 def validate_inputs(spec: SignatureSpec, inputs: dict[str, np.ndarray]) -> None:
-    """Checks names, dtypes and shapes of ``inputs`` against the signature.
+    """Checks the names and dtypes of ``inputs`` against the signature.
+
+    Shapes are left to the model (see ``Servable.run``): TF Serving feeds
+    ``[3]`` to a ``[-1, 1]`` input, and so does the loaded signature.
 
     Raises:
         ServingError: INVALID_ARGUMENT naming the input, what the signature
@@ -141,12 +155,6 @@ def validate_inputs(spec: SignatureSpec, inputs: dict[str, np.ndarray]) -> None:
                 f"{expected.dtype.name} tensor (TensorProto dtype "
                 f"DT_{expected.dtype.name.upper()})."
             )
-        if not _shape_matches(expected.shape, value.shape):
-            raise errors.invalid_argument(
-                f"Input {key!r} of signature {spec.key!r} expects shape "
-                f"{expected.describe().split(' ', 1)[1]} but got {list(value.shape)}; "
-                "-1 marks a dimension of any size."
-            )
 
 
 def _np_dtype_name(dtype: np.dtype) -> str:
@@ -160,5 +168,5 @@ def _np_dtype_name(dtype: np.dtype) -> str:
 
 __all__ = [
     "SignatureSpec", "TensorSpecInfo", "read_meta_graph", "signature_defs",
-    "signature_specs", "validate_inputs", "dtype_name",
+    "signature_specs", "specs_from_defs", "shape_matches", "validate_inputs", "dtype_name",
 ]

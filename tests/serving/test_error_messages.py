@@ -85,10 +85,10 @@ def classify_request(signature_name, kind=classification_pb2.ClassificationReque
 
 
 @pytest.mark.parametrize("signature_name,handler,code,pattern", [
-    ("two_inputs", inference.classify, grpc.StatusCode.FAILED_PRECONDITION,
-     r"needs exactly one string input"),
-    ("no_outputs", inference.classify, grpc.StatusCode.FAILED_PRECONDITION,
-     r"outputs \['foo'\]; a tensorflow/serving/classify signature needs \['classes', 'scores'\]"),
+    ("two_inputs", inference.classify, grpc.StatusCode.INVALID_ARGUMENT,
+     r"exactly one input keyed 'inputs' .* has inputs \['a', 'b'\]"),
+    ("no_outputs", inference.classify, grpc.StatusCode.INVALID_ARGUMENT,
+     r"one or two outputs among 'classes' and 'scores', but signature 'no_outputs' outputs \['foo'\]"),
     ("mismatched", inference.classify, grpc.StatusCode.INVALID_ARGUMENT,
      r"classes of shape \[1, 3\] and scores of shape \[1, 2\]; they must match"),
     ("wide_regress", inference.regress, grpc.StatusCode.INVALID_ARGUMENT,
@@ -146,7 +146,8 @@ def test_tensor_codec_errors():
     proto = tensor_pb2.TensorProto(dtype=tf.float32.as_datatype_enum)
     proto.tensor_shape.dim.add(size=3)
     proto.float_val.extend([1.0, 2.0, 3.0, 4.0])  # More values than the shape.
-    with pytest.raises(ServingError, match="Input 'x' is not a valid TensorProto of dtype float32"):
+    with pytest.raises(ServingError, match="tensor_shape \\[3\\] of float32 needs 3 values but "
+                       "the TensorProto holds 4"):
         tensor_codec.to_ndarray(proto, name="x")
 
 

@@ -86,14 +86,14 @@ GRPC_CASES = {
     "empty_example_list": (classify([]), Code.INVALID_ARGUMENT, r"Input is empty"),
     "classify_on_predict_signature": (classify([tf.train.Example()], signature="serving_default"),
                                       Code.INVALID_ARGUMENT,
-                                      r"Classify needs a signature with method_name "
-                                      r"'tensorflow/serving/classify'.*'tensorflow/serving/predict'"),
+                                      r"Classify needs a signature with exactly one input "
+                                      r"keyed 'inputs'.*has inputs \['x'\]; use Predict"),
     "regress_on_classify_signature": (classify([tf.train.Example()], signature="classify",
                                                kind=regression_pb2.RegressionRequest,
                                                method="Regress"),
                                       Code.INVALID_ARGUMENT,
-                                      r"Regress needs a signature with method_name "
-                                      r"'tensorflow/serving/regress'"),
+                                      r"Regress needs exactly one output keyed 'outputs', but "
+                                      r"signature 'classify' outputs \['classes', 'scores'\]"),
     "example_missing_feature": (classify([tf.train.Example()]), Code.INVALID_ARGUMENT,
                                 r"signature 'classify' failed on this request:.*x"),
     "oversized": (predict({"x": np.ones((MAX_REQUEST_BYTES // 12 + 10, 3), np.float32)}),
@@ -160,7 +160,7 @@ REST_CASES = {
                              r"non-empty JSON list of objects"),
     "classify_predict_signature": (f"/v1/models/{MODEL}:classify",
                                    {"examples": [{"x": [1.0, 2.0, 3.0]}]}, 400,
-                                   r"Classify needs a signature with method_name"),
+                                   r"Classify needs a signature with exactly one input keyed"),
     "oversized": (PREDICT, b"{" + b" " * (MAX_REQUEST_BYTES + 1) + b"}", 413,
                   r"exceeds the limit of 1048576 bytes"),
 }
