@@ -244,6 +244,7 @@ def test_bad_model(servers):
     """Predict on a model that cannot load answers FAILED_PRECONDITION."""
     server = servers.run("default", BAD_HALF_PLUS_TWO, wait_for_server_ready=False)
     deadline = time.monotonic() + STARTUP_TIMEOUT
+    not_found_until = None  # A short grace for NOT_FOUND while the load is still being tried.
     while True:
         assert server.proc.poll() is None, (
             f"The server exited (code {server.proc.poll()}) instead of answering Predict.\n"
@@ -253,9 +254,15 @@ def test_bad_model(servers):
                                    expected_version=model_version(BAD_HALF_PLUS_TWO),
                                    signature_name="")
         except grpc.RpcError as error:
-            if error.code() == grpc.StatusCode.UNAVAILABLE and time.monotonic() < deadline:
+            now = time.monotonic()
+            if error.code() == grpc.StatusCode.UNAVAILABLE and now < deadline:
                 time.sleep(1)  # Not listening yet.
                 continue
+            if error.code() == grpc.StatusCode.NOT_FOUND:
+                not_found_until = not_found_until or now + 15
+                if now < min(not_found_until, deadline):
+                    time.sleep(1)
+                    continue
             assert error.code() == grpc.StatusCode.FAILED_PRECONDITION, (
                 f"{error.code()}: {error.details()}")
             return
@@ -307,6 +314,25 @@ def write_reload_config(path, name, model_path):
         f.write(RELOAD_CONFIG.format(name=name, model_path=model_path))
 
 
+def wait_until_served(address, model_name, timeout):
+    """Waits (bounded) until ``model_name`` is no longer NOT_FOUND on the server."""
+    request = get_model_status_pb2.GetModelStatusRequest()
+    request.model_spec.name = model_name
+    deadline = time.monotonic() + timeout
+    with grpc.insecure_channel(address) as channel:
+        stub = model_service_pb2_grpc.ModelServiceStub(channel)
+        while time.monotonic() < deadline:
+            try:
+                status = stub.GetModelStatus(request, timeout=RPC_TIMEOUT)
+                if any(v.state == get_model_status_pb2.ModelVersionStatus.AVAILABLE
+                       for v in status.model_version_status):
+                    return
+            except grpc.RpcError as error:
+                if error.code() != grpc.StatusCode.NOT_FOUND:
+                    raise
+            time.sleep(0.5)
+
+
 def test_model_config_reload(servers, tmp_path):
     """With --model_config_file_poll_wait_seconds=1 a rewritten config is picked up."""
     config_path = str(tmp_path / "model_config.txt")
@@ -317,15 +343,7 @@ def test_model_config_reload(servers, tmp_path):
                            specify_output=False, expected_version=model_version(HALF_PLUS_TWO))
 
     write_reload_config(config_path, "half_plus_three", HALF_PLUS_THREE)
-    deadline = time.monotonic() + CONFIG_RELOAD_TIMEOUT
-    while time.monotonic() < deadline:
-        try:
-            verify_predict_request(address, model_name="half_plus_three", expected_output=4.0,
-                                   specify_output=False,
-                                   expected_version=model_version(HALF_PLUS_THREE))
-            break
-        except (grpc.RpcError, AssertionError):
-            time.sleep(0.5)
+    wait_until_served(address, "half_plus_three", CONFIG_RELOAD_TIMEOUT)
     verify_predict_request(address, model_name="half_plus_three", expected_output=4.0,
                            specify_output=False, expected_version=model_version(HALF_PLUS_THREE))
 
