@@ -3,6 +3,18 @@
 Predict accepts the row format (``"instances"``) and the columnar format
 (``"inputs"``). Binary strings travel as ``{"b64": "..."}``; string outputs
 whose alias ends in ``_bytes`` (or that are not UTF-8) are returned that way.
+
+Speed: bodies are parsed with ``orjson`` (falling back to the standard
+library only for the ``NaN``/``Infinity`` tokens TF Serving accepts), numeric
+lists become arrays in one ``np.asarray`` call, and responses are written by
+``orjson`` straight from the output arrays. float32 outputs print as the
+shortest decimal that reads back as the same float32 (``0.1``, not
+``0.10000000149011612``), non-finite values as TF Serving's ``NaN``,
+``Infinity`` and ``-Infinity``.
+
+Status and metadata responses are printed the way TF Serving prints them
+(protobuf's C++ JSON printer with whitespace and every default field), see
+``status_json`` and ``metadata_json``.
 """
 
 from __future__ import annotations
@@ -12,10 +24,14 @@ import binascii
 import json
 from typing import Any
 
+import grpc
 import numpy as np
+import orjson
 import tensorflow as tf
+from google.protobuf import json_format
 from tensorflow.core.example import example_pb2
 from tensorflow.core.example import feature_pb2
+from tensorflow_serving.apis import get_model_metadata_pb2
 from tensorflow_serving.apis import input_pb2
 
 from serving import errors
@@ -24,31 +40,62 @@ from serving.signature import TensorSpecInfo
 
 B64 = "b64"
 BYTES_SUFFIX = "_bytes"
+# numpy allows at most 64 dimensions; TF Serving's parser is iterative and
+# unbounded, but no tensor is deeper than this.
+MAX_DEPTH = 64
+_NUMPY = orjson.OPT_SERIALIZE_NUMPY
+# dtypes orjson writes natively (float32 with float32's shortest repr).
+_NATIVE = frozenset(np.dtype(t) for t in (
+    np.float16, np.float32, np.float64, np.int8, np.int16, np.int32, np.int64,
+    np.uint8, np.uint16, np.uint32, np.uint64, np.bool_))
+_NON_FINITE = {"nan": b"NaN", "inf": b"Infinity", "-inf": b"-Infinity"}
 
+
+# --- Request bodies --------------------------------------------------------------------------
 
 def parse_json(body: bytes) -> dict:
-    """Parses a request body that must be a JSON object."""
+    """Parses a request body that must be a JSON object.
+
+    Raises:
+        ServingError: INVALID_ARGUMENT for malformed or too deeply nested
+            JSON, and for anything but an object at the top level.
+    """
     try:
-        value = json.loads(body.decode("utf-8"))
-    except (UnicodeDecodeError, json.JSONDecodeError) as e:
-        raise errors.invalid_argument(
-            f"Malformed JSON in the request body: {e}. Send a JSON object such as "
-            '{"instances": [[1.0, 2.0, 3.0]]}.'
-        ) from e
+        value = orjson.loads(body)
+    except orjson.JSONDecodeError as fast_error:
+        # orjson rejects NaN/Infinity, which TF Serving's parser accepts; the
+        # standard library reads them (and reports the error otherwise).
+        try:
+            value = json.loads(body)
+        except (UnicodeDecodeError, ValueError) as e:
+            raise errors.invalid_argument(
+                f"Malformed JSON in the request body: {e}. Send a JSON object such as "
+                '{"instances": [[1.0, 2.0, 3.0]]}.'
+            ) from e
+        except RecursionError as e:
+            raise _too_deep("The request body") from fast_error
     if not isinstance(value, dict):
         raise errors.invalid_argument(
             f"The request body must be a JSON object; got {type(value).__name__}.")
     return value
 
 
+def _too_deep(where: str) -> errors.ServingError:
+    return errors.invalid_argument(
+        f"{where} is nested too deeply; a tensor has at most {MAX_DEPTH} dimensions.")
+
+
 def _decode_b64(value: dict, where: str) -> bytes:
-    if set(value) != {B64} or not isinstance(value[B64], str):
+    text = value.get(B64)
+    if len(value) != 1 or not isinstance(text, str):
         raise errors.invalid_argument(
             f"{where}: a JSON object used as a value must be {{\"b64\": \"<base64>\"}}; "
             f"got keys {sorted(value)}."
         )
     try:
-        return base64.b64decode(value[B64], validate=True)
+        if len(text) % 4:  # absl::Base64Unescape (TF Serving) accepts missing padding.
+            text += "=" * (-len(text) % 4)
+        return binascii.a2b_base64(text, strict_mode=True)
     except (binascii.Error, ValueError) as e:
         raise errors.invalid_argument(
             f"{where}: invalid base64 in {{\"b64\": ...}}: {e}; encode the bytes with "
@@ -56,74 +103,117 @@ def _decode_b64(value: dict, where: str) -> bytes:
         ) from e
 
 
-def _strings(value: Any, where: str) -> Any:
-    if isinstance(value, list):
-        return [_strings(v, where) for v in value]
+def _string_leaf(value: Any, where: str) -> bytes:
+    if type(value) is str:  # noqa: E721 - exact type is the fast path.
+        return value.encode("utf-8")
     if isinstance(value, dict):
         return _decode_b64(value, where)
-    if isinstance(value, str):
-        return value.encode("utf-8")
     raise errors.invalid_argument(
-        f"{where} expects string values but got {json.dumps(value)}; send JSON strings "
+        f"{where} expects string values but got {_short(value)}; send JSON strings "
         'or {"b64": ...} objects.'
     )
 
 
-def _shape_of(value: Any, where: str) -> tuple[int, ...]:
-    if not isinstance(value, list):
-        return ()
-    shapes = {_shape_of(v, where) for v in value}
-    if len(shapes) > 1:
+def _short(value: Any, limit: int = 80) -> str:
+    try:
+        text = orjson.dumps(value, option=_NUMPY, default=str).decode()
+    except TypeError:  # Nested too deeply for orjson.
+        text = f"a nested {type(value).__name__}"
+    return text if len(text) <= limit else text[:limit] + "..."
+
+
+def _flatten(value: Any, where: str) -> tuple[tuple[int, ...], list]:
+    """(shape, leaves in row-major order) of a nested list; checks it is not ragged."""
+    shape: list[int] = []
+    items = [value]
+    while items and isinstance(items[0], list):
+        n = len(items[0])
+        for item in items:
+            if not isinstance(item, list) or len(item) != n:
+                lengths = sorted({len(x) if isinstance(x, list) else -1 for x in items})
+                kinds = ", ".join("a value" if k < 0 else f"lists of {k}" for k in lengths)
+                raise errors.invalid_argument(
+                    f"{where} is a ragged list (at depth {len(shape) + 1}: {kinds}); all "
+                    "rows must have the same shape."
+                )
+        shape.append(n)
+        if len(shape) > MAX_DEPTH:
+            raise _too_deep(where)
+        items = [leaf for item in items for leaf in item]
+    if any(isinstance(item, list) for item in items):
         raise errors.invalid_argument(
-            f"{where} is a ragged list (elements of shapes {sorted(shapes)}); all rows "
-            "must have the same shape."
-        )
-    return (len(value),) + (shapes.pop() if shapes else ())
+            f"{where} is a ragged list (at depth {len(shape) + 1}: lists and values); all "
+            "rows must have the same shape.")
+    return tuple(shape), items
+
+
+def _string_array(value: Any, where: str) -> np.ndarray:
+    shape, leaves = _flatten(value, where)
+    array = np.empty(len(leaves), dtype=object)
+    array[:] = [_string_leaf(v, where) for v in leaves]
+    return array.reshape(shape)
+
+
+def _numeric_error(raw: np.ndarray, value: Any, spec: TensorSpecInfo, where: str):
+    flat = raw.reshape(-1)
+    if raw.dtype.kind == "O":
+        bad = [v for v in flat if isinstance(v, (bool, np.bool_)) or not isinstance(
+            v, (int, float))]
+        sample = bad[0] if bad else flat[0]
+    else:
+        sample = flat[0].item() if flat.size else value
+    return errors.invalid_argument(
+        f"{where} expects {spec.dtype.name} values but got {_short(sample)} "
+        f"(JSON {_json_type(sample)}); send numbers of type {spec.dtype.name}."
+    )
+
+
+def _json_type(value: Any) -> str:
+    if isinstance(value, (bool, np.bool_)):
+        return "bool"
+    if isinstance(value, (int, np.integer)):
+        return "int"
+    if isinstance(value, (float, np.floating)):
+        return "float"
+    return {str: "str", dict: "dict", list: "list", type(None): "null"}.get(
+        type(value), type(value).__name__)
 
 
 def to_array(value: Any, spec: TensorSpecInfo, where: str) -> np.ndarray:
-    """Converts a JSON value into an array of the signature's dtype."""
-    shape = _shape_of(value, where)
+    """Converts a JSON value into an array of the signature's dtype.
+
+    Numbers follow TF Serving's rules: a float input takes any JSON number,
+    an integer input only integers that fit its dtype, a bool input only
+    ``true``/``false``.
+    """
     if spec.dtype == tf.string:
-        array = np.empty(shape, dtype=object)
-        flat = _strings(value, where)
-        if shape:
-            array = _nested_fill(flat, shape)
-        else:
-            array[()] = flat
-        return array
+        return _string_array(value, where)
+    want = np.dtype(spec.dtype.as_numpy_dtype)
     try:
         raw = np.asarray(value)
-    except ValueError as e:
-        raise errors.invalid_argument(f"{where} could not be read as a tensor: {e}") from e
-    want = np.dtype(spec.dtype.as_numpy_dtype)
-    ok = raw.dtype.kind in "biuf" and not (want.kind in "iu" and raw.dtype.kind == "f")
-    if want.kind == "b":
-        ok = raw.dtype.kind == "b"
+    except (ValueError, TypeError, RecursionError):
+        _flatten(value, where)  # Raises the ragged / too-deep message.
+        raise errors.invalid_argument(f"{where} could not be read as a tensor.") from None
     if raw.size == 0:
-        ok = True
+        return raw.astype(want)
+    kind = raw.dtype.kind
+    if want.kind == "b":
+        ok = kind == "b"
+    elif want.kind in "iu":
+        ok = kind in "iu"
+    else:
+        ok = kind in "iuf"
     if not ok:
-        sample = raw.reshape(-1)[0] if raw.size else value
-        raise errors.invalid_argument(
-            f"{where} expects {spec.dtype.name} values but got {json.dumps(_jsonable(sample))} "
-            f"(JSON {type(_jsonable(sample)).__name__}); send numbers of type "
-            f"{spec.dtype.name}."
-        )
-    return raw.astype(want)
-
-
-def _nested_fill(flat, shape):
-    array = np.empty(shape, dtype=object)
-    for index in np.ndindex(*shape):
-        item = flat
-        for i in index:
-            item = item[i]
-        array[index] = item
-    return array
-
-
-def _jsonable(value):
-    return value.item() if isinstance(value, np.generic) else value
+        raise _numeric_error(raw, value, spec, where)
+    if want.kind in "iu" and raw.dtype != want:
+        info = np.iinfo(want)
+        low, high = raw.min(), raw.max()
+        if low < info.min or high > info.max:
+            raise errors.invalid_argument(
+                f"{where} expects {spec.dtype.name} values but got "
+                f"{low if low < info.min else high}, outside [{info.min}, {info.max}]."
+            )
+    return raw.astype(want, copy=False)
 
 
 def predict_inputs(body: dict, spec: SignatureSpec) -> tuple[dict[str, np.ndarray], bool]:
@@ -142,15 +232,14 @@ def predict_inputs(body: dict, spec: SignatureSpec) -> tuple[dict[str, np.ndarra
                 "'instances' must be a non-empty JSON list with one entry per example.")
         named = all(isinstance(r, dict) and B64 not in r for r in rows)
         if named:
-            columns = {}
+            wanted = set(names)
             for i, row in enumerate(rows):
-                if set(row) != set(names):
+                if row.keys() != wanted:
                     raise errors.invalid_argument(
                         f"instances[{i}] has keys {sorted(row)}; signature {spec.key!r} "
                         f"expects exactly {names}."
                     )
-            for name in names:
-                columns[name] = [row[name] for row in rows]
+            columns = {name: [row[name] for row in rows] for name in names}
         elif len(names) == 1:
             columns = {names[0]: rows}
         else:
@@ -177,33 +266,92 @@ def predict_inputs(body: dict, spec: SignatureSpec) -> tuple[dict[str, np.ndarra
     return {k: to_array(v, spec.inputs[k], f"Input {k!r}") for k, v in columns.items()}, False
 
 
-def _to_json(name: str, array: np.ndarray) -> Any:
-    if array.dtype.kind in ("O", "S"):
-        encode_b64 = name.endswith(BYTES_SUFFIX)
+# --- Responses -------------------------------------------------------------------------------
 
-        def convert(item):
-            if isinstance(item, bytes):
-                if not encode_b64:
-                    try:
-                        return item.decode("utf-8")
-                    except UnicodeDecodeError:
-                        pass
-                return {B64: base64.b64encode(item).decode("ascii")}
-            return item
+def dumps(value: Any) -> bytes:
+    """Compact JSON of ``value``; numpy arrays and scalars are written natively."""
+    return orjson.dumps(value, option=_NUMPY, default=_default)
 
-        if array.ndim == 0:
-            return convert(array.item())
-        return np.vectorize(convert, otypes=[object])(array).tolist()
-    return array.tolist()
+
+def _default(value: Any) -> Any:
+    if isinstance(value, np.ndarray):
+        return value.tolist()
+    if isinstance(value, np.generic):
+        return value.item()
+    if isinstance(value, bytes):
+        return value.decode("utf-8", "replace")
+    raise TypeError(f"cannot write {type(value).__name__} as JSON")
+
+
+def _string_value(name: str, array: np.ndarray) -> Any:
+    flat = array.reshape(-1).tolist()
+    if array.dtype.kind == "U":
+        items = flat
+    elif name.endswith(BYTES_SUFFIX):
+        items = [{B64: base64.b64encode(b).decode("ascii")} for b in flat]
+    else:
+        try:
+            items = [b.decode("utf-8") for b in flat]
+        except UnicodeDecodeError:
+            items = [_utf8_or_b64(b) for b in flat]
+    if array.ndim == 0:
+        return items[0]
+    out = np.empty(len(items), dtype=object)
+    out[:] = items
+    return out.reshape(array.shape).tolist()
+
+
+def _utf8_or_b64(item: bytes) -> Any:
+    try:
+        return item.decode("utf-8")
+    except UnicodeDecodeError:
+        return {B64: base64.b64encode(item).decode("ascii")}
+
+
+def _with_non_finite(array: np.ndarray) -> orjson.Fragment:
+    """TF Serving writes NaN/Infinity/-Infinity tokens where orjson writes null."""
+    text = orjson.dumps(np.ascontiguousarray(array), option=_NUMPY)
+    parts = text.split(b"null")
+    tokens = [_NON_FINITE[str(v)] for v in array[~np.isfinite(array)].astype(np.float64)]
+    out = [parts[0]]
+    for token, part in zip(tokens, parts[1:]):
+        out += (token, part)
+    return orjson.Fragment(b"".join(out))
+
+
+def _output_value(name: str, array: np.ndarray) -> Any:
+    """An orjson-writable value for one output (whole tensor)."""
+    if array.dtype.kind in "OSU":
+        return _string_value(name, array)
+    if array.dtype not in _NATIVE:  # bfloat16, complex, ...: as TF Serving, via float/int.
+        array = array.astype(np.float32 if array.dtype.kind not in "iu" else np.int64)
+    if array.dtype.kind == "f" and not np.isfinite(array).all():
+        return _with_non_finite(array)
+    if array.ndim == 0:
+        return array[()]
+    return np.ascontiguousarray(array)
+
+
+def _output_rows(name: str, array: np.ndarray) -> Any:
+    """Something whose item ``i`` is an orjson-writable value for row ``i``."""
+    if array.dtype.kind in "OSU":
+        return _string_value(name, array)
+    if array.dtype in _NATIVE and (array.dtype.kind != "f" or np.isfinite(array).all()):
+        return np.ascontiguousarray(array)  # Rows are numpy scalars or contiguous views.
+    return [_output_value(name, row) for row in array]
 
 
 def predict_response(outputs: dict[str, np.ndarray], *, row_format: bool) -> dict:
-    """``{"predictions": [...]}`` (row) or ``{"outputs": ...}`` (columnar)."""
+    """``{"predictions": [...]}`` (row) or ``{"outputs": ...}`` (columnar).
+
+    The values are numpy arrays/scalars and ``orjson.Fragment``s; write the
+    result with ``dumps``.
+    """
     if not row_format:
         if len(outputs) == 1:
             (name, value), = outputs.items()
-            return {"outputs": _to_json(name, value)}
-        return {"outputs": {k: _to_json(k, v) for k, v in outputs.items()}}
+            return {"outputs": _output_value(name, value)}
+        return {"outputs": {k: _output_value(k, v) for k, v in outputs.items()}}
     sizes = {v.shape[0] if v.ndim else None for v in outputs.values()}
     if len(sizes) != 1 or None in sizes:
         raise errors.invalid_argument(
@@ -211,12 +359,15 @@ def predict_response(outputs: dict[str, np.ndarray], *, row_format: bool) -> dic
             + ", ".join(f"{k}: {list(v.shape)}" for k, v in outputs.items())
             + ". Use the columnar format ('inputs') instead."
         )
-    columns = {k: _to_json(k, v) for k, v in outputs.items()}
-    if len(columns) == 1:
-        return {"predictions": next(iter(columns.values()))}
+    if len(outputs) == 1:
+        (name, value), = outputs.items()
+        return {"predictions": _output_value(name, value)}
+    columns = {k: _output_rows(k, v) for k, v in outputs.items()}
     n = sizes.pop()
     return {"predictions": [{k: col[i] for k, col in columns.items()} for i in range(n)]}
 
+
+# --- Classify and Regress --------------------------------------------------------------------
 
 def _feature(value: Any, where: str) -> feature_pb2.Feature:
     values = value if isinstance(value, list) else [value]
@@ -224,13 +375,16 @@ def _feature(value: Any, where: str) -> feature_pb2.Feature:
         raise errors.invalid_argument(f"{where} is an empty list; give at least one value.")
     if all(isinstance(v, bool) for v in values) or all(
             isinstance(v, int) and not isinstance(v, bool) for v in values):
+        if any(not -(1 << 63) <= v < (1 << 63) for v in values):
+            raise errors.invalid_argument(f"{where} has an integer outside int64.")
         return feature_pb2.Feature(int64_list=feature_pb2.Int64List(value=[int(v) for v in values]))
     if all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in values):
         return feature_pb2.Feature(float_list=feature_pb2.FloatList(value=values))
     if all(isinstance(v, (str, dict)) for v in values):
-        return feature_pb2.Feature(bytes_list=feature_pb2.BytesList(value=_strings(values, where)))
+        return feature_pb2.Feature(bytes_list=feature_pb2.BytesList(
+            value=[_string_leaf(v, where) for v in values]))
     raise errors.invalid_argument(
-        f"{where} mixes value types {sorted({type(v).__name__ for v in values})}; a feature "
+        f"{where} mixes value types {sorted({_json_type(v) for v in values})}; a feature "
         "holds only integers, only numbers, or only strings."
     )
 
@@ -239,7 +393,7 @@ def _example(value: Any, where: str) -> example_pb2.Example:
     if not isinstance(value, dict):
         raise errors.invalid_argument(
             f"{where} must be a JSON object of feature name to value(s); got "
-            f"{type(value).__name__}."
+            f"{_json_type(value)}."
         )
     example = example_pb2.Example()
     for name, feature in value.items():
@@ -267,13 +421,87 @@ def examples_input(body: dict) -> input_pb2.Input:
 
 
 def classify_response(response) -> dict:
-    """``{"results": [[[label, score], ...], ...]}``."""
+    """``{"results": [[[label, score], ...], ...]}`` (scores as float32, like TF Serving)."""
     return {"results": [
-        [[c.label, c.score] for c in classifications.classes]
+        [[c.label, np.float32(c.score)] for c in classifications.classes]
         for classifications in response.result.classifications
     ]}
 
 
 def regress_response(response) -> dict:
-    """``{"results": [value, ...]}``."""
-    return {"results": [r.value for r in response.result.regressions]}
+    """``{"results": [value, ...]}`` (values as float32, like TF Serving)."""
+    values = np.array([r.value for r in response.result.regressions], dtype=np.float32)
+    return {"results": _output_value("outputs", values)}
+
+
+# --- Status and metadata, printed as TF Serving prints them ----------------------------------
+
+def _ordered(value: Any, descriptor) -> Any:
+    """Reorders ``MessageToDict`` output like protobuf's C++ printer.
+
+    Fields outside a oneof come first in field-number order, then oneof
+    members; map entries are sorted by key.
+    """
+    if not isinstance(value, dict) or descriptor is None:
+        return value
+    if descriptor.GetOptions().map_entry:
+        raise AssertionError("map entries are handled by their field")
+    fields = sorted(descriptor.fields, key=lambda f: (f.containing_oneof is not None, f.number))
+    out = {}
+    for field in fields:
+        for key in (field.name, field.json_name):
+            if key in value:
+                out[key] = _field_value(value[key], field)
+                break
+    for key, item in value.items():  # Anything not in the descriptor (e.g. Any's @type).
+        out.setdefault(key, item)
+    return out
+
+
+def _field_value(value: Any, field) -> Any:
+    message = field.message_type
+    if message is None:
+        return value
+    if message.GetOptions().map_entry:
+        value_field = message.fields_by_name["value"]
+        return {k: _field_value(value[k], value_field) for k in sorted(value)}
+    if field.label == field.LABEL_REPEATED:
+        return [_ordered(v, message) for v in value]
+    return _ordered(value, message)
+
+
+def proto_json(message, *, preserve_names: bool) -> str:
+    """``MessageToJsonString`` as TF Serving calls it from C++.
+
+    ``add_whitespace`` (one-space indent, a trailing newline) and
+    ``always_print_fields_with_no_presence``; proto field names when
+    ``preserve_names``, else the fields' JSON names.
+    """
+    value = json_format.MessageToDict(
+        message, always_print_fields_with_no_presence=True,
+        preserving_proto_field_name=preserve_names)
+    return json.dumps(_ordered(value, message.DESCRIPTOR), indent=1, ensure_ascii=False) + "\n"
+
+
+def status_json(response) -> bytes:
+    """A GetModelStatusResponse as TF Serving's REST API prints it."""
+    return proto_json(response, preserve_names=False).encode("utf-8")
+
+
+def metadata_json(response: get_model_metadata_pb2.GetModelMetadataResponse,
+                  field: str = "signature_def") -> bytes:
+    """A GetModelMetadataResponse as TF Serving's REST API prints it.
+
+    TF Serving prints ``model_spec`` and the unpacked ``SignatureDefMap``
+    separately (so no ``@type``) and joins them into
+    ``{"model_spec": ..., "metadata": {"signature_def": ...}}``.
+    """
+    signature_map = get_model_metadata_pb2.SignatureDefMap()
+    if field not in response.metadata or not response.metadata[field].Unpack(signature_map):
+        raise errors.ServingError(
+            grpc.StatusCode.INTERNAL,
+            f"Failed to find {field!r} in the GetModelMetadataResponse metadata map.")
+    model_spec = proto_json(response.model_spec, preserve_names=True)
+    signatures = proto_json(signature_map, preserve_names=True)
+    return (f'{{\n"model_spec":{model_spec},\n"metadata": {{"{field}": {signatures}}}\n}}\n'
+            .encode("utf-8"))

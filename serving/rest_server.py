@@ -1,4 +1,4 @@
-"""The TF Serving REST API on the standard library's ThreadingHTTPServer.
+"""The TF Serving REST API.
 
 Routes (``{spec}`` is ``/v1/models/NAME`` optionally followed by
 ``/versions/N`` or ``/labels/LABEL``):
@@ -9,19 +9,18 @@ Routes (``{spec}`` is ``/v1/models/NAME`` optionally followed by
 * ``GET <prometheus path>`` - metrics, when enabled by the monitoring config.
 
 Errors are ``{"error": "..."}`` with the HTTP status of the gRPC code.
+
+``RestApp`` answers one request (method, target, body) and knows nothing of
+sockets; ``RestServer`` is the HTTP/1.1 transport.
 """
 
 from __future__ import annotations
 
-import http.server
-import json
 import logging
 import re
-import threading
 import urllib.parse
 
 import grpc
-from google.protobuf import json_format
 from tensorflow_serving.apis import classification_pb2
 from tensorflow_serving.apis import get_model_metadata_pb2
 from tensorflow_serving.apis import model_pb2
@@ -33,10 +32,13 @@ from serving import grpc_services
 from serving import inference
 from serving import names
 from serving import rest_codec
+from serving import rest_http
 from serving.config_files import MonitoringOptions
 from serving.errors import ServingError
 from serving.metrics import ServingMetrics
 from serving.model_manager import ModelManager
+from serving.rest_http import RestResponse
+from serving.rest_http import error_response
 
 _log = logging.getLogger(__name__)
 PROTOCOL = "rest"
@@ -45,89 +47,97 @@ _ROUTE = re.compile(
     r"(?:/versions/(?P<version>[^/:]+)|/labels/(?P<label>[^/:]+))?"
     r"(?:(?P<metadata>/metadata)|:(?P<verb>[a-z]+))?$"
 )
-_STATE_NAMES = {v: k for k, v in grpc_services.get_model_status_pb2.ModelVersionStatus.State.items()}
 
-
-class _Handler(http.server.BaseHTTPRequestHandler):
-    protocol_version = "HTTP/1.1"
-    server_version = "serving-rest"
-    app: RestApp  # set per server class
-
-    def log_message(self, format, *args):  # noqa: A002 - stdlib signature.
-        _log.debug("%s - " + format, self.address_string(), *args)
-
-    def do_GET(self):  # noqa: N802 - stdlib name.
-        self.app.handle(self, "GET")
-
-    def do_POST(self):  # noqa: N802
-        self.app.handle(self, "POST")
-
-    def do_PUT(self):  # noqa: N802
-        self.app.handle(self, "PUT")
-
-    def do_DELETE(self):  # noqa: N802
-        self.app.handle(self, "DELETE")
+# TF Serving's --rest_api_timeout_in_ms default.
+DEFAULT_TIMEOUT_MS = 30_000
 
 
 class RestApp:
-    """Routes REST requests to the manager; used by ``RestServer``."""
+    """Routes REST requests to the manager; the transport is ``RestServer``.
+
+    Args:
+        manager: The loaded models.
+        metrics: Request metrics (also served at the Prometheus path).
+        monitoring: Whether and where to serve Prometheus metrics.
+        max_request_bytes: Largest request body accepted (413 above it).
+        rest_api_timeout_in_ms: Per-request deadline, from the moment the
+            body has been read to the moment the answer is ready (TF
+            Serving's ``--rest_api_timeout_in_ms``); past it the client gets
+            504 DEADLINE_EXCEEDED. 0 or less: no deadline.
+    """
 
     def __init__(self, manager: ModelManager, metrics: ServingMetrics, *,
-                 monitoring: MonitoringOptions, max_request_bytes: int):
+                 monitoring: MonitoringOptions, max_request_bytes: int,
+                 rest_api_timeout_in_ms: int = DEFAULT_TIMEOUT_MS):
         self.manager = manager
         self.metrics = metrics
         self.monitoring = monitoring
         self.max_request_bytes = max_request_bytes
+        self.timeout_s = rest_api_timeout_in_ms / 1000 if rest_api_timeout_in_ms > 0 else None
 
-    def handle(self, request: http.server.BaseHTTPRequestHandler, method: str) -> None:
-        """Answers one request; never raises."""
-        try:
-            status, body, content_type = self._route(request, method)
-        except ServingError as e:
-            status, body, content_type = e.http_status, _json({"error": e.message}), "application/json"
-        except Exception as e:  # noqa: BLE001 - a bad request never takes the server down.
-            _log.exception("REST request failed unexpectedly")
-            status, body, content_type = 500, _json({"error": f"Internal error: {e}"}), "application/json"
-        try:
-            request.send_response(status)
-            request.send_header("Content-Type", content_type)
-            request.send_header("Content-Length", str(len(body)))
-            request.end_headers()
-            request.wfile.write(body)
-        except OSError:
-            request.close_connection = True
+    def check_body(self, method: str, content_length: str | None, *,
+                   chunked: bool = False) -> RestResponse | None:
+        """An error answer for a request whose body must not be read, else None.
 
-    def _read_body(self, request) -> bytes:
-        length_header = request.headers.get("Content-Length")
-        if length_header is None:
-            request.close_connection = True
-            raise ServingError(grpc.StatusCode.INVALID_ARGUMENT,
-                               "POST requests need a Content-Length header.")
+        POST needs ``Content-Length`` or chunked transfer encoding (whose
+        reader enforces the limit); a declared length over
+        ``max_request_bytes`` is refused with 413 before the body is read.
+        """
+        if chunked:
+            if content_length is None:
+                return None
+            return error_response(errors.invalid_argument(
+                "A request must not have both Content-Length and Transfer-Encoding."),
+                close=True)
+        if content_length is None:
+            if method != "POST":
+                return None
+            return error_response(errors.invalid_argument(
+                "POST requests need a Content-Length header."), close=True)
         try:
-            length = int(length_header)
+            length = int(content_length)
         except ValueError:
             length = -1
         if length < 0:
-            request.close_connection = True
-            raise errors.invalid_argument(f"Invalid Content-Length {length_header!r}.")
+            return error_response(errors.invalid_argument(
+                f"Invalid Content-Length {content_length!r}."), close=True)
         if length > self.max_request_bytes:
-            if length <= 2 * self.max_request_bytes:
-                _discard(request.rfile, length)  # Lets the client read our answer.
-            request.close_connection = True
-            raise _TooLarge(
-                f"Request body of {length} bytes exceeds the limit of "
-                f"{self.max_request_bytes} bytes; send fewer rows per request or raise "
-                "--max_request_bytes."
-            )
-        return request.rfile.read(length)
+            return self.too_large(length)
+        return None
 
-    def _route(self, request, method: str):
-        path = urllib.parse.urlsplit(request.path).path
+    def too_large(self, length: int | None = None) -> RestResponse:
+        """413 for a body over ``max_request_bytes``."""
+        size = f"of {length} bytes" if length is not None else "larger than the limit"
+        return error_response(_TooLarge(
+            f"Request body {size} exceeds the limit of {self.max_request_bytes} bytes; "
+            "send fewer rows per request or raise --max_request_bytes."), close=True)
+
+    def handle(self, method: str, target: str, body: bytes = b"") -> RestResponse:
+        """Answers one request; never raises.
+
+        Args:
+            method: HTTP method.
+            target: The request target as sent (path, percent-escapes intact,
+                and query).
+            body: The request body.
+        """
+        try:
+            return self._route(method, target, body)
+        except ServingError as e:
+            return error_response(e)
+        except RecursionError:
+            return error_response(errors.invalid_argument(
+                "The request is nested too deeply."))
+        except Exception as e:  # noqa: BLE001 - a bad request never takes the server down.
+            _log.exception("REST request failed unexpectedly")
+            return RestResponse(500, rest_codec.dumps({"error": f"Internal error: {e}"}))
+
+    def _route(self, method: str, target: str, body: bytes) -> RestResponse:
+        path = urllib.parse.urlsplit(target).path
         if self.monitoring.prometheus_enabled and path == self.monitoring.prometheus_path:
             if method != "GET":
                 raise _method_not_allowed(method, path)
-            return 200, self.metrics.render(), self.metrics.content_type
-        body = self._read_body(request) if method == "POST" else b""
+            return RestResponse(200, self.metrics.render(), self.metrics.content_type)
         match = _ROUTE.match(path)
         if match is None:
             raise errors.not_found(
@@ -140,9 +150,9 @@ class RestApp:
             if method != "GET":
                 raise _method_not_allowed(method, path)
             if metadata:
-                return 200, _json(self._metadata(spec)), "application/json"
+                return RestResponse(200, self._metadata(spec))
             response = grpc_services.status_response(self.manager, spec)
-            return 200, _json(_status_json(response)), "application/json"
+            return RestResponse(200, rest_codec.status_json(response))
         if method != "POST":
             raise _method_not_allowed(method, path)
         if verb not in ("predict", "classify", "regress"):
@@ -156,16 +166,16 @@ class RestApp:
         handler = getattr(self, f"_{verb}")
         result = dispatch.serve(self.manager, self.metrics, lambda s: handler(s, spec, payload),
                                 api=verb, protocol=PROTOCOL, model_spec=spec)
-        return 200, _json(result), "application/json"
+        return RestResponse(200, rest_codec.dumps(result))
 
-    def _metadata(self, spec) -> dict:
+    def _metadata(self, spec) -> bytes:
         request = get_model_metadata_pb2.GetModelMetadataRequest(
             model_spec=spec, metadata_field=[inference.SIGNATURE_DEF_FIELD])
         response = dispatch.serve(
             self.manager, self.metrics,
             lambda s: inference.get_model_metadata(s, request),
             api="metadata", protocol=PROTOCOL, model_spec=spec)
-        return json_format.MessageToDict(response, preserving_proto_field_name=True)
+        return rest_codec.metadata_json(response, inference.SIGNATURE_DEF_FIELD)
 
     @staticmethod
     def _predict(servable, spec, payload) -> dict:
@@ -196,14 +206,6 @@ class _TooLarge(ServingError):
         return 413
 
 
-def _discard(stream, length: int) -> None:
-    while length > 0:
-        chunk = stream.read(min(length, 1 << 16))
-        if not chunk:
-            return
-        length -= len(chunk)
-
-
 def _method_not_allowed(method: str, path: str) -> ServingError:
     return errors.invalid_argument(f"Method {method} is not supported for {path}.")
 
@@ -219,47 +221,41 @@ def _model_spec(match: re.Match) -> model_pb2.ModelSpec:
     return spec
 
 
-def _status_json(response) -> dict:
-    return {"model_version_status": [
-        {
-            "version": str(s.version),
-            "state": _STATE_NAMES.get(s.state, "UNKNOWN"),
-            "status": {
-                "error_code": grpc_services.grpc_code_name(s.status.error_code),
-                "error_message": s.status.error_message,
-            },
-        }
-        for s in response.model_version_status
-    ]}
-
-
-def _json(value) -> bytes:
-    return json.dumps(value).encode("utf-8")
-
+# --- Transport -------------------------------------------------------------------------------
 
 class RestServer:
-    """A ThreadingHTTPServer serving ``RestApp`` on a background thread.
+    """The REST API over HTTP/1.1 on a background thread (``serving.rest_http``).
+
+    One thread per connection (up to ``max_connections``) reads, runs and
+    answers its requests in order.
 
     Args:
         app: The request router.
         host: Interface to bind.
         port: Port (0 picks a free one; see ``port`` after construction).
+        backlog: Listen backlog: connections the kernel queues before they
+            are accepted.
+        max_connections: Connections served at once (one thread each); a
+            connection beyond it is answered 503 and closed.
+        idle_timeout_s: A connection with no request in progress is closed
+            after this many seconds.
+        read_timeout_s: Once a request line has arrived, its headers and body
+            must arrive within this many seconds (else 408 and the connection
+            is closed); the answer must be taken within it too.
     """
 
-    def __init__(self, app: RestApp, *, host: str, port: int):
-        handler = type("Handler", (_Handler,), {"app": app})
-        self._httpd = http.server.ThreadingHTTPServer((host, port), handler)
-        self._httpd.daemon_threads = True
-        self.port = self._httpd.server_address[1]
-        self._thread = threading.Thread(target=self._httpd.serve_forever,
-                                        kwargs={"poll_interval": 0.2},
-                                        name="rest-server", daemon=True)
+    def __init__(self, app: RestApp, *, host: str, port: int, backlog: int = 1024,
+                 max_connections: int = 1024, idle_timeout_s: float = 60.0,
+                 read_timeout_s: float = 60.0):
+        self._http = rest_http.HttpServer(
+            app, host=host, port=port, backlog=backlog, max_connections=max_connections,
+            idle_timeout_s=idle_timeout_s, read_timeout_s=read_timeout_s)
+        self.port = self._http.port
 
     def start(self) -> None:
         """Starts serving in the background."""
-        self._thread.start()
+        self._http.start()
 
-    def stop(self) -> None:
-        """Stops serving and closes the socket."""
-        self._httpd.shutdown()
-        self._httpd.server_close()
+    def stop(self, grace: float = 1.0) -> None:
+        """Stops accepting, closes idle connections now and busy ones after ``grace`` s."""
+        self._http.stop(grace)

@@ -37,7 +37,7 @@ def test_status_of_version_and_label(rest_url, suffix, version):
 def test_metadata(rest_url):
     status, body = call(f"{rest_url}/v1/models/{MODEL}/versions/1/metadata")
     assert status == 200
-    assert body["model_spec"] == {"name": MODEL, "version": "1"}
+    assert body["model_spec"] == {"name": MODEL, "signature_name": "", "version": "1"}
     defs = body["metadata"]["signature_def"]["signature_def"]
     assert defs["classify"]["method_name"] == "tensorflow/serving/classify"
     assert defs["serving_default"]["inputs"]["x"]["dtype"] == "DT_FLOAT"
