@@ -298,7 +298,8 @@ def test_bad_model_config():
     except subprocess.TimeoutExpired:
         proc.kill()
         _, stderr = proc.communicate(timeout=30)
-        pytest.fail(f"The server kept running with a malformed config file:\n{stderr.decode()[-3000:]}")
+        pytest.fail("The server kept running with a malformed config file:\n"
+                    + stderr.decode(errors="replace")[-3000:])
     finally:
         if proc.poll() is None:
             proc.kill()

@@ -152,7 +152,8 @@ class RunningServer:
                                f"Output (last lines):\n{self.tail()}")
         expected = int(self.grpc_address.rsplit(":", 1)[1])
         if self._ready_port != expected:
-            raise RuntimeError(f"The server bound gRPC port {self._ready_port}, not --port={expected}")
+            raise RuntimeError(
+                f"The server bound gRPC port {self._ready_port}, not --port={expected}")
         probe_servable_not_found(self.grpc_address)
 
     def stop(self) -> None:
@@ -178,7 +179,8 @@ def probe_servable_not_found(address: str, timeout: float = READY_PROBE_TIMEOUT)
             try:
                 stub.Predict(request, timeout=RPC_TIMEOUT)
             except grpc.RpcError as error:
-                if error.code() == grpc.StatusCode.NOT_FOUND or "Servable" in (error.details() or ""):
+                details = error.details() or ""
+                if error.code() == grpc.StatusCode.NOT_FOUND or "Servable" in details:
                     return True
             time.sleep(0.5)
     return False
