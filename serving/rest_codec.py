@@ -21,7 +21,12 @@ from __future__ import annotations
 
 import base64
 import binascii
+import contextlib
+import gc
 import json
+import math
+import re
+import threading
 from typing import Any
 
 import grpc
@@ -53,13 +58,134 @@ _NON_FINITE = {"nan": b"NaN", "inf": b"Infinity", "-inf": b"-Infinity"}
 
 # --- Request bodies --------------------------------------------------------------------------
 
+class NumericArray:
+    """A numeric ``instances``/``inputs`` value already read into an array.
+
+    ``parse_json`` returns it in place of the nested lists for large bodies
+    that are only numbers; ``predict_inputs`` takes either.
+    """
+
+    __slots__ = ("array",)
+
+    def __init__(self, array: np.ndarray):
+        self.array = array
+
+
+# Bodies at least this large try the numeric fast path and parse without GC.
+_LARGE = 1 << 16
+_PREFIX = re.compile(
+    rb'\s*\{\s*(?:"signature_name"\s*:\s*"(?P<sig>[^"\\]*)"\s*,\s*)?'
+    rb'"(?P<key>instances|inputs)"\s*:\s*')
+_SUFFIX = re.compile(rb'\s*(?:,\s*"signature_name"\s*:\s*"(?P<sig>[^"\\]*)"\s*)?\}\s*')
+_NUMBER = b"0123456789.eE+-"
+_SPACE = b" \t\r\n"
+_gc_lock = threading.Lock()
+_gc_pauses = 0
+_gc_was_enabled = False
+
+
+@contextlib.contextmanager
+def _gc_paused():
+    """Pauses the cyclic GC (process-wide, counted across threads).
+
+    Parsing a large body creates tens of thousands of lists, which triggers
+    full collections over TensorFlow's large heap and doubles the parse
+    time; the parsed values hold no reference cycles.
+    """
+    global _gc_pauses, _gc_was_enabled  # noqa: PLW0603
+    with _gc_lock:
+        if _gc_pauses == 0:
+            _gc_was_enabled = gc.isenabled()
+            gc.disable()
+        _gc_pauses += 1
+    try:
+        yield
+    finally:
+        with _gc_lock:
+            _gc_pauses -= 1
+            if _gc_pauses == 0 and _gc_was_enabled:
+                gc.enable()
+
+
+def _regular_shape(skeleton: bytes) -> tuple[int, ...] | None:
+    """The shape of a nested list from its brackets and commas, if it is regular."""
+    depth = len(skeleton) - len(skeleton.lstrip(b"["))
+    if not 0 < depth <= MAX_DEPTH:
+        return None
+    dims = []
+    for level in range(1, depth + 1):
+        closer = b"]" * (depth - level + 1)
+        end = skeleton.find(closer)
+        if end < 0:
+            return None
+        first = skeleton[level - 1:end + len(closer)]  # The first list at this level.
+        inner = depth - level
+        separator = b"]" * inner + b"," + b"[" * inner
+        dims.append(first.count(separator) + 1)
+    expected = b"[" + b"," * (dims[-1] - 1) + b"]"
+    for dim in reversed(dims[:-1]):
+        expected = b"[" + b",".join([expected] * dim) + b"]"
+    return tuple(dims) if expected == skeleton else None
+
+
+def _parse_numeric(body: bytes) -> dict | None:
+    """Reads ``{"instances"|"inputs": <numbers>}`` without building nested lists.
+
+    Returns None (use the general parser) for anything else: other keys,
+    strings, booleans, NaN, empty or ragged lists, malformed numbers.
+    """
+    start = body.find(b"[")
+    prefix = _PREFIX.fullmatch(body, 0, start) if start > 0 else None
+    if prefix is None:
+        return None
+    end = body.rfind(b"]") + 1
+    suffix = _SUFFIX.fullmatch(body, end)
+    if suffix is None or prefix["sig"] is not None and suffix["sig"] is not None:
+        return None
+    region = body[start:end]
+    allowed = b"[]," + _NUMBER + _SPACE
+    if region[:256].translate(None, allowed) or region.translate(None, allowed):
+        return None  # The first test rejects strings (b64 images) without copying them.
+    shape = _regular_shape(region.translate(None, _NUMBER + _SPACE))
+    if shape is None:
+        return None
+    try:
+        flat = orjson.loads(b"[" + region.translate(None, b"[]") + b"]")
+    except orjson.JSONDecodeError:
+        return None
+    if len(flat) != math.prod(shape):
+        return None
+    payload: dict[str, Any] = {prefix["key"].decode(): NumericArray(
+        np.asarray(flat).reshape(shape))}
+    signature = prefix["sig"] if prefix["sig"] is not None else suffix["sig"]
+    if signature is not None:
+        try:
+            payload["signature_name"] = signature.decode("utf-8")
+        except UnicodeDecodeError:
+            return None
+    return payload
+
+
 def parse_json(body: bytes) -> dict:
     """Parses a request body that must be a JSON object.
+
+    Large bodies holding only ``instances``/``inputs`` numbers (and maybe
+    ``signature_name``) come back with a ``NumericArray`` for the numbers.
 
     Raises:
         ServingError: INVALID_ARGUMENT for malformed or too deeply nested
             JSON, and for anything but an object at the top level.
     """
+    if len(body) < _LARGE:
+        return _parse(body)
+    numeric = _parse_numeric(body)
+    if numeric is not None:
+        return numeric
+    with _gc_paused():
+        return _parse(body)
+
+
+def _parse(body: bytes) -> dict:
     try:
         value = orjson.loads(body)
     except orjson.JSONDecodeError as fast_error:
@@ -72,7 +198,7 @@ def parse_json(body: bytes) -> dict:
                 f"Malformed JSON in the request body: {e}. Send a JSON object such as "
                 '{"instances": [[1.0, 2.0, 3.0]]}.'
             ) from e
-        except RecursionError as e:
+        except RecursionError:
             raise _too_deep("The request body") from fast_error
     if not isinstance(value, dict):
         raise errors.invalid_argument(
@@ -93,9 +219,10 @@ def _decode_b64(value: dict, where: str) -> bytes:
             f"got keys {sorted(value)}."
         )
     try:
-        if len(text) % 4:  # absl::Base64Unescape (TF Serving) accepts missing padding.
-            text += "=" * (-len(text) % 4)
-        return binascii.a2b_base64(text, strict_mode=True)
+        data = text.encode("ascii")  # a2b_base64 is twice as fast on bytes as on str.
+        if len(data) % 4:  # absl::Base64Unescape (TF Serving) accepts missing padding.
+            data += b"=" * (-len(data) % 4)
+        return binascii.a2b_base64(data, strict_mode=True)
     except (binascii.Error, ValueError) as e:
         raise errors.invalid_argument(
             f"{where}: invalid base64 in {{\"b64\": ...}}: {e}; encode the bytes with "
@@ -186,14 +313,21 @@ def to_array(value: Any, spec: TensorSpecInfo, where: str) -> np.ndarray:
     an integer input only integers that fit its dtype, a bool input only
     ``true``/``false``.
     """
-    if spec.dtype == tf.string:
+    if isinstance(value, NumericArray):
+        raw = value.array
+        if spec.dtype == tf.string:
+            raise errors.invalid_argument(
+                f"{where} expects string values but got {_short(raw.reshape(-1)[0].item())}; "
+                'send JSON strings or {"b64": ...} objects.')
+    elif spec.dtype == tf.string:
         return _string_array(value, where)
+    else:
+        try:
+            raw = np.asarray(value)
+        except (ValueError, TypeError, RecursionError):
+            _flatten(value, where)  # Raises the ragged / too-deep message.
+            raise errors.invalid_argument(f"{where} could not be read as a tensor.") from None
     want = np.dtype(spec.dtype.as_numpy_dtype)
-    try:
-        raw = np.asarray(value)
-    except (ValueError, TypeError, RecursionError):
-        _flatten(value, where)  # Raises the ragged / too-deep message.
-        raise errors.invalid_argument(f"{where} could not be read as a tensor.") from None
     if raw.size == 0:
         return raw.astype(want)
     kind = raw.dtype.kind
@@ -227,10 +361,13 @@ def predict_inputs(body: dict, spec: SignatureSpec) -> tuple[dict[str, np.ndarra
     names = sorted(spec.inputs)
     if has_rows:
         rows = body["instances"]
-        if not isinstance(rows, list) or not rows:
+        if isinstance(rows, NumericArray):
+            named = False
+        elif not isinstance(rows, list) or not rows:
             raise errors.invalid_argument(
                 "'instances' must be a non-empty JSON list with one entry per example.")
-        named = all(isinstance(r, dict) and B64 not in r for r in rows)
+        else:
+            named = all(isinstance(r, dict) and B64 not in r for r in rows)
         if named:
             wanted = set(names)
             for i, row in enumerate(rows):
