@@ -52,6 +52,7 @@ import base64
 import dataclasses
 import hashlib
 import http.client
+import inspect
 import json
 import os
 import re
@@ -195,7 +196,8 @@ class Mlp(tf.Module):
 def wide_deep_cache_key() -> str:
     """Changes when the trainer, the taxi data prep, this export recipe or TF change."""
     digest = hashlib.sha256(f"{tf.__version__} {WIDE_DEEP_STEPS}".encode())
-    paths = [os.path.join(BENCH, "taxi_data.py"), os.path.abspath(__file__)]
+    digest.update(inspect.getsource(export_wide_deep).encode())
+    paths = [os.path.join(BENCH, "taxi_data.py")]
     for folder, _, files in sorted(os.walk(os.path.join(ROOT, "trainer"))):
         paths += [os.path.join(folder, f) for f in sorted(files) if f.endswith(".py")]
     for path in paths:
@@ -249,6 +251,9 @@ def cached_wide_deep(cache_dir: str) -> str:
         os.rename(staging, final)
     finally:
         shutil.rmtree(staging, ignore_errors=True)
+    for entry in os.listdir(cache_dir):  # exports of older trainer code
+        if re.fullmatch(r"wide_deep-[0-9a-f]{16}", entry) and entry != os.path.basename(final):
+            shutil.rmtree(os.path.join(cache_dir, entry), ignore_errors=True)
     return final
 
 
@@ -262,7 +267,7 @@ def example_bytes(row: dict) -> bytes:
     return tf.train.Example(features=tf.train.Features(feature=feature)).SerializeToString()
 
 
-@dataclasses.dataclass
+@dataclasses.dataclass(eq=False)  # hashable by identity
 class Api:
     """One (model, API): the signature it runs and its inputs in every form a client sends."""
 
@@ -499,15 +504,19 @@ def start_ours(config: str, extra: list[str], workdir: str, label: str):
                      f"--model_config_file={config}", "--file_system_poll_wait_seconds=0", *extra],
                     log_path, stdout=subprocess.PIPE, text=True, cwd=ROOT)
     grpc_port = rest_port = None
-    deadline = time.monotonic() + 180
-    while rest_port is None and time.monotonic() < deadline:
-        line = process.stdout.readline()
-        if not line:
-            break
-        match = re.match(r"Running gRPC ModelServer at [\d.]+:(\d+)", line)
-        grpc_port = int(match.group(1)) if match else grpc_port
-        match = re.match(r"Exporting HTTP/REST API at [\d.]+:(\d+)", line)
-        rest_port = int(match.group(1)) if match else rest_port
+    timer = threading.Timer(180, process.kill)  # a server that hangs while loading
+    timer.start()
+    try:
+        while rest_port is None:
+            line = process.stdout.readline()
+            if not line:
+                break
+            match = re.match(r"Running gRPC ModelServer at [\d.]+:(\d+)", line)
+            grpc_port = int(match.group(1)) if match else grpc_port
+            match = re.match(r"Exporting HTTP/REST API at [\d.]+:(\d+)", line)
+            rest_port = int(match.group(1)) if match else rest_port
+    finally:
+        timer.cancel()
     if grpc_port is None or rest_port is None:
         stop(process)
         raise RuntimeError(f"python -m serving did not start ({label}):\n{log_tail(log_path)}")
@@ -519,8 +528,24 @@ def start_ours(config: str, extra: list[str], workdir: str, label: str):
     return process, grpc_port, rest_port
 
 
+def check_ours(api: Api, n: int, protocol: str, grpc_port: int, rest_port: int,
+               want: np.ndarray) -> tuple[str, int, str, bytes]:
+    """One request through the public interface; (check, port, method, payload)."""
+    try:
+        if protocol == "grpc":
+            payload = grpc_request(api, n)
+            return (compare(grpc_values(api, grpc_port, payload), want), grpc_port,
+                    GRPC_METHODS[api.api], payload)
+        payload = json.dumps(rest_body(api, n)).encode()
+        method = f"/v1/models/{api.model}:{api.api}"
+        return compare(rest_values(api, http_post(rest_port, method, payload)), want), \
+            rest_port, method, payload
+    except Exception as e:  # noqa: BLE001 (a broken API is reported, not fatal)
+        return f"{type(e).__name__}: {e}"[:500], 0, "", b""
+
+
 def run_ours(apis: list[Api], references: dict, outputs: dict, args, budget: Budget,
-             workdir: str, bases: dict) -> dict:
+             workdir: str, bases: dict, phases: dict) -> dict:
     config = os.path.join(workdir, "models.config")
     with open(config, "w", encoding="utf-8") as f:
         f.write("model_config_list {\n" + "".join(
@@ -528,53 +553,53 @@ def run_ours(apis: list[Api], references: dict, outputs: dict, args, budget: Bud
             for m in sorted({a.model for a in apis})) + "}\n")
     batching_file = os.path.join(workdir, "batching.txt")
     with open(batching_file, "w", encoding="utf-8") as f:
-        f.write("".join(f"{k} {{ value: {v} }}\n" for k, v in BATCHING.items()))
+        f.write("".join(f"{k} {{ value: {v} }}\n" for k, v in batching_parameters(args).items()))
+    ids = {(api, n, protocol, mode): f"{api.model}.{api.api}.{protocol}.{n}row.batching_{mode}"
+           for mode in args.batching for api in apis for n in ROWS for protocol in args.protocols}
     records = {}
     for mode in args.batching:
+        phase_start = time.perf_counter()
         extra = list(args.server_flag)
         if mode == "on":
             extra += ["--enable_batching", f"--batching_parameters_file={batching_file}"]
         note(f"ours, batching {mode}: starting python -m serving {' '.join(extra)}")
-        process, grpc_port, rest_port = start_ours(config, extra, workdir, f"batching_{mode}")
+        plan, checks, results = [], {}, {}
         try:
-            plan, checks = [], {}
-            for api in apis:
-                for n in ROWS:
-                    for protocol in args.protocols:
-                        sid = f"{api.model}.{api.api}.{protocol}.{n}row.batching_{mode}"
-                        want = expected(outputs[api.model, api.api], api, n)
-                        try:
-                            if protocol == "grpc":
-                                payload = grpc_request(api, n)
-                                checks[sid] = compare(grpc_values(api, grpc_port, payload), want)
-                                port, method = grpc_port, GRPC_METHODS[api.api]
-                            else:
-                                payload = json.dumps(rest_body(api, n)).encode()
-                                method = f"/v1/models/{api.model}:{api.api}"
-                                body = http_post(rest_port, method, payload)
-                                checks[sid] = compare(rest_values(api, body), want)
-                                port = rest_port
-                        except Exception as e:  # noqa: BLE001 (a broken API is reported, not fatal)
-                            checks[sid] = f"{type(e).__name__}: {e}"[:500]
-                        if checks[sid] != "ok":
-                            note(f"{sid}: response check failed: {checks[sid]}")
-                            continue
-                        plan.append(scenario(sid, protocol, port, method, payload, workdir,
-                                             budget, [process.pid]))
-            results = run_driver(plan, workdir, f"ours batching {mode}")
-        finally:
-            stop(process)
-        for api in apis:
-            for n in ROWS:
-                for protocol in args.protocols:
-                    sid = f"{api.model}.{api.api}.{protocol}.{n}row.batching_{mode}"
-                    record = {"model": api.model, "api": api.api, "signature": api.signature,
-                              "protocol": protocol, "rows": n, "batching": mode,
-                              "check": checks.get(sid)}
-                    if checks.get(sid) == "ok":
-                        record.update(figures(results.get(sid), references[api.model, api.api], n))
-                    records[sid] = record
+            process, grpc_port, rest_port = start_ours(config, extra, workdir, f"batching_{mode}")
+        except RuntimeError as e:  # reported in every scenario of this mode
+            note(str(e))
+            process = None
+            checks = {sid: f"{e}"[:1000] for key, sid in ids.items() if key[3] == mode}
+        if process is not None:
+            try:
+                for (api, n, protocol, m), sid in ids.items():
+                    if m != mode:
+                        continue
+                    want = expected(outputs[api.model, api.api], api, n)
+                    checks[sid], port, method, payload = check_ours(
+                        api, n, protocol, grpc_port, rest_port, want)
+                    if checks[sid] != "ok":
+                        note(f"{sid}: response check failed: {checks[sid]}")
+                        continue
+                    plan.append(scenario(sid, protocol, port, method, payload, workdir,
+                                         budget, [process.pid]))
+                results = run_driver(plan, workdir, f"ours batching {mode}")
+            finally:
+                stop(process)
+        for (api, n, protocol, m), sid in ids.items():
+            if m != mode:
+                continue
+            record = {"model": api.model, "api": api.api, "signature": api.signature,
+                      "protocol": protocol, "rows": n, "batching": mode, "check": checks.get(sid)}
+            if checks.get(sid) == "ok":
+                record.update(figures(results.get(sid), references[api.model, api.api], n))
+            records[sid] = record
+        phases[f"ours_batching_{mode}"] = round(time.perf_counter() - phase_start, 1)
     return records
+
+
+def batching_parameters(args) -> dict:
+    return {**BATCHING, "batch_timeout_micros": args.batch_timeout_micros}
 
 
 # ---------------------------------------------------------------- the peer (KServe)
@@ -585,13 +610,15 @@ def peer_python(venv: str, tf_version: str) -> tuple[str | None, dict]:
     marker = os.path.join(venv, ".serving_load_ready.json")
     requirements = [r.format(tf_minor=".".join(tf_version.split(".")[:2]))
                     for r in PEER_REQUIREMENTS]
+    base = getattr(sys, "_base_executable", None) or sys.executable
+    install = (f"{base} -m venv {venv} && {python} -m pip install "
+               + " ".join(f"'{r}'" for r in requirements))
     if os.path.exists(marker):
         with open(marker, encoding="utf-8") as f:
             info = json.load(f)
         if info.get("requirements") == requirements and os.path.exists(python):
-            return python, info
+            return python, {**info, "install": install}
     log_path = os.path.join(tempfile.gettempdir(), "serving_load_peer_install.log")
-    base = getattr(sys, "_base_executable", None) or sys.executable
     note(f"creating the KServe venv {venv}: {base} -m venv, then pip install "
          f"{' '.join(requirements)} (a few minutes, once; log: {log_path})")
     try:
@@ -615,7 +642,74 @@ def peer_python(venv: str, tf_version: str) -> tuple[str | None, dict]:
         return None, {"reason": reason}
     with open(marker, "w", encoding="utf-8") as f:
         json.dump(info, f)
-    return python, info
+    return python, {**info, "install": install}
+
+
+def wait_until_ready(process: subprocess.Popen, port: int, path: str, log_path: str) -> None:
+    deadline = time.monotonic() + 180
+    while True:
+        try:
+            connection = http.client.HTTPConnection("127.0.0.1", port, timeout=5)
+            connection.request("GET", path)
+            if connection.getresponse().status == 200:
+                return
+        except OSError:
+            pass
+        if process.poll() is not None or time.monotonic() > deadline:
+            raise RuntimeError(f"KServe did not start:\n{log_tail(log_path)}")
+        time.sleep(0.5)
+
+
+def peer_grpc_requests(python: str, served: list[Api], grpc_port: int, workdir: str) -> dict:
+    """Writes the gRPC v2 ModelInferRequests (made with KServe's own client types, in its venv)
+    and sends each once; returns scenario id -> {request_file, outputs or error}."""
+    plan = []
+    for api in served:
+        for n in ROWS:
+            sid = f"{api.model}.{api.api}.grpc.{n}row"
+            dense = api.peer_kind == "dense"
+            plan.append({
+                "id": sid, "model": api.model, "input_name": api.input_name,
+                "datatype": "FP32" if dense else "BYTES",
+                "data": (api.rows[n].tolist() if dense
+                         else [base64.b64encode(r).decode() for r in api.rows[n]]),
+                "request_file": os.path.join(workdir, "requests", f"kserve-{sid}.bin")})
+    os.makedirs(os.path.join(workdir, "requests"), exist_ok=True)
+    plan_path = os.path.join(workdir, "kserve-prepare.json")
+    with open(plan_path, "w", encoding="utf-8") as f:
+        json.dump(plan, f)
+    out = subprocess.run([python, KSERVE_HELPER, "prepare", f"--grpc_target=127.0.0.1:{grpc_port}",
+                          f"--plan={plan_path}"], capture_output=True, text=True, timeout=300,
+                         cwd=workdir, env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"})
+    if out.returncode:
+        note(f"peer: gRPC v2 requests could not be prepared: {out.stderr[-1500:]}")
+        return {}
+    outputs = json.loads(out.stdout.strip().splitlines()[-1])
+    return {item["id"]: {"request_file": item["request_file"], "outputs": outputs.get(item["id"])}
+            for item in plan}
+
+
+def check_peer(api: Api, n: int, protocol: str, http_port: int, grpc_port: int,
+               grpc_requests: dict, want: np.ndarray) -> tuple[str, int, str, bytes]:
+    """Like ``check_ours`` for KServe: REST v1 predict, or the prepared gRPC v2 request."""
+    try:
+        if protocol == "grpc":
+            prepared = grpc_requests.get(f"{api.model}.{api.api}.grpc.{n}row")
+            if not prepared or not prepared["outputs"]:
+                raise RuntimeError("no gRPC v2 request was made")
+            if "error" in prepared["outputs"]:
+                raise RuntimeError(prepared["outputs"]["error"])
+            got = prepared["outputs"]["y" if api.peer_kind == "dense" else "scores"]
+            with open(prepared["request_file"], "rb") as f:
+                return compare(got, want), grpc_port, KSERVE_INFER, f.read()
+        payload = json.dumps({"instances": api.json_rows[n]}).encode()
+        method = f"/v1/models/{api.model}:predict"
+        predictions = http_post(http_port, method, payload)["predictions"]
+        if api.peer_kind == "examples":
+            predictions = [p["scores"] for p in predictions]
+        return compare(predictions, want), http_port, method, payload
+    except Exception as e:  # noqa: BLE001 (reported, not fatal)
+        return f"{type(e).__name__}: {e}"[:500], 0, "", b""
 
 
 def run_peer(python: str, info: dict, apis: list[Api], references: dict, outputs: dict,
@@ -629,94 +723,33 @@ def run_peer(python: str, info: dict, apis: list[Api], references: dict, outputs
     note(f"peer: starting KServe {info['versions'].get('kserve')} "
          f"(REST v1 on {http_port}, gRPC v2 on {grpc_port})")
     process = spawn(cmd, log_path, stdout=subprocess.DEVNULL, cwd=workdir)
+    ids = {(api, n, protocol): f"{api.model}.{api.api}.{protocol}.{n}row"
+           for api in served for n in ROWS for protocol in args.protocols}
+    plan, checks = [], {}
     try:
-        deadline = time.monotonic() + 180
-        while True:
-            try:
-                connection = http.client.HTTPConnection("127.0.0.1", http_port, timeout=5)
-                connection.request("GET", f"/v1/models/{served[-1].model}")
-                if connection.getresponse().status == 200:
-                    break
-            except OSError:
-                pass
-            if process.poll() is not None or time.monotonic() > deadline:
-                raise RuntimeError(f"KServe did not start:\n{log_tail(log_path)}")
-            time.sleep(0.5)
-        protocols = [p for p in args.protocols]
-        plan, checks = [], {}
-        prepare_plan = []
-        for api in served:
-            for n in ROWS:
-                sid = f"{api.model}.{api.api}.grpc.{n}row"
-                if "grpc" in protocols:
-                    data = (api.rows[n].tolist() if api.peer_kind == "dense"
-                            else [base64.b64encode(r).decode() for r in api.rows[n]])
-                    prepare_plan.append({
-                        "id": sid, "model": api.model, "input_name": api.input_name,
-                        "datatype": "FP32" if api.peer_kind == "dense" else "BYTES", "data": data,
-                        "request_file": os.path.join(workdir, "requests", f"kserve-{sid}.bin")})
-        os.makedirs(os.path.join(workdir, "requests"), exist_ok=True)
-        grpc_outputs = {}
-        if prepare_plan:
-            plan_path = os.path.join(workdir, "kserve-prepare.json")
-            with open(plan_path, "w", encoding="utf-8") as f:
-                json.dump(prepare_plan, f)
-            out = subprocess.run([python, KSERVE_HELPER, "prepare",
-                                  f"--grpc_target=127.0.0.1:{grpc_port}", f"--plan={plan_path}"],
-                                 capture_output=True, text=True, timeout=300, cwd=workdir,
-                                 env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"})
-            if out.returncode:
-                note(f"peer: gRPC v2 requests could not be prepared: {out.stderr[-1500:]}")
-            else:
-                grpc_outputs = json.loads(out.stdout.strip().splitlines()[-1])
-        for api in served:
-            for n in ROWS:
-                want = expected(outputs[api.model, api.api], api, n)
-                for protocol in protocols:
-                    sid = f"{api.model}.{api.api}.{protocol}.{n}row"
-                    try:
-                        if protocol == "grpc":
-                            got = grpc_outputs.get(sid)
-                            if got is None:
-                                raise RuntimeError("no gRPC v2 request")
-                            if "error" in got:
-                                raise RuntimeError(got["error"])
-                            key = "y" if api.peer_kind == "dense" else "scores"
-                            checks[sid] = compare(got[key], want)
-                            with open(os.path.join(workdir, "requests", f"kserve-{sid}.bin"),
-                                      "rb") as f:
-                                payload = f.read()
-                            port, method = grpc_port, KSERVE_INFER
-                        else:
-                            payload = json.dumps({"instances": api.json_rows[n]}).encode()
-                            method = f"/v1/models/{api.model}:predict"
-                            predictions = http_post(http_port, method, payload)["predictions"]
-                            if api.peer_kind == "examples":
-                                predictions = [p["scores"] for p in predictions]
-                            checks[sid] = compare(predictions, want)
-                            port = http_port
-                    except Exception as e:  # noqa: BLE001
-                        checks[sid] = f"{type(e).__name__}: {e}"[:500]
-                    if checks[sid] != "ok":
-                        note(f"peer {sid}: response check failed: {checks[sid]}")
-                        continue
-                    plan.append(scenario(f"kserve.{sid}", protocol, port, method, payload,
-                                         workdir, budget, [process.pid]))
+        wait_until_ready(process, http_port, f"/v1/models/{served[-1].model}", log_path)
+        grpc_requests = (peer_grpc_requests(python, served, grpc_port, workdir)
+                         if "grpc" in args.protocols else {})
+        for (api, n, protocol), sid in ids.items():
+            want = expected(outputs[api.model, api.api], api, n)
+            checks[sid], port, method, payload = check_peer(
+                api, n, protocol, http_port, grpc_port, grpc_requests, want)
+            if checks[sid] != "ok":
+                note(f"peer {sid}: response check failed: {checks[sid]}")
+                continue
+            plan.append(scenario(f"kserve.{sid}", protocol, port, method, payload, workdir,
+                                 budget, [process.pid]))
         results = run_driver(plan, workdir, "peer kserve")
     finally:
         stop(process)
     records = {}
-    for api in served:
-        for n in ROWS:
-            for protocol in args.protocols:
-                sid = f"{api.model}.{api.api}.{protocol}.{n}row"
-                record = {"model": api.model, "api": api.api, "signature": api.signature,
-                          "protocol": "grpc_v2" if protocol == "grpc" else "rest_v1",
-                          "rows": n, "batching": "off", "check": checks.get(sid)}
-                if checks.get(sid) == "ok":
-                    record.update(figures(results.get(f"kserve.{sid}"),
-                                          references[api.model, api.api], n))
-                records[sid] = record
+    for (api, n, protocol), sid in ids.items():
+        record = {"model": api.model, "api": api.api, "signature": api.signature,
+                  "protocol": "grpc_v2" if protocol == "grpc" else "rest_v1",
+                  "rows": n, "batching": "off", "check": checks.get(sid)}
+        if checks.get(sid) == "ok":
+            record.update(figures(results.get(f"kserve.{sid}"), references[api.model, api.api], n))
+        records[sid] = record
     return records
 
 
@@ -766,6 +799,21 @@ def targets(ours: dict, peer: dict | None) -> dict:
     }
 
 
+def report(ours: dict, peer: dict | None) -> None:
+    """A table of the figures on stderr, for people."""
+    rows = [("server", "scenario", "p50 ms", "overhead", "req/s", "rows/s", "ratio")]
+    for server, records in (("ours", ours), ("kserve", peer or {})):
+        for sid, r in records.items():
+            if r.get("check") != "ok" or "requests_per_s" not in r:
+                rows.append((server, sid, "-", "-", "-", "-", r.get("check") or r.get("error")))
+                continue
+            rows.append((server, sid, f"{r.get('p50_ms', '-')}", f"{r.get('p50_overhead_ms', '-')}",
+                         f"{r['requests_per_s']}", f"{r['rows_per_s']}", f"{r['ratio']}"))
+    widths = [max(len(str(row[i])) for row in rows) for i in range(len(rows[0]))]
+    for row in rows:
+        print("  ".join(str(v).ljust(w) for v, w in zip(row, widths)), file=sys.stderr)
+
+
 # ---------------------------------------------------------------- main
 
 def parse_args(argv=None):
@@ -789,6 +837,9 @@ def parse_args(argv=None):
                         help="extra flag for every python -m serving (repeatable), "
                              "e.g. --server_flag=--grpc_max_threads=8")
     parser.add_argument("--seconds", type=float, help="length of each load window")
+    parser.add_argument("--batch_timeout_micros", type=int,
+                        default=BATCHING["batch_timeout_micros"],
+                        help="batch_timeout_micros of the batching parameters file")
     parser.add_argument("--export_wide_deep", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     args.models = [m for m in args.models.split(",") if m]
@@ -815,6 +866,13 @@ def main(argv=None) -> None:
         budget = dataclasses.replace(budget, seconds=args.seconds)
     workdir = tempfile.mkdtemp(prefix="serving_load_")
     atexit.register(shutil.rmtree, workdir, True)
+    phases: dict[str, float] = {}
+    mark = [time.perf_counter()]
+
+    def phase(name: str) -> None:
+        now = time.perf_counter()
+        phases[name] = round(now - mark[0], 1)
+        mark[0] = now
 
     bases, apis = {}, []
     for name in args.models:
@@ -825,6 +883,7 @@ def main(argv=None) -> None:
             bases[name] = os.path.join(workdir, "models", name)
             apis += mlp_apis(name, bases[name])
 
+    phase("models")
     note("measuring the in-process references")
     references, outputs, models = {}, {}, {}
     loaded = {}
@@ -843,12 +902,16 @@ def main(argv=None) -> None:
                                  "in_process": references[api.model, api.api]}
         note(f"in-process {api.model}.{api.api}: {references[api.model, api.api]}")
     del loaded
+    phase("in_process")
 
-    ours = run_ours(apis, references, outputs, args, budget, workdir, bases)
+    ours = run_ours(apis, references, outputs, args, budget, workdir, bases, phases)
+    mark[0] = time.perf_counter()
 
-    peer, peer_info = None, None
+    peer, peer_info, peer_skipped = None, None, None
     if args.peer == "kserve":
         python, info = peer_python(args.peer_venv, tf.__version__)
+        phase("peer_venv")
+        peer_skipped = info.get("reason")
         if python:
             try:
                 peer = run_peer(python, info, apis, references, outputs, args, budget, workdir,
@@ -859,20 +922,25 @@ def main(argv=None) -> None:
                                        "signature), per-request logging off, no batching",
                              "scenarios": peer}
             except Exception as e:  # noqa: BLE001 (the peer failing must not lose our numbers)
-                note(f"peer skipped: {type(e).__name__}: {e}")
+                peer_skipped = f"{type(e).__name__}: {e}"[:1000]
+                note(f"peer skipped: {peer_skipped}")
                 peer_info = None
+            phase("peer")
         if peer_info is None:
             note("peer: null in the JSON")
+    else:
+        peer_skipped = "--no-peer"
+    report(ours, peer)
     print(json.dumps({
         "benchmark": "serving_load", "mode": "quick" if args.quick else "full",
         "inflight": INFLIGHT, "rows_per_request": list(ROWS),
         "in_process_batch_by_request_rows": {str(k): v for k, v in IN_PROCESS_BATCH.items()},
-        "batching_parameters": BATCHING, "server_flags": args.server_flag,
+        "batching_parameters": batching_parameters(args), "server_flags": args.server_flag,
         "budget": dataclasses.asdict(budget), "cpu_count": os.cpu_count(),
         "load_average_1m": {"start": round(load_before, 2), "end": round(os.getloadavg()[0], 2)},
-        "models": models, "scenarios": ours, "peer": peer_info,
+        "models": models, "scenarios": ours, "peer": peer_info, "peer_skipped": peer_skipped,
         "targets": targets(ours, peer),
-        "elapsed_s": round(time.perf_counter() - started, 1),
+        "elapsed_s": round(time.perf_counter() - started, 1), "phases_s": phases,
     }), flush=True)
 
 

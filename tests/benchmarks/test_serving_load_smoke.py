@@ -51,7 +51,7 @@ def test_quick_run_on_the_tiny_model_prints_the_promised_json(tmp_path):
     result = json.loads(lines[0])
 
     assert result["benchmark"] == "serving_load" and result["mode"] == "quick"
-    assert result["peer"] is None
+    assert result["peer"] is None and result["peer_skipped"] == "--no-peer"
     assert result["inflight"] == 16 and result["rows_per_request"] == [1, 16]
     reference = result["models"]["tiny"]["apis"]["predict"]["in_process"]
     assert set(reference) == {"rows_1", "rows_16", "batch_16_rows_per_s", "batch_64_rows_per_s"}
