@@ -136,8 +136,8 @@ def _read_text_proto(path: str, message, what: str):
         return text_format.Parse(text, message)
     except text_format.ParseError as e:
         raise ValueError(
-            f"{what} file {path!r} is not a valid text-format "
-            f"{message.DESCRIPTOR.name}: {e}"
+            f"Error parsing text-format {message.DESCRIPTOR.full_name} ({what} file "
+            f"{path!r}): {e}"
         ) from e
 
 

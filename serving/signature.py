@@ -61,19 +61,21 @@ class SignatureSpec:
 
 def _spec_from_tensor_info(info: meta_graph_pb2.TensorInfo) -> TensorSpecInfo:
     shape = info.tensor_shape
-    dims = None if shape.unknown_rank else tuple(
+    # No tensor_shape at all (common in TF1 exports) means "unknown", not a scalar.
+    dims = None if shape.unknown_rank or not info.HasField("tensor_shape") else tuple(
         None if d.size < 0 else d.size for d in shape.dim)
     return TensorSpecInfo(dtype=tf.dtypes.as_dtype(info.dtype), shape=dims)
 
 
-def read_meta_graph(export_dir: str) -> meta_graph_pb2.MetaGraphDef:
-    """Reads the ``serve``-tagged MetaGraphDef of ``export_dir/saved_model.pb``."""
+def read_meta_graph(export_dir: str, *, tags: tuple[str, ...] = (SERVE_TAG,)
+                    ) -> meta_graph_pb2.MetaGraphDef:
+    """Reads the MetaGraphDef of ``export_dir/saved_model.pb`` with ``tags`` (``serve``)."""
     path = os.path.join(export_dir, "saved_model.pb")
     saved_model = saved_model_pb2.SavedModel()
     with open(path, "rb") as f:
         saved_model.ParseFromString(f.read())
     for meta_graph in saved_model.meta_graphs:
-        if SERVE_TAG in meta_graph.meta_info_def.tags:
+        if set(tags) <= set(meta_graph.meta_info_def.tags):
             return meta_graph
     if saved_model.meta_graphs:
         return saved_model.meta_graphs[0]

@@ -130,5 +130,5 @@ def test_broken_config_is_reported_with_file_name(tmp_path, name):
         "monitoring.config": config_files.load_monitoring_options,
         "ssl.config.example": config_files.load_ssl_options,
     }[name]
-    with pytest.raises(ValueError, match=f"file '{path}' is not a valid text-format"):
+    with pytest.raises(ValueError, match=f"Error parsing text-format tensorflow.serving.* file '{path}'"):
         loader(str(path))
