@@ -138,6 +138,13 @@ class SyncHttp:
             self.sock = self.reader = None
 
     def call(self, request: bytes) -> tuple[int, bytes]:
+        try:
+            return self._call(request)
+        except BaseException:
+            self.close()
+            raise
+
+    def _call(self, request: bytes) -> tuple[int, bytes]:
         if self.sock is None:
             self._connect()
         self.sock.sendall(request)
@@ -184,6 +191,13 @@ class AsyncHttp:
             self.reader = self.writer = None
 
     async def call(self, request: bytes) -> tuple[int, bytes]:
+        try:
+            return await self._call(request)
+        except BaseException:
+            await self.close()  # a half-read response leaves the connection unusable
+            raise
+
+    async def _call(self, request: bytes) -> tuple[int, bytes]:
         if self.writer is None:
             self.reader, self.writer = await asyncio.open_connection(self.host, self.port)
             self.writer.get_extra_info("socket").setsockopt(
@@ -192,7 +206,6 @@ class AsyncHttp:
         try:
             head = await self.reader.readuntil(b"\r\n\r\n")
         except asyncio.IncompleteReadError as e:
-            await self.close()
             raise HttpError("connection closed before the response") from e
         status, headers = _parse_head(head[:-4])
         if "content-length" in headers:
@@ -283,7 +296,8 @@ async def _load(s: dict, payload: bytes) -> dict:
                 try:
                     await call()
                     done[0] += 1
-                except (grpc.RpcError, HttpError, OSError, asyncio.IncompleteReadError) as e:
+                except (grpc.RpcError, HttpError, OSError, ValueError,
+                        asyncio.IncompleteReadError) as e:
                     failures[0] += 1
                     if len(errors) < 3:
                         errors.append(str(e)[:300])
@@ -320,7 +334,7 @@ def run(s: dict) -> dict:
             result["latency"] = latency(s, payload)
         if s.get("seconds", 3.0) > 0:
             result["load"] = asyncio.run(_load(s, payload))
-    except (grpc.RpcError, HttpError, OSError) as e:
+    except Exception as e:  # noqa: BLE001 (one broken scenario must not stop the others)
         detail = e.details() if isinstance(e, grpc.RpcError) and hasattr(e, "details") else str(e)
         result["error"] = f"{type(e).__name__}: {detail}"[:500]
     return result
