@@ -321,7 +321,7 @@ def in_process(fn, api: Api, budget: Budget) -> tuple[dict, dict]:
     for n in (1, 16, 64):
         for _ in range(10):
             call(api.rows[n])
-    figures = {}
+    out = {}
     for n in ROWS:
         samples, deadline = [], time.perf_counter() + budget.latency_seconds
         while len(samples) < budget.latency_requests and (
@@ -330,14 +330,14 @@ def in_process(fn, api: Api, budget: Budget) -> tuple[dict, dict]:
             call(api.rows[n])
             samples.append(time.perf_counter() - start)
         p50, p99 = percentiles_ms(samples)
-        figures[f"rows_{n}"] = {"p50_ms": p50, "p99_ms": p99}
+        out[f"rows_{n}"] = {"p50_ms": p50, "p99_ms": p99}
     for n in sorted(set(IN_PROCESS_BATCH.values())):
         calls, start = 0, time.perf_counter()
         while calls < 5 or time.perf_counter() - start < budget.in_process_seconds:
             call(api.rows[n])
             calls += 1
-        figures[f"batch_{n}_rows_per_s"] = round(calls * n / (time.perf_counter() - start), 1)
-    return figures, call(api.rows[16])
+        out[f"batch_{n}_rows_per_s"] = round(calls * n / (time.perf_counter() - start), 1)
+    return out, call(api.rows[16])
 
 
 def expected(outputs: dict, api: Api, n: int) -> np.ndarray:
