@@ -5,8 +5,9 @@ A version directory is loaded by one of three runtimes, in this order:
 1. ``model.tflite`` through the TF Lite interpreter, when the server runs with
    ``--prefer_tflite_model`` and the file is there (``serving.tflite_runtime``);
 2. ``tf.saved_model.load`` (TF2 SavedModels, and most TF1 ones);
-3. a ``tf.compat.v1.Session`` for TF1 SavedModels the TF2 loader cannot
-   import (``serving.tf1_session``), as TF Serving would still serve them.
+3. a TF1 session for TF1 SavedModels the TF2 loader cannot import
+   (``serving.tf1_session``, the project's one use of ``tf.compat.v1``
+   sessions), as TF Serving would still serve them.
 
 Every runtime exposes the SignatureDefs that GetModelMetadata returns and a
 ``call(key, inputs)`` on numpy arrays; the servable adds input validation,
@@ -137,7 +138,8 @@ class Servable:
         self.options = options or ServableOptions()
         self.runtime = load_runtime(export_dir, self.options)
         self.signature_defs: dict[str, meta_graph_pb2.SignatureDef] = self.runtime.signature_defs
-        self.specs: dict[str, SignatureSpec] = specs_from_defs(self.signature_defs)
+        self.specs: dict[str, SignatureSpec] = specs_from_defs(
+            self.signature_defs, dtypes=getattr(self.runtime, "input_dtypes", None))
         self._scheduler = scheduler
 
     def run(self, key: str, inputs: dict[str, np.ndarray]) -> dict[str, np.ndarray]:

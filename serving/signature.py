@@ -92,17 +92,23 @@ def signature_specs(meta_graph: meta_graph_pb2.MetaGraphDef) -> dict[str, Signat
     return specs_from_defs(signature_defs(meta_graph))
 
 
-def specs_from_defs(defs: dict) -> dict[str, SignatureSpec]:
-    """``SignatureSpec`` per key of a ``{key: SignatureDef}`` map."""
-    return {
-        key: SignatureSpec(
-            key=key,
-            method_name=sig.method_name,
-            inputs={k: _spec_from_tensor_info(v) for k, v in sig.inputs.items()},
-            outputs={k: _spec_from_tensor_info(v) for k, v in sig.outputs.items()},
-        )
-        for key, sig in defs.items()
-    }
+def specs_from_defs(defs: dict, *, dtypes: dict | None = None) -> dict[str, SignatureSpec]:
+    """``SignatureSpec`` per key of a ``{key: SignatureDef}`` map.
+
+    ``dtypes`` (``{key: {input: tf.DType}}``) overrides input dtypes where the
+    graph that is fed disagrees with what the SignatureDef declares.
+    """
+    dtypes = dtypes or {}
+    specs = {}
+    for key, sig in defs.items():
+        inputs = {k: _spec_from_tensor_info(v) for k, v in sig.inputs.items()}
+        for alias, dtype in dtypes.get(key, {}).items():
+            if alias in inputs:
+                inputs[alias] = dataclasses.replace(inputs[alias], dtype=dtype)
+        specs[key] = SignatureSpec(
+            key=key, method_name=sig.method_name, inputs=inputs,
+            outputs={k: _spec_from_tensor_info(v) for k, v in sig.outputs.items()})
+    return specs
 
 
 def shape_matches(expected: tuple[int | None, ...] | None, got: tuple[int, ...]) -> bool:

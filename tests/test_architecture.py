@@ -32,12 +32,16 @@ def test_no_private_tensorflow_imports():
     assert offenders == []
 
 
+# The one named exception: serving legacy TF1 SavedModels that tf.saved_model.load cannot import.
+TF1_SESSION_EXCEPTION = "serving/tf1_session.py"
+
+
 def test_no_tf_compat_v1_sessions():
     v1 = "tf.compat." + "v1."  # split so this file does not match its own search
     bad = (v1 + "Session", v1 + "train.MonitoredTrainingSession", v1 + "placeholder")
     offenders = [str(p.relative_to(ROOT)) for p in python_files()
                  if any(b in p.read_text() for b in bad)]
-    assert offenders == []
+    assert offenders == [TF1_SESSION_EXCEPTION]
 
 
 def test_trainer_imports_only_tensorflow_side():
