@@ -21,7 +21,8 @@ requests x batching off and on (``--enable_batching
   calling the same signature in-process with the same rows;
 * load: requests/s and rows/s with 16 requests in flight, and the ratio to
   the in-process batched rate (the signature called with 64-row batches for
-  1-row requests, with 16-row batches for 16-row requests).
+  1-row requests, with 16-row batches for 16-row requests; the best of three
+  windows).
 
 Requests come from a separate client process (``serving_load_driver.py``:
 pre-serialized gRPC messages and pre-built HTTP requests), which also reports
@@ -107,7 +108,7 @@ class Budget:
     in_process_seconds: float
 
 
-FULL = Budget(300, 1.2, 20, 3.0, 64, 1.0)
+FULL = Budget(300, 1.2, 20, 3.0, 64, 1.5)
 QUICK = Budget(60, 0.3, 5, 0.8, 32, 0.3)
 
 
@@ -331,12 +332,16 @@ def in_process(fn, api: Api, budget: Budget) -> tuple[dict, dict]:
             samples.append(time.perf_counter() - start)
         p50, p99 = percentiles_ms(samples)
         out[f"rows_{n}"] = {"p50_ms": p50, "p99_ms": p99}
-    for n in sorted(set(IN_PROCESS_BATCH.values())):
-        calls, start = 0, time.perf_counter()
-        while calls < 5 or time.perf_counter() - start < budget.in_process_seconds:
-            call(api.rows[n])
-            calls += 1
-        out[f"batch_{n}_rows_per_s"] = round(calls * n / (time.perf_counter() - start), 1)
+    # The best of 3 windows per batch size, interleaved: on a shared machine a single window
+    # can catch a burst of other work, and the reference should be what the model can do.
+    for _ in range(3):
+        for n in sorted(set(IN_PROCESS_BATCH.values())):
+            calls, start = 0, time.perf_counter()
+            while calls < 3 or time.perf_counter() - start < budget.in_process_seconds / 3:
+                call(api.rows[n])
+                calls += 1
+            rate = round(calls * n / (time.perf_counter() - start), 1)
+            out[f"batch_{n}_rows_per_s"] = max(rate, out.get(f"batch_{n}_rows_per_s", 0.0))
     return out, call(api.rows[16])
 
 
