@@ -49,6 +49,7 @@ _log = logging.getLogger(__name__)
 _REASONS = {s.value: s.phrase for s in http.HTTPStatus}
 _REASONS[499] = "Client Closed Request"
 _MAX_LINE = 65536
+_MAX_HEADERS = 100
 JSON = "application/json"
 _BIG_BODY = 1 << 20  # Bodies this large are sent after their headers, not copied onto them.
 
@@ -106,6 +107,16 @@ class _DeadlineSocketReader(io.RawIOBase):
             raise TimeoutError("the client was too slow sending its request")
         self._sock.settimeout(remaining)
         return self._sock.recv_into(buffer)
+
+
+class _Headers(dict):
+    """Request headers by lower-case name; ``get`` takes any case."""
+
+    def get(self, name: str, default=None):
+        return super().get(name.lower(), default)
+
+    def __getitem__(self, name: str):
+        return super().__getitem__(name.lower())
 
 
 class _Writer:
@@ -283,6 +294,67 @@ class _Handler(http.server.BaseHTTPRequestHandler):
             self.close_connection = True
         finally:
             self.busy = False
+
+    def parse_request(self) -> bool:
+        """The request line and headers (a lean stand-in for the stdlib's email parser).
+
+        Sets ``command``, ``path``, ``request_version``, ``headers`` and
+        ``close_connection``; answers 400/431/505 itself and returns False
+        for a request it cannot read.
+        """
+        self.command = ""
+        self.request_version = version = "HTTP/0.9"
+        self.requestline = line = str(self.raw_requestline, "iso-8859-1").rstrip("\r\n")
+        words = line.split()
+        if len(words) != 3 or not words[2].startswith("HTTP/"):
+            self.send_error(400, f"Bad request syntax ({line!r})")
+            return False
+        command, path, version = words
+        try:
+            major, minor = (int(part) for part in version[5:].split("."))
+            if major < 0 or minor < 0 or len(version) > 16:
+                raise ValueError(version)
+        except ValueError:
+            self.send_error(400, f"Bad request version ({version!r})")
+            return False
+        self.command, self.request_version = command, version
+        if (major, minor) >= (2, 0):
+            self.send_error(505, f"Invalid HTTP version ({version})")
+            return False
+        self.path = "/" + path.lstrip("/") if path.startswith("//") else path
+        headers = _Headers()
+        while True:
+            raw = self.rfile.readline(_MAX_LINE + 1)
+            if len(raw) > _MAX_LINE:
+                self.send_error(431, "Line too long")
+                return False
+            if raw in (b"\r\n", b"\n", b""):
+                break
+            if len(headers) >= _MAX_HEADERS:
+                self.send_error(431, f"Too many headers (more than {_MAX_HEADERS})")
+                return False
+            name, colon, value = str(raw, "iso-8859-1").partition(":")
+            name = name.lower()
+            if not colon or not name or name != name.strip() or raw[:1] in b" \t":
+                self.send_error(400, f"Malformed header line {raw[:80]!r}")
+                return False
+            value = value.strip()
+            if name in headers:
+                if name in ("content-length", "transfer-encoding", "host"):
+                    if headers[name] != value:
+                        self.send_error(400, f"Conflicting {name} headers")
+                        return False
+                    continue
+                value = f"{headers[name]}, {value}"
+            headers[name] = value
+        self.headers = headers
+        tokens = {t.strip() for t in headers.get("connection", "").lower().split(",")}
+        self.close_connection = "close" in tokens or (
+            (major, minor) < (1, 1) and "keep-alive" not in tokens)
+        if (headers.get("expect", "").lower() == "100-continue" and (major, minor) >= (1, 1)
+                and not self.handle_expect_100()):
+            return False
+        return True
 
     def handle_expect_100(self):
         self._refused = self._check_body()

@@ -296,6 +296,37 @@ def test_head_and_protocol_errors_are_json(make_server):
         assert "error" in json.loads(body)
 
 
+@pytest.mark.parametrize("request_bytes,status,message", [
+    (b"GET /a HTTP/1.1\r\nNo colon here\r\n\r\n", 400, "Malformed header line"),
+    (b"GET /a HTTP/1.1\r\nX: 1\r\n folded\r\n\r\n", 400, "Malformed header line"),
+    (b"GET /a HTTP/1.1\r\n" + b"".join(b"X-%d: 1\r\n" % i for i in range(101)) + b"\r\n",
+     431, "Too many headers"),
+    (b"GET /a HTTP/1.1\r\nX: " + b"y" * 70000 + b"\r\n\r\n", 431, "Line too long"),
+    (b"GET /" + b"a" * 70000 + b" HTTP/1.1\r\n\r\n", 414, "URI Too Long"),
+    (b"POST /a HTTP/1.1\r\nContent-Length: 1\r\nContent-Length: 2\r\n\r\nab", 400,
+     "Conflicting content-length"),
+    (b"GET /a\r\n\r\n", 400, "Bad request syntax"),
+    (b"GET /a HTTP/1.x\r\n\r\n", 400, "Bad request version"),
+])
+def test_malformed_http_is_answered_in_json(make_server, request_bytes, status, message):
+    server = make_server()
+    with connect(server) as sock:
+        sock.sendall(request_bytes)
+        got_status, headers, body, _ = read_response(sock)
+        assert (got_status, headers["connection"]) == (status, "close")
+        assert message in json.loads(body)["error"]
+
+
+def test_header_names_are_case_insensitive(make_server):
+    server = make_server()
+    with connect(server) as sock:
+        sock.sendall(b"POST /a HTTP/1.1\r\ncOnTeNt-LeNgTh: 3\r\nConnection: Keep-Alive, Foo"
+                     b"\r\n\r\nabc")
+        status, headers, body, _ = read_response(sock)
+        assert (status, json.loads(body)["bytes"]) == (200, 3)
+        assert "connection" not in headers
+
+
 def test_stop_closes_idle_connections(make_server):
     server = make_server()
     with connect(server) as sock:
