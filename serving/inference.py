@@ -85,8 +85,15 @@ def predict(servable: Servable, request: predict_pb2.PredictRequest) -> predict_
 
 
 def _example_spec(servable: Servable, key: str, method: str) -> signature.SignatureSpec:
-    spec = _spec(servable, key)
     api = "Classify" if method == CLASSIFY else "Regress"
+    if (key or DEFAULT_SIGNATURE) not in servable.specs:
+        # TF Serving answers INVALID_ARGUMENT here (Predict: FAILED_PRECONDITION).
+        raise errors.invalid_argument(
+            f"No signature was found with the name: {key or DEFAULT_SIGNATURE!r} in model "
+            f"{servable.model_name!r} version {servable.version}; {api} can use "
+            f"{sorted(servable.specs)}."
+        )
+    spec = _spec(servable, key)
     if servable.options.enable_signature_method_name_check and spec.method_name != method:
         raise errors.invalid_argument(
             f"{api} needs a signature with method_name {method!r} "
