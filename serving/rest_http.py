@@ -1,9 +1,11 @@
 """HTTP/1.1 for the REST API: the standard library's threading server, tuned.
 
 One thread per connection reads a request, runs it and writes the answer, so
-a request costs no hand-off between threads (on a 2-core machine this beat
-an asyncio server with a worker pool; see ``docs/serving.md``). On top of
-``http.server``:
+a request costs no hand-off between threads. Measured on a 2-core machine
+against an aiohttp server (same app, model calls on a thread pool), single-row
+predict on a tiny model: sequential keep-alive p50 0.98 ms vs 1.76 ms (the
+in-process call is 0.48 ms), 16 concurrent connections 873 vs 687 requests/s.
+On top of ``http.server``:
 
 * ``TCP_NODELAY`` and each answer in one ``sendall`` (status line, headers
   and body), so keep-alive requests are not held back by Nagle's algorithm
@@ -15,9 +17,12 @@ an asyncio server with a worker pool; see ``docs/serving.md``). On top of
   connections served at once; beyond that a new connection is answered 503;
 * time limits, so a slow or idle client cannot hold a thread for ever: a
   connection waiting for its next request is closed after
-  ``idle_timeout_s``; once a request line has arrived, its headers and body
-  must arrive within ``read_timeout_s`` (else 408), and the answer must be
-  taken within ``read_timeout_s`` too;
+  ``idle_timeout_s`` (default 60 s); once a request line has arrived, its
+  headers and body must arrive within ``read_timeout_s`` (default 60 s, else
+  408), and the answer must be taken within ``read_timeout_s`` too;
+* a lean header parser (64 KiB lines, at most 100 headers, conflicting
+  ``Content-Length`` refused) instead of the stdlib's email parser; protocol
+  errors are answered ``{"error": ...}`` like every other error;
 * a per-request deadline (``RestApp.timeout_s``): a request still running
   when it passes is answered 504 at once and its connection closed (the
   model call itself runs to its end in the background);
@@ -36,6 +41,7 @@ import io
 import itertools
 import logging
 import socket
+import socketserver
 import threading
 import time
 
@@ -463,9 +469,10 @@ class _Server(http.server.ThreadingHTTPServer):
     block_on_close = False
 
     def __init__(self, address, app, *, backlog: int, max_connections: int,
-                 idle_timeout_s: float, read_timeout_s: float):
+                 idle_timeout_s: float, read_timeout_s: float, reuse_port: bool = False):
         if ":" in address[0]:
             self.address_family = socket.AF_INET6
+        self.allow_reuse_port = reuse_port  # Processes of a --num_server_processes group.
         self.request_queue_size = backlog
         self.app = app
         self.idle_timeout_s = idle_timeout_s
@@ -477,6 +484,11 @@ class _Server(http.server.ThreadingHTTPServer):
         self._handlers: set[_Handler] = set()
         self._handlers_lock = threading.Lock()
         super().__init__(address, _Handler)
+
+    def server_bind(self) -> None:
+        """Binds without ``HTTPServer``'s reverse DNS lookup of the host."""
+        socketserver.TCPServer.server_bind(self)
+        self.server_name, self.server_port = self.server_address[:2]
 
     def track(self, handler: _Handler, alive: bool) -> None:
         with self._handlers_lock:
@@ -537,10 +549,11 @@ class HttpServer:
     """The REST API's HTTP/1.1 server on a background thread (see the module doc)."""
 
     def __init__(self, app, *, host: str, port: int, backlog: int, max_connections: int,
-                 idle_timeout_s: float, read_timeout_s: float):
+                 idle_timeout_s: float, read_timeout_s: float, reuse_port: bool = False):
         self._httpd = _Server((host, port), app, backlog=backlog,
                               max_connections=max_connections,
-                              idle_timeout_s=idle_timeout_s, read_timeout_s=read_timeout_s)
+                              idle_timeout_s=idle_timeout_s, read_timeout_s=read_timeout_s,
+                              reuse_port=reuse_port)
         self.port = self._httpd.server_address[1]
         self._thread = threading.Thread(target=self._httpd.serve_forever,
                                         kwargs={"poll_interval": 0.2},
