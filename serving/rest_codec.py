@@ -7,7 +7,11 @@ whose alias ends in ``_bytes`` (or that are not UTF-8) are returned that way.
 Speed: bodies are parsed with ``orjson`` (falling back to the standard
 library only for the ``NaN``/``Infinity`` tokens TF Serving accepts), numeric
 lists become arrays in one ``np.asarray`` call, and responses are written by
-``orjson`` straight from the output arrays. float32 outputs print as the
+``orjson`` straight from the output arrays. Bodies of 64 KiB or more that hold
+only numbers (an image as nested float lists) skip the nested lists: their
+brackets are checked for a regular shape and the numbers parsed as one flat
+list (``NumericArray``); other large bodies are parsed with the cyclic GC
+paused. float32 outputs print as the
 shortest decimal that reads back as the same float32 (``0.1``, not
 ``0.10000000149011612``), non-finite values as TF Serving's ``NaN``,
 ``Infinity`` and ``-Infinity``.
@@ -460,8 +464,12 @@ def _output_value(name: str, array: np.ndarray) -> Any:
     """An orjson-writable value for one output (whole tensor)."""
     if array.dtype.kind in "OSU":
         return _string_value(name, array)
-    if array.dtype not in _NATIVE:  # bfloat16, complex, ...: as TF Serving, via float/int.
-        array = array.astype(np.float32 if array.dtype.kind not in "iu" else np.int64)
+    if array.dtype not in _NATIVE:
+        if array.dtype.kind == "c":
+            raise errors.invalid_argument(
+                f"Output {name!r} is {array.dtype.name}, which JSON cannot carry; "
+                "use gRPC for complex outputs.")
+        array = array.astype(np.float32 if array.dtype.kind not in "iu" else np.int64)  # bfloat16
     if array.dtype.kind == "f" and not np.isfinite(array).all():
         return _with_non_finite(array)
     if array.ndim == 0:
