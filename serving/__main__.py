@@ -13,11 +13,16 @@ def main(argv: list[str] | None = None) -> int:
     """Parses flags, starts the server and serves until SIGINT/SIGTERM."""
     logging.basicConfig(level=logging.INFO,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    argv = sys.argv[1:] if argv is None else argv
     try:
-        options = parse_flags(sys.argv[1:] if argv is None else argv)
+        options = parse_flags(argv)
     except ValueError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
+    if options.num_server_processes > 1 and options.server_process_index is None:
+        from serving.process_group import run_group  # noqa: PLC0415 - no TensorFlow in the parent.
+
+        return run_group(options, argv)
     from serving.server import ModelServer  # Imports TensorFlow (slow): after flag checks.
 
     try:

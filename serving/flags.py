@@ -54,6 +54,12 @@ class ServerOptions:
         tensorflow_inter_op_parallelism: Ops run in parallel (0: TF picks).
         profiler_port: Start TensorFlow's profiler server on this port
             (``None``: off).
+        num_server_processes: Serve from this many processes sharing the
+            ports (``serving.process_group``).
+        reuse_port: Bind with ``SO_REUSEPORT`` (set for the processes of a
+            group).
+        server_process_index: This process's index in a group (set by the
+            group's parent; ``None`` for a lone server).
 
     Example:
         >>> ServerOptions(model_name="m", model_base_path="/models/m").port
@@ -87,6 +93,9 @@ class ServerOptions:
     tensorflow_intra_op_parallelism: int = 0
     tensorflow_inter_op_parallelism: int = 0
     profiler_port: int | None = None
+    num_server_processes: int = 1
+    reuse_port: bool = False
+    server_process_index: int | None = None
 
     def __post_init__(self):
         if not self.model_config_file and not self.model_base_path:
@@ -100,10 +109,11 @@ class ServerOptions:
                 "expected a positive number of bytes."
             )
         grpc_channel_argument_pairs(self.grpc_channel_arguments)  # Fails early on bad syntax.
-        if self.rest_api_timeout_in_ms < 1 or self.num_tflite_pools < 1:
+        if min(self.rest_api_timeout_in_ms, self.num_tflite_pools, self.num_server_processes) < 1:
             raise ValueError(
                 f"ServerOptions got rest_api_timeout_in_ms={self.rest_api_timeout_in_ms!r}, "
-                f"num_tflite_pools={self.num_tflite_pools!r}; both must be >= 1."
+                f"num_tflite_pools={self.num_tflite_pools!r}, "
+                f"num_server_processes={self.num_server_processes!r}; each must be >= 1."
             )
         if self.port < 0 or (self.rest_api_port is not None and self.rest_api_port < 0):
             raise ValueError(
@@ -189,6 +199,10 @@ def build_parser() -> argparse.ArgumentParser:
     flag("num_tflite_pools", int, "TF Lite interpreters per model version.")
     flag("tensorflow_intra_op_parallelism", int, "Threads inside one op (0: TensorFlow picks).")
     flag("tensorflow_inter_op_parallelism", int, "Ops run in parallel (0: TensorFlow picks).")
+    flag("num_server_processes", int,
+         "Serve from this many processes sharing the ports with SO_REUSEPORT (our addition).")
+    flag("reuse_port", bool, "Bind the ports with SO_REUSEPORT (set inside a process group).")
+    p.add_argument("--server_process_index", type=int, default=None, help=argparse.SUPPRESS)
     p.add_argument("--profiler_port", type=int, default=None,
                    help="Start TensorFlow's profiler server on this port (our addition; "
                         "TF Serving serves the profiler on --port).")

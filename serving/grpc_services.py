@@ -81,9 +81,10 @@ def status_response(manager: ModelManager, model_spec) -> get_model_status_pb2.G
 class ModelServicer(model_service_pb2_grpc.ModelServiceServicer):
     """GetModelStatus and HandleReloadConfigRequest."""
 
-    def __init__(self, manager: ModelManager, *, on_reload=None):
+    def __init__(self, manager: ModelManager, *, on_reload=None, group_size: int = 1):
         self._manager = manager
         self._on_reload = on_reload or (lambda: None)
+        self._group_size = group_size
 
     def GetModelStatus(self, request, context):  # noqa: N802
         try:
@@ -92,6 +93,11 @@ class ModelServicer(model_service_pb2_grpc.ModelServiceServicer):
             _abort(context, e)
 
     def HandleReloadConfigRequest(self, request, context):  # noqa: N802
+        if self._group_size > 1:
+            _abort(context, errors.failed_precondition(
+                f"This server runs {self._group_size} processes (--num_server_processes) and a "
+                "reload would reach only one of them; edit --model_config_file instead, with "
+                "--model_config_file_poll_wait_seconds set, and every process re-reads it."))
         try:
             specs = config_files.model_specs_from_proto(request.config)
         except ValueError as e:

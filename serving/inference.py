@@ -214,7 +214,7 @@ def get_model_metadata(servable: Servable, request) -> get_model_metadata_pb2.Ge
     response = get_model_metadata_pb2.GetModelMetadataResponse()
     _set_model_spec(response.model_spec, servable, None)
     signature_map = get_model_metadata_pb2.SignatureDefMap()
-    for key, sig in servable.signature_defs.items():
+    for key, sig in servable.metadata_signature_defs.items():
         signature_map.signature_def[key].CopyFrom(sig)
     response.metadata[SIGNATURE_DEF_FIELD].Pack(signature_map)
     return response

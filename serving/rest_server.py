@@ -267,14 +267,15 @@ class RestServer:
         read_timeout_s: Once a request line has arrived, its headers and body
             must arrive within this many seconds (else 408 and the connection
             is closed); the answer must be taken within it too.
+        reuse_port: Bind with ``SO_REUSEPORT`` (``--num_server_processes``).
     """
 
     def __init__(self, app: RestApp, *, host: str, port: int, backlog: int = 1024,
                  max_connections: int = 1024, idle_timeout_s: float = 60.0,
-                 read_timeout_s: float = 60.0):
+                 read_timeout_s: float = 60.0, reuse_port: bool = False):
         self._http = rest_http.HttpServer(
             app, host=host, port=port, backlog=backlog, max_connections=max_connections,
-            idle_timeout_s=idle_timeout_s, read_timeout_s=read_timeout_s)
+            idle_timeout_s=idle_timeout_s, read_timeout_s=read_timeout_s, reuse_port=reuse_port)
         self.port = self._http.port
 
     def start(self) -> None:

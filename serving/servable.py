@@ -67,7 +67,9 @@ class TF2Runtime:
     platform = "tensorflow"
 
     def __init__(self, export_dir: str):
-        self.signature_defs = signature_defs(read_meta_graph(export_dir))
+        meta_graph = read_meta_graph(export_dir)
+        self.signature_defs = signature_defs(meta_graph)
+        self.metadata_signature_defs = dict(meta_graph.signature_def)
         loaded = tf.saved_model.load(export_dir)
         self._loaded = loaded  # Keeps the functions' variables alive.
         self._functions = {k: loaded.signatures[k] for k in self.signature_defs
@@ -138,6 +140,10 @@ class Servable:
         self.options = options or ServableOptions()
         self.runtime = load_runtime(export_dir, self.options)
         self.signature_defs: dict[str, meta_graph_pb2.SignatureDef] = self.runtime.signature_defs
+        # What GetModelMetadata returns: every SignatureDef in the file, the
+        # ``__saved_model_init_op`` entry of TF2 exports included, as in TF Serving.
+        self.metadata_signature_defs = getattr(
+            self.runtime, "metadata_signature_defs", self.signature_defs)
         self.specs: dict[str, SignatureSpec] = specs_from_defs(
             self.signature_defs, dtypes=getattr(self.runtime, "input_dtypes", None))
         self._scheduler = scheduler
@@ -184,6 +190,13 @@ class Servable:
                 f"Model {self.model_name!r} version {self.version} signature {key!r} "
                 f"failed on this request: {root_cause(e.message)}",
             ) from e
+        except UnicodeDecodeError as e:
+            # TensorFlow raises this instead of the op error when the op's message quotes
+            # the request's bytes (a string that is not a tf.Example fed to ParseExample).
+            raise errors.invalid_argument(
+                f"Model {self.model_name!r} version {self.version} signature {key!r} "
+                "failed on this request: "
+                f"{e.object.decode('utf-8', 'backslashreplace')[:2000]}") from e
         except (TypeError, ValueError) as e:
             if declared_shapes:
                 raise

@@ -110,14 +110,15 @@ class ModelServer:
             options=[
                 ("grpc.max_receive_message_length", options.max_request_bytes),
                 ("grpc.max_send_message_length", -1),
-                ("grpc.so_reuseport", 0),
+                ("grpc.so_reuseport", 1 if options.reuse_port else 0),
                 *grpc_channel_argument_pairs(options.grpc_channel_arguments),
             ],
         )
         prediction_service_pb2_grpc.add_PredictionServiceServicer_to_server(
             PredictionServicer(self.manager, self.metrics), self._grpc)
         model_service_pb2_grpc.add_ModelServiceServicer_to_server(
-            ModelServicer(self.manager, on_reload=self._update_health), self._grpc)
+            ModelServicer(self.manager, on_reload=self._update_health,
+                          group_size=options.num_server_processes), self._grpc)
         health_pb2_grpc.add_HealthServicer_to_server(self.health, self._grpc)
         address = f"{options.host}:{options.port}"
         try:
@@ -144,8 +145,9 @@ class ModelServer:
         if options.rest_api_port is not None:
             self._rest = RestServer(
                 RestApp(self.manager, self.metrics, monitoring=self.monitoring,
-                        max_request_bytes=options.max_request_bytes),
-                host=options.host, port=options.rest_api_port)
+                        max_request_bytes=options.max_request_bytes,
+                        rest_api_timeout_in_ms=options.rest_api_timeout_in_ms),
+                host=options.host, port=options.rest_api_port, reuse_port=options.reuse_port)
             self.rest_port = self._rest.port
         self._stop = threading.Event()
         self._config_thread = None
@@ -231,7 +233,7 @@ class ModelServer:
         self._stop.set()
         self.health.enter_graceful_shutdown()
         if self._rest is not None:
-            self._rest.stop()
+            self._rest.stop(1.0 if grace is None else grace)
         self._grpc.stop(grace).wait()
         self.manager.stop()
         if self.scheduler is not None:

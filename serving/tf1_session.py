@@ -67,6 +67,7 @@ class TF1SessionRuntime:
         meta_graph = read_meta_graph(export_dir, tags=tags)
         self.signature_defs: dict[str, meta_graph_pb2.SignatureDef] = {
             k: v for k, v in meta_graph.signature_def.items() if k != INIT_OP_KEY}
+        self.metadata_signature_defs = dict(meta_graph.signature_def)
         placeholders = {n.name for n in meta_graph.graph_def.node if n.op == "Placeholder"}
         self._graph = tf.Graph()
         self._session = tf.compat.v1.Session(graph=self._graph)

@@ -197,3 +197,24 @@ def test_new_flags_parse():
     assert options.profiler_port == 6009 and options.rest_api_timeout_in_ms == 5000
     with pytest.raises(ValueError, match="expected key=value pairs separated by commas"):
         flags.parse_flags(["--model_base_path=/m", "--grpc_channel_arguments=nonsense"])
+
+
+def test_metadata_lists_the_init_op_as_tf_serving_does(half_plus_two_tf2):
+    """TF Serving's GetModelMetadata includes ``__saved_model_init_op``; it is never served."""
+    from tensorflow_serving.apis import get_model_metadata_pb2
+
+    request = get_model_metadata_pb2.GetModelMetadataRequest(metadata_field=["signature_def"])
+    response = inference.get_model_metadata(half_plus_two_tf2, request)
+    signatures = get_model_metadata_pb2.SignatureDefMap()
+    response.metadata["signature_def"].Unpack(signatures)
+    init = signatures.signature_def["__saved_model_init_op"]
+    assert init.outputs["__saved_model_init_op"].name == "NoOp"
+    assert "__saved_model_init_op" not in half_plus_two_tf2.specs
+
+
+def test_bytes_that_are_not_a_tf_example_are_invalid_argument(half_plus_two_tf2):
+    """TF raises UnicodeDecodeError when ParseExample's error quotes the bytes; that is the
+    request's fault."""
+    with pytest.raises(ServingError) as e:
+        half_plus_two_tf2.run("regress_x_to_y", {"inputs": np.array([b"\xff\xfe garbage"], object)})
+    assert e.value.code == grpc.StatusCode.INVALID_ARGUMENT
