@@ -63,7 +63,17 @@ def _child_argv(argv: list[str], index: int, size: int, grpc_port: int,
             "--server_process_index")
     if index:
         drop += ("--grpc_socket_path", "--profiler_port")
-    kept = [a for a in argv if not a.split("=", 1)[0] in drop]
+    kept, skip_value = [], False
+    for arg in argv:
+        if skip_value and not arg.startswith("--"):
+            skip_value = False
+            continue  # The value of a dropped "--flag value" pair.
+        skip_value = False
+        name = arg.split("=", 1)[0]
+        if name in drop:
+            skip_value = "=" not in arg
+            continue
+        kept.append(arg)
     return [sys.executable, "-m", "serving", *kept, f"--port={grpc_port}",
             f"--rest_api_port={rest_port or 0}", "--reuse_port=true",
             f"--num_server_processes={size}", f"--server_process_index={index}"]

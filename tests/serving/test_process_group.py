@@ -23,10 +23,10 @@ from tensorflow_serving.apis import prediction_service_pb2_grpc
 sys.path.insert(0, os.path.dirname(os.path.dirname(__file__)))
 
 import server_process  # noqa: E402
+from serving.process_group import _child_argv  # noqa: E402
 
 import saved_models  # noqa: E402
 
-pytestmark = pytest.mark.slow  # Two servers load TensorFlow and a model: ~30 s.
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 
@@ -80,6 +80,7 @@ def predict(target: str, value: float) -> float:
         return response.outputs["y"].float_val[0]
 
 
+@pytest.mark.slow  # Two servers load TensorFlow and a model.
 def test_two_processes_serve_grpc_rest_and_the_unix_socket(group):
     process, port, rest_port, socket_path = group
     children = children_of(process.pid)
@@ -98,6 +99,7 @@ def test_two_processes_serve_grpc_rest_and_the_unix_socket(group):
         conn.close()
 
 
+@pytest.mark.slow  # Two servers load TensorFlow and a model.
 def test_reload_config_is_refused_in_a_group(group):
     _, port, _, _ = group
     with grpc.insecure_channel(f"127.0.0.1:{port}") as ch:
@@ -108,6 +110,7 @@ def test_reload_config_is_refused_in_a_group(group):
     assert "--num_server_processes" in info.value.details()
 
 
+@pytest.mark.slow  # Two servers load TensorFlow and a model.
 def test_a_dead_child_stops_the_group_and_sigterm_stops_all(group):
     process, _, _, _ = group
     children = children_of(process.pid)
@@ -120,3 +123,15 @@ def test_a_dead_child_stops_the_group_and_sigterm_stops_all(group):
     assert not any(alive(pid) for pid in children)
     rest = process.stdout.read()
     assert "server process 1 exited" in rest
+
+
+def test_child_flags_drop_what_each_process_sets_itself():
+    argv = ["--port", "8500", "--model_name=m", "--rest_api_port=9", "--grpc_socket_path", "/s",
+            "--enable_batching", "--profiler_port=6009", "--num_server_processes", "2"]
+    first = _child_argv(argv, 0, 2, 8500, 9)[3:]
+    assert first == ["--model_name=m", "--grpc_socket_path", "/s", "--enable_batching",
+                     "--profiler_port=6009", "--port=8500", "--rest_api_port=9",
+                     "--reuse_port=true", "--num_server_processes=2", "--server_process_index=0"]
+    second = _child_argv(argv, 1, 2, 8500, None)[3:]
+    assert second == ["--model_name=m", "--enable_batching", "--port=8500", "--rest_api_port=0",
+                      "--reuse_port=true", "--num_server_processes=2", "--server_process_index=1"]
