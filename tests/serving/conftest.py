@@ -69,6 +69,19 @@ prometheus_config {{ enable: true path: "{METRICS_PATH}" }}
     server.stop(grace=0)
 
 
+@pytest.fixture(scope="module")
+def servers(tmp_path_factory):
+    """``python -m serving`` subprocesses started with TF Serving's test flags, one per
+    argument set, all stopped when the module ends (``tf_serving_harness``)."""
+    from tf_serving_harness import ServerRegistry  # noqa: PLC0415
+
+    registry = ServerRegistry(str(tmp_path_factory.mktemp("server_logs")))
+    try:
+        yield registry
+    finally:
+        registry.stop_all()
+
+
 @pytest.fixture(scope="session")
 def channel(server):
     with grpc.insecure_channel(f"127.0.0.1:{server.grpc_port}") as ch:

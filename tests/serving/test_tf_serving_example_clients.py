@@ -25,7 +25,6 @@ from tensorflow_serving.apis import predict_pb2
 from tensorflow_serving.apis import prediction_service_pb2_grpc
 
 from tf_serving_harness import RPC_TIMEOUT
-from tf_serving_harness import ServerRegistry
 from tf_serving_harness import call_rest
 
 pytestmark = pytest.mark.timeout(600)
@@ -102,15 +101,6 @@ def model_config(tmp_path_factory):
         f'  config {{ name: "{name}" base_path: "{root / name}" model_platform: "tensorflow" }}\n'
         for name in ("mnist", "resnet")) + "}\n", encoding="utf-8")
     return str(config)
-
-
-@pytest.fixture(scope="module")
-def servers(tmp_path_factory):
-    registry = ServerRegistry(str(tmp_path_factory.mktemp("server_logs")))
-    try:
-        yield registry
-    finally:
-        registry.stop_all()
 
 
 def predict(address, request):

@@ -47,7 +47,6 @@ from tf_serving_harness import DATA
 from tf_serving_harness import RPC_TIMEOUT
 from tf_serving_harness import STARTUP_TIMEOUT
 from tf_serving_harness import ROOT
-from tf_serving_harness import ServerRegistry
 from tf_serving_harness import call_rest
 from tf_serving_harness import free_port
 from tf_serving_harness import model_version
@@ -82,15 +81,6 @@ model_config_list: {{
   }}
 }}
 """
-
-
-@pytest.fixture(scope="module")
-def servers(tmp_path_factory):
-    registry = ServerRegistry(str(tmp_path_factory.mktemp("server_logs")))
-    try:
-        yield registry
-    finally:
-        registry.stop_all()
 
 
 @pytest.fixture(scope="module")
