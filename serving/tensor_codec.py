@@ -15,6 +15,8 @@ by default outputs are written into the typed fields (``float_val``,
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 import tensorflow as tf
 from tensorflow.core.framework import tensor_pb2
@@ -33,6 +35,10 @@ _FAST_DTYPES = {
     types_pb2.DT_BOOL: np.bool_,
 }
 _NUMPY_TO_ENUM = {np.dtype(v): k for k, v in _FAST_DTYPES.items()}
+# A request is at most --max_request_bytes, but a declared shape costs nothing to send:
+# a tensor may not have more elements than this, and one value may not fill more bytes.
+MAX_ELEMENTS = 1 << 31
+MAX_FILL_BYTES = 64 << 20
 _NUMPY_TO_ENUM.update({
     np.dtype(np.uint16): types_pb2.DT_UINT16,
     np.dtype(np.uint32): types_pb2.DT_UINT32,
@@ -89,22 +95,33 @@ def to_ndarray(proto: tensor_pb2.TensorProto, *, name: str = "") -> np.ndarray:
             f"Input {name!r} has tensor_shape {shape} with a negative dimension; "
             "send the concrete shape of the tensor."
         )
+    size = math.prod(shape)  # Python ints: no int64 wrap-around on huge shapes.
+    if size > MAX_ELEMENTS:
+        raise errors.invalid_argument(
+            f"Input {name!r} declares tensor_shape {shape}: {size} elements, more than "
+            f"the {MAX_ELEMENTS} one tensor may have here; send fewer rows per request."
+        )
     np_dtype = _FAST_DTYPES.get(proto.dtype)
     if np_dtype is not None and proto.tensor_content:
-        expected = int(np.prod(shape, dtype=np.int64)) * np.dtype(np_dtype).itemsize
+        expected = size * np.dtype(np_dtype).itemsize
         if len(proto.tensor_content) != expected:
             raise errors.invalid_argument(
                 f"Input {name!r}: tensor_content has {len(proto.tensor_content)} bytes "
                 f"but shape {shape} of {dtype_name(proto.dtype)} needs {expected}."
             )
         return np.frombuffer(proto.tensor_content, dtype=np_dtype).reshape(shape)
-    size = int(np.prod(shape, dtype=np.int64))
     field = _READ_FIELD.get(proto.dtype)
     if field is not None and not proto.tensor_content:
         values = getattr(proto, field[0])
         n = len(values)
         if n == size or (n == 1 and size > 0) or (n == 0 and size == 0):
-            array = np.asarray(values, dtype=field[1])
+            _check_fill(name, shape, n, size, np.dtype(field[1]).itemsize)
+            try:
+                array = np.asarray(values, dtype=field[1])
+            except (OverflowError, ValueError) as e:
+                raise errors.invalid_argument(
+                    f"Input {name!r}: a value of {field[0]} does not fit "
+                    f"{dtype_name(proto.dtype)} ({e}).") from e
             return (array.reshape(shape) if n == size
                     else np.full(shape, array[0], dtype=field[1]))
         raise errors.invalid_argument(_count_message(name, proto, n, shape, size))
@@ -112,6 +129,7 @@ def to_ndarray(proto: tensor_pb2.TensorProto, *, name: str = "") -> np.ndarray:
         n = len(proto.string_val)
         if n != size and not (n == 1 and size > 0):
             raise errors.invalid_argument(_count_message(name, proto, n, shape, size))
+        _check_fill(name, shape, n, size, 8)
         array = np.empty(size, dtype=object)
         array[:] = list(proto.string_val) if n == size else [proto.string_val[0]] * size
         return array.reshape(shape)
@@ -122,6 +140,15 @@ def to_ndarray(proto: tensor_pb2.TensorProto, *, name: str = "") -> np.ndarray:
             f"Input {name!r} is not a valid TensorProto of dtype "
             f"{dtype_name(proto.dtype)} and shape {shape}: {e}"
         ) from e
+
+
+def _check_fill(name: str, shape: list[int], n: int, size: int, itemsize: int) -> None:
+    """TF lets one value fill a whole shape; refuse fills past MAX_FILL_BYTES."""
+    if n != size and size * itemsize > MAX_FILL_BYTES:
+        raise errors.invalid_argument(
+            f"Input {name!r} sends 1 value to fill tensor_shape {shape} ({size} elements, "
+            f"{size * itemsize} bytes), more than the {MAX_FILL_BYTES} bytes a single value "
+            "may fill here; send the values themselves.")
 
 
 def _count_message(name, proto, n, shape, size) -> str:

@@ -11,7 +11,8 @@ Signatures, in TF Serving's order of preference:
    FlexBuffer map of key -> serialized ``SignatureDef``, written by TF Lite's
    signature tool); tensor names such as ``x:0`` are matched to the model's
    tensors without the ``:0`` suffix.
-2. The converter's own signatures (``Interpreter.get_signature_list()``).
+2. The converter's own signatures (``Interpreter.get_signature_list()``),
+   each run through its signature runner (its own subgraph).
 3. Otherwise one ``serving_default`` Predict signature whose inputs and
    outputs are the model's input and output tensors, keyed by tensor name.
 
@@ -142,16 +143,17 @@ class TFLiteRuntime:
         path = os.path.join(export_dir, TFLITE_FILE)
         with open(path, "rb") as f:
             self._model = f.read()
-        cls = _interpreter_class()
+        self._interpreter_class = _interpreter_class()
         self._pool: queue.Queue = queue.Queue()
         for _ in range(max(1, num_interpreters)):
-            interpreter = cls(model_content=self._model)
+            interpreter = self._interpreter_class(model_content=self._model)
             interpreter.allocate_tensors()
             self._pool.put(interpreter)
         probe = self._pool.get()
         try:
             self._inputs = {d["name"]: d for d in probe.get_input_details()}
             self._outputs = {d["name"]: d for d in probe.get_output_details()}
+            self._runner_keys: set[str] = set()
             self.signature_defs = self._signature_defs(probe)
         finally:
             self._pool.put(probe)
@@ -175,10 +177,11 @@ class TFLiteRuntime:
             runner = interpreter.get_signature_runner(key)
             sig = defs.setdefault(key, meta_graph_pb2.SignatureDef(method_name=PREDICT))
             for alias, detail in runner.get_input_details().items():
-                sig.inputs[alias].CopyFrom(_tensor_info(detail, self._name_of(detail, self._inputs)))
+                sig.inputs[alias].CopyFrom(_tensor_info(detail))
             for alias, detail in runner.get_output_details().items():
-                sig.outputs[alias].CopyFrom(_tensor_info(detail, self._name_of(detail, self._outputs)))
+                sig.outputs[alias].CopyFrom(_tensor_info(detail))
         if defs:
+            self._runner_keys = set(defs)
             return defs
         _log.warning("No signature def found in the TF Lite model; serving its tensors as %r",
                      DEFAULT_KEY)
@@ -189,43 +192,63 @@ class TFLiteRuntime:
             sig.outputs[_strip_index(name)].CopyFrom(_tensor_info(detail))
         return {DEFAULT_KEY: sig}
 
-    @staticmethod
-    def _name_of(detail: dict, known: dict) -> str:
-        for name, d in known.items():
-            if d["index"] == detail["index"]:
-                return name
-        return detail["name"]
-
     def call(self, key: str, inputs: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
-        """Runs signature ``key``: resizes inputs to the request's shapes, invokes, copies outputs."""
+        """Runs signature ``key`` on an interpreter of the pool.
+
+        The converter's own signatures run through their signature runner
+        (each has its own subgraph, and the runner resizes the inputs); stored
+        SignatureDefs and the generated ``serving_default`` run the main
+        subgraph with its inputs resized to the request's shapes. An
+        interpreter goes back to the pool at the model's own shapes, or is
+        replaced by a fresh one if that fails.
+        """
         sig = self.signature_defs[key]
         interpreter = self._pool.get()
         try:
-            resized = False
-            for alias, value in inputs.items():
-                detail = self._inputs[sig.inputs[alias].name]
-                if tuple(detail["shape"]) != value.shape:
-                    interpreter.resize_tensor_input(detail["index"], list(value.shape),
-                                                    strict=False)
-                    resized = True
-            if resized:
-                interpreter.allocate_tensors()
-            for alias, value in inputs.items():
-                detail = self._inputs[sig.inputs[alias].name]
-                want = detail["dtype"]
-                interpreter.set_tensor(detail["index"], np.ascontiguousarray(
-                    value if want is np.object_ else value.astype(want, copy=False)))
-            interpreter.invoke()
-            outputs = {}
-            for alias, info in sig.outputs.items():
-                outputs[alias] = np.array(interpreter.get_tensor(self._outputs[info.name]["index"]))
-            if resized:  # Leave the pooled interpreter at the model's own shapes.
-                for detail in self._inputs.values():
-                    interpreter.resize_tensor_input(detail["index"], list(detail["shape"]))
-                interpreter.allocate_tensors()
-            return outputs
-        except (ValueError, RuntimeError) as e:
+            if key in self._runner_keys:
+                runner = interpreter.get_signature_runner(key)
+                outputs = runner(**{alias: self._cast(value, runner.get_input_details()[alias])
+                                    for alias, value in inputs.items()})
+                return {alias: np.array(value) for alias, value in outputs.items()}
+            return self._invoke_main(interpreter, sig, inputs)
+        except (ValueError, RuntimeError, KeyError) as e:
             raise errors.invalid_argument(
                 f"The TF Lite model rejected the request for signature {key!r}: {e}") from e
         finally:
-            self._pool.put(interpreter)
+            self._pool.put(self._reset(interpreter))
+
+    @staticmethod
+    def _cast(value: np.ndarray, detail: dict) -> np.ndarray:
+        want = detail["dtype"]
+        return np.ascontiguousarray(value if want is np.object_ else value.astype(want, copy=False))
+
+    def _invoke_main(self, interpreter, sig, inputs: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        resized = False
+        for alias, value in inputs.items():
+            detail = self._inputs[sig.inputs[alias].name]
+            if tuple(detail["shape"]) != value.shape:
+                interpreter.resize_tensor_input(detail["index"], list(value.shape), strict=False)
+                resized = True
+        if resized:
+            interpreter.allocate_tensors()
+        for alias, value in inputs.items():
+            detail = self._inputs[sig.inputs[alias].name]
+            interpreter.set_tensor(detail["index"], self._cast(value, detail))
+        interpreter.invoke()
+        return {alias: np.array(interpreter.get_tensor(self._outputs[info.name]["index"]))
+                for alias, info in sig.outputs.items()}
+
+    def _reset(self, interpreter):
+        """The interpreter at the model's own input shapes, or a new one."""
+        try:
+            current = {d["index"]: tuple(d["shape"]) for d in interpreter.get_input_details()}
+            if any(current.get(d["index"]) != tuple(d["shape"]) for d in self._inputs.values()):
+                for detail in self._inputs.values():
+                    interpreter.resize_tensor_input(detail["index"], list(detail["shape"]))
+                interpreter.allocate_tensors()
+            return interpreter
+        except (ValueError, RuntimeError):
+            _log.warning("Replacing a TF Lite interpreter that could not be reset")
+            fresh = self._interpreter_class(model_content=self._model)
+            fresh.allocate_tensors()
+            return fresh

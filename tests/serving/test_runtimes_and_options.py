@@ -218,3 +218,58 @@ def test_bytes_that_are_not_a_tf_example_are_invalid_argument(half_plus_two_tf2)
     with pytest.raises(ServingError) as e:
         half_plus_two_tf2.run("regress_x_to_y", {"inputs": np.array([b"\xff\xfe garbage"], object)})
     assert e.value.code == grpc.StatusCode.INVALID_ARGUMENT
+
+
+def test_tflite_two_converter_signatures_each_run_their_own(tmp_path):
+    """Each signature of a converted model has its own subgraph; none runs another's."""
+    class TwoSignatures(tf.Module):
+        @tf.function(input_signature=[tf.TensorSpec([None, 2], tf.float32, name="a")])
+        def add(self, a):
+            return {"out": a + 100.0}
+
+        @tf.function(input_signature=[tf.TensorSpec([None, 2], tf.float32, name="b")])
+        def mul(self, b):
+            return {"out": b * 2.0}
+
+    module = TwoSignatures()
+    saved = str(tmp_path / "saved")
+    tf.saved_model.save(module, saved, signatures={"add": module.add, "mul": module.mul})
+    os.makedirs(tmp_path / "1")
+    with open(tmp_path / "1" / "model.tflite", "wb") as f:
+        f.write(tf.lite.TFLiteConverter.from_saved_model(saved).convert())
+    runtime = TFLiteRuntime(str(tmp_path / "1"))
+    assert set(runtime.signature_defs) == {"add", "mul"}
+    x = np.array([[1.0, 2.0], [3.0, 4.0]], np.float32)
+    assert runtime.call("mul", {"b": x})["out"].tolist() == [[2.0, 4.0], [6.0, 8.0]]
+    assert runtime.call("add", {"a": x[:1]})["out"].tolist() == [[101.0, 102.0]]
+
+
+def test_tflite_a_rejected_shape_does_not_break_the_next_request():
+    runtime = TFLiteRuntime(version_dir("saved_model_half_plus_two_tflite"))
+    with pytest.raises(ServingError):
+        runtime.call("serving_default", {"x": np.array(1.0, np.float32)})
+    assert runtime.call("serving_default", {"x": np.array([[2.0]], np.float32)})["y"].tolist() == [[3.0]]
+
+
+def test_declared_shapes_cannot_cost_more_than_the_payload():
+    from tensorflow.core.framework import tensor_pb2
+
+    from serving import tensor_codec
+
+    def proto(shape, field="float_val", values=(1.0,), dtype=types_pb2.DT_FLOAT):
+        p = tensor_pb2.TensorProto(dtype=dtype)
+        for size in shape:
+            p.tensor_shape.dim.add().size = size
+        getattr(p, field).extend(values)
+        return p
+
+    for bad, pattern in (
+        (proto([8192, 8192]), "more than the 67108864 bytes a single value may fill"),
+        (proto([2 ** 32, 2 ** 32]), "more than the 2147483648 one tensor may have"),
+        (proto([1 << 20, 1 << 20], "string_val", [b"x"], types_pb2.DT_STRING), "one tensor may"),
+        (proto([1], "int_val", [300], types_pb2.DT_UINT8), "does not fit uint8"),
+    ):
+        with pytest.raises(ServingError, match=pattern) as e:
+            tensor_codec.to_ndarray(bad, name="x")
+        assert e.value.code == grpc.StatusCode.INVALID_ARGUMENT
+    assert tensor_codec.to_ndarray(proto([4, 2])).tolist() == [[1.0, 1.0]] * 4  # TF's fill rule.
