@@ -126,6 +126,10 @@ def _regular_shape(skeleton: bytes) -> tuple[int, ...] | None:
         inner = depth - level
         separator = b"]" * inner + b"," + b"[" * inner
         dims.append(first.count(separator) + 1)
+    # A regular list of these dims has at least prod(dims) - 1 commas; a lopsided
+    # skeleton (a long first row, say) must not make us build a huge one to compare.
+    if math.prod(dims) > skeleton.count(b",") + 1:
+        return None
     expected = b"[" + b"," * (dims[-1] - 1) + b"]"
     for dim in reversed(dims[:-1]):
         expected = b"[" + b",".join([expected] * dim) + b"]"
@@ -451,6 +455,10 @@ def _utf8_or_b64(item: bytes) -> Any:
 
 def _with_non_finite(array: np.ndarray) -> orjson.Fragment:
     """TF Serving writes NaN/Infinity/-Infinity tokens where orjson writes null."""
+    if array.ndim == 0:
+        value = float(array)
+        return orjson.Fragment(_NON_FINITE[str(value)] if not math.isfinite(value)
+                               else orjson.dumps(value))
     text = orjson.dumps(np.ascontiguousarray(array), option=_NUMPY)
     parts = text.split(b"null")
     tokens = [_NON_FINITE[str(v)] for v in array[~np.isfinite(array)].astype(np.float64)]

@@ -422,7 +422,7 @@ class _Handler(http.server.BaseHTTPRequestHandler):
             pass
 
     def _read_chunked(self, app):
-        chunks, size = [], 0
+        body = bytearray()  # One buffer: many tiny chunks cost their bytes, not a list entry each.
         while True:
             line = self.rfile.readline(_MAX_LINE + 1)
             try:
@@ -435,12 +435,15 @@ class _Handler(http.server.BaseHTTPRequestHandler):
             if length == 0:
                 while self.rfile.readline(_MAX_LINE + 1) not in (b"\r\n", b"\n", b""):
                     pass  # Trailers.
-                return b"".join(chunks)
-            size += length
-            if size > app.max_request_bytes:
+                return bytes(body)
+            if len(body) + length > app.max_request_bytes:
                 return app.too_large()
-            chunks.append(self.rfile.read(length))
-            self.rfile.readline(_MAX_LINE + 1)
+            data = self.rfile.read(length)
+            if len(data) != length or self.rfile.readline(_MAX_LINE + 1) not in (b"\r\n", b"\n"):
+                return error_response(errors.invalid_argument(
+                    "Malformed chunked request body: a chunk is shorter than its size line "
+                    "says, or is not followed by CRLF."), close=True)
+            body += data
 
     def _reply(self, status: int, body: bytes, content_type: str, *, close: bool = False,
                head_only: bool = False) -> None:

@@ -282,3 +282,23 @@ def test_parse_errors():
     with pytest.raises(ServingError, match="nested too deeply"):
         rest_codec.parse_json(b"[" * 100_000 + b"]" * 100_000)
     assert time.perf_counter() - start < 5
+
+
+def test_a_lopsided_skeleton_is_not_expanded():
+    """~9N bytes of brackets and commas must not build an N**3 skeleton to compare with."""
+    from serving import rest_codec
+
+    n = 2000
+    lopsided = b"[" * 3 + b"," * n + b"]" + (b",[]" * n) + b"]" + (b",[[]]" * n) + b"]"
+    assert rest_codec._regular_shape(lopsided) is None  # noqa: SLF001
+    assert rest_codec._regular_shape(b"[[,,],[,,]]") == (2, 3)  # noqa: SLF001
+
+
+def test_non_finite_scalars_and_row_values_print_as_tokens():
+    from serving import rest_codec
+
+    assert rest_codec.dumps(rest_codec.predict_response(
+        {"a": np.array(np.nan, np.float32)}, row_format=False)) == b'{"outputs":NaN}'
+    rows = rest_codec.dumps(rest_codec.predict_response(
+        {"a": np.array([1.0, np.inf], np.float32), "b": np.array([1, 2])}, row_format=True))
+    assert rows == b'{"predictions":[{"a":1.0,"b":1},{"a":Infinity,"b":2}]}'
