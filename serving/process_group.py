@@ -38,18 +38,30 @@ import time
 
 from serving.flags import ServerOptions
 
-READY = re.compile(r"^Running gRPC ModelServer at [^:]+:(\d+)$")
+READY = re.compile(r"^Running gRPC ModelServer at .+:(\d+)$")
 START_TIMEOUT_S = 600.0
 STOP_TIMEOUT_S = 30.0
 _PR_SET_PDEATHSIG = 1
 
 
 def _reserve_port(host: str, port: int) -> tuple[socket.socket, int]:
-    """A bound (not listening) SO_REUSEPORT socket on ``port`` (0: a free one)."""
-    sock = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET, socket.SOCK_STREAM)
+    """A bound (not listening) SO_REUSEPORT socket on ``port`` (0: a free one).
+
+    The port is first bound *without* SO_REUSEPORT, so a port some other
+    server already listens on is refused instead of silently shared with it.
+    """
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    with socket.socket(family, socket.SOCK_STREAM) as probe:
+        probe.bind((host, port))
+        port = probe.getsockname()[1]
+    sock = socket.socket(family, socket.SOCK_STREAM)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
-    sock.bind((host, port))
-    return sock, sock.getsockname()[1]
+    try:
+        sock.bind((host, port))
+    except OSError:
+        sock.close()
+        raise
+    return sock, port
 
 
 def _die_with_parent() -> None:  # Runs in the child between fork and exec.
@@ -80,11 +92,13 @@ def _child_argv(argv: list[str], index: int, size: int, grpc_port: int,
 
 
 def _pump(index: int, child: subprocess.Popen, ready: threading.Event) -> None:
+    """Copies a child's output with a prefix; keeps draining even if printing fails."""
     for line in child.stdout:
         text = line.rstrip("\n")
         if READY.match(text):
             ready.set()
-        print(f"[process {index}] {text}", flush=True)
+        with contextlib.suppress(OSError, ValueError):
+            print(f"[process {index}] {text}", flush=True)
 
 
 def run_group(options: ServerOptions, argv: list[str]) -> int:
@@ -122,26 +136,30 @@ def run_group(options: ServerOptions, argv: list[str]) -> int:
     signal.signal(signal.SIGINT, stop)
     code = 0
     try:
-        readies = []
         for index in range(options.num_server_processes):
-            child = subprocess.Popen(
+            # All children are forked before any pump thread exists (preexec_fn runs
+            # between fork and exec, where other threads' locks are a hazard).
+            children.append(subprocess.Popen(
                 _child_argv(argv, index, options.num_server_processes, grpc_port, rest_port),
-                stdout=subprocess.PIPE,
-                stderr=subprocess.STDOUT, text=True, bufsize=1, preexec_fn=_die_with_parent)
-            children.append(child)
-            ready = threading.Event()
-            readies.append(ready)
+                stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                errors="replace", bufsize=1, preexec_fn=_die_with_parent))
+        readies = [threading.Event() for _ in children]
+        for index, (child, ready) in enumerate(zip(children, readies)):
             threading.Thread(target=_pump, args=(index, child, ready), daemon=True).start()
         deadline = time.monotonic() + START_TIMEOUT_S
         while not all(r.is_set() for r in readies):
             failed = [i for i, c in enumerate(children) if c.poll() is not None]
-            if failed or stopping.is_set() or time.monotonic() > deadline:
-                if failed:
-                    print(f"error: server process {failed[0]} exited with code "
-                          f"{children[failed[0]].returncode} before it was ready",
-                          file=sys.stderr, flush=True)
-                    code = 1
-                return code
+            if failed:
+                print(f"error: server process {failed[0]} exited with code "
+                      f"{children[failed[0]].returncode} before it was ready",
+                      file=sys.stderr, flush=True)
+                return 1
+            if time.monotonic() > deadline:
+                print(f"error: the server processes were not all ready within "
+                      f"{START_TIMEOUT_S:g} s; stopping them", file=sys.stderr, flush=True)
+                return 1
+            if stopping.is_set():
+                return 0
             time.sleep(0.05)
         for sock in held:
             sock.close()

@@ -5,6 +5,7 @@ from __future__ import annotations
 import concurrent.futures
 import logging
 import os
+import socket
 import stat
 import threading
 
@@ -153,17 +154,27 @@ class ModelServer:
         self._config_thread = None
 
     def _bind_unix_socket(self, path: str) -> None:
+        problem = None
         if os.path.exists(path) and stat.S_ISSOCK(os.stat(path).st_mode):
-            os.unlink(path)  # A socket left by a server that died.
-        try:
-            bound = self._grpc.add_insecure_port(f"unix:{path}")
-        except RuntimeError:
-            bound = 0
-        if not bound:
+            with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as probe:
+                try:
+                    probe.connect(path)
+                    problem = (f"Another server listens on the Unix socket {path}; stop it or "
+                               "pick another --grpc_socket_path.")
+                except ConnectionRefusedError:
+                    os.unlink(path)  # A socket left by a server that died.
+        if problem is None:
+            try:
+                bound = self._grpc.add_insecure_port(f"unix:{path}")
+            except RuntimeError:
+                bound = 0
+            if not bound:
+                problem = (f"Cannot bind gRPC to the Unix socket {path}; check that its "
+                           "directory exists and is writable (--grpc_socket_path).")
+        if problem is not None:
             if self.scheduler is not None:
                 self.scheduler.stop()
-            raise OSError(f"Cannot bind gRPC to the Unix socket {path}; check that its "
-                          "directory exists and is writable (--grpc_socket_path).")
+            raise OSError(problem)
 
     def _read_config_text(self) -> str | None:
         if not self.options.model_config_file:
@@ -205,7 +216,10 @@ class ModelServer:
             import tensorflow as tf  # noqa: PLC0415 - loaded already by the servables.
 
             tf.profiler.experimental.server.start(self.options.profiler_port)
-            _log.info("Profiler server at %s:%d", self.options.host, self.options.profiler_port)
+            # TensorFlow's profiler server takes no address: it listens on every interface.
+            _log.warning("Profiler server on port %d of ALL interfaces (TensorFlow's profiler "
+                         "cannot bind one address; --host does not apply to it)",
+                         self.options.profiler_port)
         _log.info("Running gRPC ModelServer at %s:%d", self.options.host, self.grpc_port)
         if self.options.grpc_socket_path:
             _log.info("Running gRPC ModelServer at unix:%s", self.options.grpc_socket_path)

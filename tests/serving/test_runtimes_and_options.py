@@ -16,6 +16,7 @@ from tensorflow_serving.apis import classification_pb2
 from tensorflow_serving.apis import predict_pb2
 from tensorflow_serving.apis import regression_pb2
 
+import saved_models
 from serving import flags
 from serving import inference
 from serving.errors import ServingError
@@ -273,3 +274,24 @@ def test_declared_shapes_cannot_cost_more_than_the_payload():
             tensor_codec.to_ndarray(bad, name="x")
         assert e.value.code == grpc.StatusCode.INVALID_ARGUMENT
     assert tensor_codec.to_ndarray(proto([4, 2])).tolist() == [[1.0, 1.0]] * 4  # TF's fill rule.
+
+
+def test_unix_socket_of_a_live_server_is_not_taken(tmp_path, exports):
+    """A stale socket file is replaced; one a live server listens on is refused."""
+    from serving.flags import ServerOptions
+    from serving.server import ModelServer
+
+    base = tmp_path / "m"
+    saved_models.push_version(str(base), 1, exports[1])
+    path = str(tmp_path / "s.sock")
+    options = ServerOptions(port=0, model_name="m", model_base_path=str(base),
+                            grpc_socket_path=path, file_system_poll_wait_seconds=0)
+    first = ModelServer(options)
+    first.start()
+    try:
+        with pytest.raises(OSError, match="Another server listens on the Unix socket"):
+            ModelServer(options)
+    finally:
+        first.stop(grace=0)
+    second = ModelServer(options)  # The first left its socket file behind, or removed it.
+    second.stop(grace=0)
