@@ -16,7 +16,6 @@ sockets; ``RestServer`` is the HTTP/1.1 transport.
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import re
 import urllib.parse
@@ -182,44 +181,20 @@ class RestApp:
     def _predict(servable, spec, payload) -> dict:
         signature = inference._spec(servable, spec.signature_name)  # noqa: SLF001
         inputs, row_format = rest_codec.predict_inputs(payload, signature)
-        with _model_errors(servable, signature.key):
-            _, outputs = inference.run_predict(servable, signature.key, inputs)
+        _, outputs = inference.run_predict(servable, signature.key, inputs)
         return rest_codec.predict_response(outputs, row_format=row_format)
 
     @staticmethod
     def _classify(servable, spec, payload) -> dict:
         request = classification_pb2.ClassificationRequest(
             model_spec=spec, input=rest_codec.examples_input(payload))
-        with _model_errors(servable, spec.signature_name):
-            response = inference.classify(servable, request)
-        return rest_codec.classify_response(response)
+        return rest_codec.classify_response(inference.classify(servable, request))
 
     @staticmethod
     def _regress(servable, spec, payload) -> dict:
         request = regression_pb2.RegressionRequest(
             model_spec=spec, input=rest_codec.examples_input(payload))
-        with _model_errors(servable, spec.signature_name):
-            response = inference.regress(servable, request)
-        return rest_codec.regress_response(response)
-
-
-@contextlib.contextmanager
-def _model_errors(servable, key: str):
-    """INVALID_ARGUMENT for an op error whose message TensorFlow cannot decode.
-
-    An op that rejects bytes it was fed (e.g. a parse of a b64 string that
-    is no tf.Example) quotes them in its message, and TensorFlow's Python
-    layer raises UnicodeDecodeError instead of the op's error.
-    """
-    try:
-        yield
-    except UnicodeDecodeError as e:
-        detail = e.object.decode("utf-8", "backslashreplace") if isinstance(
-            e.object, bytes) else str(e)
-        raise errors.invalid_argument(
-            f"Model {servable.model_name!r} version {servable.version} signature "
-            f"{key or inference.DEFAULT_SIGNATURE!r} failed on this request: {detail}"
-        ) from e
+        return rest_codec.regress_response(inference.regress(servable, request))
 
 
 class _TooLarge(ServingError):

@@ -193,10 +193,11 @@ class Servable:
         except UnicodeDecodeError as e:
             # TensorFlow raises this instead of the op error when the op's message quotes
             # the request's bytes (a string that is not a tf.Example fed to ParseExample).
+            detail = (e.object.decode("utf-8", "backslashreplace")
+                      if isinstance(e.object, bytes) else str(e))
             raise errors.invalid_argument(
                 f"Model {self.model_name!r} version {self.version} signature {key!r} "
-                "failed on this request: "
-                f"{e.object.decode('utf-8', 'backslashreplace')[:2000]}") from e
+                f"failed on this request: {detail[:2000]}") from e
         except (TypeError, ValueError) as e:
             if declared_shapes:
                 raise

@@ -60,6 +60,8 @@ class TF1SessionRuntime:
     """
 
     platform = "tensorflow"
+    # The session is released with the runtime: an unloaded version is dropped by the
+    # manager, and freed once the requests that resolved it have finished.
 
     def __init__(self, export_dir: str, *, tags: tuple[str, ...] = (SERVE_TAG,)):
         self._export_dir = export_dir
@@ -142,7 +144,3 @@ class TF1SessionRuntime:
         run, output_keys = self._callable(key, input_keys)
         values = run(*(inputs[k] for k in input_keys))
         return {k: np.asarray(v) for k, v in zip(output_keys, values)}
-
-    def close(self) -> None:
-        """Releases the session."""
-        self._session.close()
