@@ -488,6 +488,8 @@ def figures(result: dict | None, reference: dict, rows: int) -> dict:
     return out
 
 
+GRPC_CHANNELS = 4  # Set from --grpc_channels.
+
 def scenario(sid: str, protocol: str, port: int, method: str, payload: bytes, workdir: str,
              budget: Budget, server_pids: list[int]) -> dict:
     request_file = os.path.join(workdir, "requests", sid.replace("/", "_") + ".bin")
@@ -498,7 +500,7 @@ def scenario(sid: str, protocol: str, port: int, method: str, payload: bytes, wo
             "request_file": request_file, "latency_requests": budget.latency_requests,
             "latency_seconds": budget.latency_seconds, "latency_warmup": budget.latency_warmup,
             "inflight": INFLIGHT, "seconds": budget.seconds, "warmup": budget.warmup,
-            "server_pids": server_pids}
+            "channels": GRPC_CHANNELS, "server_pids": server_pids}
 
 
 # ---------------------------------------------------------------- our server
@@ -841,12 +843,18 @@ def parse_args(argv=None):
     parser.add_argument("--server_flag", action="append", default=[],
                         help="extra flag for every python -m serving (repeatable), "
                              "e.g. --server_flag=--grpc_max_threads=8")
+    parser.add_argument("--grpc_channels", type=int, default=4,
+                        help="gRPC load: in-flight requests spread over this many channels, "
+                             "each its own TCP connection (what several clients look like; "
+                             "lets --num_server_processes spread them)")
     parser.add_argument("--seconds", type=float, help="length of each load window")
     parser.add_argument("--batch_timeout_micros", type=int,
                         default=BATCHING["batch_timeout_micros"],
                         help="batch_timeout_micros of the batching parameters file")
     parser.add_argument("--export_wide_deep", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
+    global GRPC_CHANNELS
+    GRPC_CHANNELS = max(1, args.grpc_channels)
     args.models = [m for m in args.models.split(",") if m]
     args.protocols = [p for p in args.protocols.split(",") if p]
     args.batching = [b for b in args.batching.split(",") if b]
@@ -941,6 +949,7 @@ def main(argv=None) -> None:
         "inflight": INFLIGHT, "rows_per_request": list(ROWS),
         "in_process_batch_by_request_rows": {str(k): v for k, v in IN_PROCESS_BATCH.items()},
         "batching_parameters": batching_parameters(args), "server_flags": args.server_flag,
+        "grpc_channels": GRPC_CHANNELS,
         "budget": dataclasses.asdict(budget), "cpu_count": os.cpu_count(),
         "load_average_1m": {"start": round(load_before, 2), "end": round(os.getloadavg()[0], 2)},
         "models": models, "scenarios": ours, "peer": peer_info, "peer_skipped": peer_skipped,

@@ -26,7 +26,7 @@ A scenario is a JSON object::
                or "/v1/models/m:predict"                          (REST),
      "request_file": "req.bin", "latency_requests": 300, "latency_seconds": 2,
      "latency_warmup": 20, "inflight": 16, "seconds": 3, "warmup": 64,
-     "server_pids": [1234]}
+     "channels": 1, "server_pids": [1234]}
 
 Prints one JSON line per scenario as it finishes (``{"id": ..., "latency":
 {...}, "load": {...}}`` or ``{"id": ..., "error": "..."}``).
@@ -264,12 +264,18 @@ async def _load(s: dict, payload: bytes) -> dict:
     inflight, seconds = s.get("inflight", 16), s.get("seconds", 3.0)
     errors: list[str] = []
     if s["protocol"] == "grpc":
-        channel = grpc.aio.insecure_channel(s["target"])
-        method = channel.unary_unary(s["method"])
-        calls = [lambda: method(payload, timeout=TIMEOUT_S)] * inflight
+        # Several channels, each its own TCP connection (no shared subchannel), let a
+        # server of several processes on one SO_REUSEPORT port spread the load.
+        channels = [grpc.aio.insecure_channel(s["target"],
+                                              options=[("grpc.use_local_subchannel_pool", 1)])
+                    for _ in range(max(1, s.get("channels", 1)))]
+        methods = [c.unary_unary(s["method"]) for c in channels]
+        calls = [(lambda m=methods[i % len(methods)]: m(payload, timeout=TIMEOUT_S))
+                 for i in range(inflight)]
 
         async def close():
-            await channel.close()
+            for channel in channels:
+                await channel.close()
     else:
         request = http_request_bytes(s["target"], s["method"], payload)
         conns = [AsyncHttp(s["target"]) for _ in range(inflight)]
