@@ -150,7 +150,9 @@ def test_get_model_metadata_signature_defs(stub, exports):
     signature_map = get_model_metadata_pb2.SignatureDefMap()
     response.metadata["signature_def"].Unpack(signature_map)
     defs = signature_map.signature_def
-    assert set(defs) == {"serving_default", "classify", "regress", "echo", "two_inputs"}
+    # TF Serving lists the TF2 init op too (it is never served).
+    assert set(defs) == {"serving_default", "classify", "regress", "echo", "two_inputs",
+                         "__saved_model_init_op"}
     assert defs["classify"].method_name == tf.saved_model.CLASSIFY_METHOD_NAME
     assert defs["regress"].method_name == tf.saved_model.REGRESS_METHOD_NAME
     assert defs["serving_default"].inputs["x"].dtype == tf.float32.as_datatype_enum
