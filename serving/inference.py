@@ -31,9 +31,20 @@ REGRESS = tf.saved_model.REGRESS_METHOD_NAME
 SIGNATURE_DEF_FIELD = "signature_def"
 
 
-def _spec(servable: Servable, key: str) -> signature.SignatureSpec:
+def _spec(servable: Servable, key: str, *, api: str = "Predict") -> signature.SignatureSpec:
+    """The signature ``key`` names (default ``serving_default``).
+
+    An unknown key answers as TF Serving does: FAILED_PRECONDITION for
+    Predict, INVALID_ARGUMENT for Classify/Regress.
+    """
     key = key or DEFAULT_SIGNATURE
     spec = servable.specs.get(key)
+    if spec is None and api != "Predict":
+        raise errors.invalid_argument(
+            f"No signature was found with the name: {key!r} in model "
+            f"{servable.model_name!r} version {servable.version}; {api} can use "
+            f"{sorted(servable.specs)}."
+        )
     if spec is None:
         raise errors.failed_precondition(
             f'Serving signature key "{key}" not found in model '
@@ -86,14 +97,7 @@ def predict(servable: Servable, request: predict_pb2.PredictRequest) -> predict_
 
 def _example_spec(servable: Servable, key: str, method: str) -> signature.SignatureSpec:
     api = "Classify" if method == CLASSIFY else "Regress"
-    if (key or DEFAULT_SIGNATURE) not in servable.specs:
-        # TF Serving answers INVALID_ARGUMENT here (Predict: FAILED_PRECONDITION).
-        raise errors.invalid_argument(
-            f"No signature was found with the name: {key or DEFAULT_SIGNATURE!r} in model "
-            f"{servable.model_name!r} version {servable.version}; {api} can use "
-            f"{sorted(servable.specs)}."
-        )
-    spec = _spec(servable, key)
+    spec = _spec(servable, key, api=api)
     if servable.options.enable_signature_method_name_check and spec.method_name != method:
         raise errors.invalid_argument(
             f"{api} needs a signature with method_name {method!r} "

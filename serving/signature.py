@@ -87,11 +87,6 @@ def signature_defs(meta_graph: meta_graph_pb2.MetaGraphDef) -> dict:
     return {k: v for k, v in meta_graph.signature_def.items() if k != INIT_OP_KEY}
 
 
-def signature_specs(meta_graph: meta_graph_pb2.MetaGraphDef) -> dict[str, SignatureSpec]:
-    """``SignatureSpec`` per signature key."""
-    return specs_from_defs(signature_defs(meta_graph))
-
-
 def specs_from_defs(defs: dict, *, dtypes: dict | None = None) -> dict[str, SignatureSpec]:
     """``SignatureSpec`` per key of a ``{key: SignatureDef}`` map.
 
@@ -176,5 +171,5 @@ def _np_dtype_name(dtype: np.dtype) -> str:
 
 __all__ = [
     "SignatureSpec", "TensorSpecInfo", "read_meta_graph", "signature_defs",
-    "signature_specs", "specs_from_defs", "shape_matches", "validate_inputs", "dtype_name",
+    "specs_from_defs", "shape_matches", "validate_inputs", "dtype_name",
 ]

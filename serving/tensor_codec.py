@@ -62,16 +62,8 @@ _TYPED_FIELD = {
     np.dtype(np.bool_): "bool_val",
 }
 # Typed fields read directly when decoding (enum -> (field, numpy dtype)).
-_READ_FIELD = {
-    types_pb2.DT_FLOAT: ("float_val", np.float32),
-    types_pb2.DT_DOUBLE: ("double_val", np.float64),
-    types_pb2.DT_INT32: ("int_val", np.int32),
-    types_pb2.DT_INT16: ("int_val", np.int16),
-    types_pb2.DT_INT8: ("int_val", np.int8),
-    types_pb2.DT_UINT8: ("int_val", np.uint8),
-    types_pb2.DT_INT64: ("int64_val", np.int64),
-    types_pb2.DT_BOOL: ("bool_val", np.bool_),
-}
+_READ_FIELD = {enum: (_TYPED_FIELD[np.dtype(np_type)], np_type)
+               for enum, np_type in _FAST_DTYPES.items()}
 
 
 def dtype_name(enum: int) -> str:
@@ -193,7 +185,7 @@ def write_ndarray(proto: tensor_pb2.TensorProto, array: np.ndarray, *,
         # Strings, half and complex: TF's own encoder writes their typed fields.
         proto.CopyFrom(tf.make_tensor_proto(array))
         if proto.tensor_content and not as_tensor_content:
-            _unpack_strings_or_half(proto, array)
+            _unpack_to_typed_fields(proto, array)
         return
     proto.dtype = enum
     dims = proto.tensor_shape.dim
@@ -205,7 +197,7 @@ def write_ndarray(proto: tensor_pb2.TensorProto, array: np.ndarray, *,
     getattr(proto, _TYPED_FIELD[array.dtype]).extend(array.ravel().tolist())
 
 
-def _unpack_strings_or_half(proto: tensor_pb2.TensorProto, array: np.ndarray) -> None:
+def _unpack_to_typed_fields(proto: tensor_pb2.TensorProto, array: np.ndarray) -> None:
     """Moves values ``tf.make_tensor_proto`` packed into tensor_content to typed fields."""
     proto.tensor_content = b""
     flat = array.ravel()
