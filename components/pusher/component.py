@@ -54,8 +54,12 @@ class PusherParameters:
 class Pusher(Component):
     """Pushes the model when every given blessing says blessed; otherwise records why not.
 
-    The copy goes to a temporary sibling directory (``.tmp-<version>``, which TF Serving
-    ignores) and is renamed into place, so a server never loads a half-copied version.
+    The copy goes to a unique staging sibling (``.tmp-<version>-<uuid>-<pid>-<host>``, which
+    TF Serving ignores) and is renamed into place, so a server never loads a half-copied
+    version. Each version holds a ``push_record.json`` naming the model it came from; a
+    rerun whose model is already the newest version (a crash before the push was recorded)
+    reuses that version instead of pushing it twice (``reused=True`` in the output).
+    Staging dirs left by killed pushes are removed by the next push.
 
     Args:
         model: The Trainer's Model.

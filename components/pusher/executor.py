@@ -1,15 +1,35 @@
-"""Pusher's executor: check the blessings, copy atomically, keep the newest N versions."""
+"""Pusher's executor: check the blessings, copy atomically and idempotently, keep the newest N versions.
+
+A push copies the SavedModel to a staging directory, ``.tmp-<version>-<uuid>-<pid>-<host>``
+(unique, so two pushes never share one; TF Serving ignores names that are not numbers),
+writes a push record (`PUSH_RECORD`) into it and renames it to ``<version>``. The record
+travels with the rename, so a version on disk always says which model it holds. A rerun
+after a crash between the rename and the metadata update finds the newest version
+holding the same model and reuses it instead of pushing a second copy.
+
+Staging directories left by killed pushes are removed by the next push: at once when
+their process (on this host) is gone, after `STALE_STAGING_SECONDS` otherwise.
+"""
 
 from __future__ import annotations
 
+import datetime as dt
+import errno
+import hashlib
+import json
 import os
 import shutil
+import socket
 import time
+import uuid
 
 from components.base import ExecutionContext
 from components.trainer.model_paths import serving_model_path
 
 TEMP_PREFIX = ".tmp-"
+PUSH_RECORD = "push_record.json"
+STALE_STAGING_SECONDS = 24 * 3600
+_RENAME_ATTEMPTS = 5
 
 
 def existing_versions(model_dir: str) -> list[int]:
@@ -38,14 +58,86 @@ def why_not_blessed(ctx: ExecutionContext) -> str | None:
     return None
 
 
-def push(source: str, model_dir: str, version: int) -> str:
-    """Copies ``source`` to ``model_dir/<version>`` through a temporary sibling and a rename."""
+def staging_name(version: int) -> str:
+    """``.tmp-<version>-<uuid>-<pid>-<host>``: unique, and it says who is copying."""
+    return f"{TEMP_PREFIX}{version}-{uuid.uuid4().hex[:12]}-{os.getpid()}-{socket.gethostname()}"
+
+
+def remove_stale_staging(model_dir: str, *, now: float | None = None) -> list[str]:
+    """Removes staging dirs of pushes that died; returns their names.
+
+    A dir of this host is stale when its process is gone; one of another host (or of an
+    older Pusher, named ``.tmp-<version>``) when untouched for `STALE_STAGING_SECONDS`.
+    """
+    if not os.path.isdir(model_dir):
+        return []
+    now = time.time() if now is None else now
+    removed = []
+    for name in os.listdir(model_dir):
+        if not name.startswith(TEMP_PREFIX):
+            continue
+        path = os.path.join(model_dir, name)
+        parts = name[len(TEMP_PREFIX):].split("-", 3)
+        if len(parts) == 4 and parts[2].isdigit() and parts[3] == socket.gethostname():
+            stale = int(parts[2]) != os.getpid() and not _alive(int(parts[2]))
+        else:
+            try:
+                stale = now - os.path.getmtime(path) > STALE_STAGING_SECONDS
+            except OSError:  # removed meanwhile
+                continue
+        if stale:
+            shutil.rmtree(path, ignore_errors=True)
+            removed.append(name)
+    return removed
+
+
+def push_record(model, source: str) -> dict:
+    """What identifies the pushed model: its artifact id and URI and its saved_model.pb's digest."""
+    digest = hashlib.sha256()
+    pb = os.path.join(source, "saved_model.pb")
+    if os.path.isfile(pb):
+        with open(pb, "rb") as f:
+            for block in iter(lambda: f.read(1 << 20), b""):
+                digest.update(block)
+    return {"model_id": model.id, "model_uri": model.uri, "saved_model_sha256": digest.hexdigest()}
+
+
+def _same_model(a: dict, b: dict) -> bool:
+    keys = ("model_id", "model_uri", "saved_model_sha256")
+    return all(a.get(k) == b.get(k) for k in keys)
+
+
+def already_pushed(model_dir: str, record: dict) -> int | None:
+    """The newest version if it holds the model ``record`` names (pushed by an earlier attempt), else None."""
+    versions = existing_versions(model_dir)
+    if not versions:
+        return None
+    try:
+        with open(os.path.join(model_dir, str(versions[-1]), PUSH_RECORD)) as f:
+            found = json.load(f)
+    except (OSError, ValueError):
+        return None
+    return versions[-1] if isinstance(found, dict) and _same_model(found, record) else None
+
+
+def push(source: str, model_dir: str, version: int, record: dict | None = None) -> str:
+    """Copies ``source`` to ``model_dir/<version>`` through a unique staging sibling and a rename.
+
+    ``record`` (written as `PUSH_RECORD` in the version) makes a rerun find the push.
+    Raises OSError (EEXIST/ENOTEMPTY) when another push took that version meanwhile.
+    """
     os.makedirs(model_dir, exist_ok=True)
     final = os.path.join(model_dir, str(version))
-    temp = os.path.join(model_dir, f"{TEMP_PREFIX}{version}")
-    shutil.rmtree(temp, ignore_errors=True)
+    temp = os.path.join(model_dir, staging_name(version))
     try:
         shutil.copytree(source, temp)
+        if record is not None:
+            stamped = {**record, "version": version, "host": socket.gethostname(), "pid": os.getpid(),
+                       "pushed_at": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")}
+            with open(os.path.join(temp, PUSH_RECORD), "w") as f:
+                json.dump(stamped, f, indent=1, sort_keys=True)
+        if os.path.exists(final):  # rename would replace an empty directory
+            raise OSError(errno.EEXIST, "version already exists", final)
         os.rename(temp, final)
     finally:
         shutil.rmtree(temp, ignore_errors=True)
@@ -62,12 +154,44 @@ def run(ctx: ExecutionContext) -> None:
         ctx.report(f"not pushed: {reason}")
         out.properties.update(pushed=False, reason=reason, model_id=model.id)
         return
-    version = next_version(existing_versions(model_dir), params.version_policy)
-    final = push(serving_model_path(model), model_dir, version)
+    source = serving_model_path(model)
+    for name in remove_stale_staging(model_dir):
+        ctx.report(f"removed {os.path.join(model_dir, name)}, left by a push that died")
+    record = push_record(model, source)
+    version = already_pushed(model_dir, record)
+    reused = version is not None
+    if reused:
+        final = os.path.join(model_dir, str(version))
+        ctx.report(f"version {version} at {final} already holds model {model.id} (pushed by an "
+                   "earlier attempt that stopped before recording it); not pushed again")
+    else:
+        version = next_version(existing_versions(model_dir), params.version_policy)
+        for attempt in range(_RENAME_ATTEMPTS):
+            try:
+                final = push(source, model_dir, version, record)
+                break
+            except OSError as e:  # another push took this version between listing and rename
+                taken = os.path.join(model_dir, str(version))
+                if e.errno not in (errno.EEXIST, errno.ENOTEMPTY) or attempt == _RENAME_ATTEMPTS - 1 \
+                        or not os.path.isdir(taken):
+                    raise
+                version = next_version(sorted({*existing_versions(model_dir), version}),
+                                       params.version_policy)
     removed = []
     for old in existing_versions(model_dir)[:-params.versions_to_keep]:
         shutil.rmtree(os.path.join(model_dir, str(old)))
         removed.append(old)
-    ctx.report(f"pushed version {version} to {final}")
-    out.properties.update(pushed=True, version=version, pushed_destination=final,
+    if not reused:
+        ctx.report(f"pushed version {version} to {final}")
+    out.properties.update(pushed=True, version=version, pushed_destination=final, reused=reused,
                           removed_versions=removed, model_id=model.id)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
