@@ -31,6 +31,8 @@ _HTTP_STATUS = {
     grpc.StatusCode.UNAUTHENTICATED: 401,
 }
 
+MAX_MESSAGE_CHARS = 2000
+
 
 class ServingError(Exception):
     """A request failed with a canonical status code.
@@ -38,6 +40,8 @@ class ServingError(Exception):
     Args:
         code: The ``grpc.StatusCode`` the client receives.
         message: What was wrong and how to fix it.
+        http_status: The REST status, where it differs from the code's usual
+            one (back-pressure is RESOURCE_EXHAUSTED on gRPC but 503 on REST).
 
     Example:
         >>> import grpc
@@ -46,14 +50,22 @@ class ServingError(Exception):
         404
     """
 
-    def __init__(self, code: grpc.StatusCode, message: str):
+    def __init__(self, code: grpc.StatusCode, message: str, *, http_status: int | None = None):
+        if len(message) > MAX_MESSAGE_CHARS:
+            # Messages quote what the client sent (names, values); a long one would not
+            # fit gRPC's 8 KiB status metadata and the client would see RESOURCE_EXHAUSTED.
+            cut = len(message) - MAX_MESSAGE_CHARS
+            message = f"{message[:MAX_MESSAGE_CHARS]}... ({cut} more characters cut)"
         super().__init__(message)
         self.code = code
         self.message = message
+        self._http_status = http_status
 
     @property
     def http_status(self) -> int:
         """The HTTP status the REST API answers with."""
+        if self._http_status is not None:
+            return self._http_status
         return _HTTP_STATUS.get(self.code, 500)
 
     @property

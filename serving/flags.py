@@ -3,7 +3,8 @@
 Flags use TF Serving's names and defaults (``--port=8500``,
 ``--rest_api_port=0`` meaning REST off, ``--enable_batching``...). Our
 additions: ``--host`` (default ``127.0.0.1``; TF Serving binds all
-interfaces), ``--max_request_bytes`` and ``--profiler_port``.
+interfaces), ``--max_request_bytes``, ``--max_in_flight_requests``,
+``--max_rows_per_request`` and ``--profiler_port``.
 """
 
 from __future__ import annotations
@@ -14,6 +15,8 @@ import logging
 
 _log = logging.getLogger(__name__)
 DEFAULT_MAX_REQUEST_BYTES = 64 * 1024 * 1024
+DEFAULT_MAX_IN_FLIGHT_REQUESTS = 1024
+DEFAULT_MAX_ROWS_PER_REQUEST = 100_000
 
 
 @dataclasses.dataclass(frozen=True)
@@ -39,6 +42,14 @@ class ServerOptions:
         allow_version_labels_for_unavailable_models: See ModelManager.
         max_request_bytes: Largest gRPC message or REST body accepted.
         grpc_max_threads: gRPC worker threads.
+        max_in_flight_requests: Model requests (Predict, Classify, Regress,
+            MultiInference) running at once across gRPC and REST; one more
+            is refused at once with RESOURCE_EXHAUSTED (REST 503) instead of
+            queueing without bound. 0: no bound. Our addition.
+        max_rows_per_request: Rows (the first dimension of the inputs, or
+            the number of tf.Examples) one request may send; more gets
+            INVALID_ARGUMENT before the model runs. 0: no bound. Our
+            addition.
         grpc_socket_path: Also serve gRPC on this Unix domain socket.
         grpc_channel_arguments: ``key=value`` pairs, comma-separated, passed
             to the gRPC server (numbers as ints), e.g.
@@ -83,6 +94,8 @@ class ServerOptions:
     allow_version_labels_for_unavailable_models: bool = False
     max_request_bytes: int = DEFAULT_MAX_REQUEST_BYTES
     grpc_max_threads: int = 64
+    max_in_flight_requests: int = DEFAULT_MAX_IN_FLIGHT_REQUESTS
+    max_rows_per_request: int = DEFAULT_MAX_ROWS_PER_REQUEST
     grpc_socket_path: str = ""
     grpc_channel_arguments: str = ""
     rest_api_timeout_in_ms: int = 30000
@@ -115,6 +128,11 @@ class ServerOptions:
                 f"num_tflite_pools={self.num_tflite_pools!r}, "
                 f"num_server_processes={self.num_server_processes!r}; each must be >= 1."
             )
+        if min(self.max_in_flight_requests, self.max_rows_per_request) < 0:
+            raise ValueError(
+                f"ServerOptions got max_in_flight_requests={self.max_in_flight_requests!r}, "
+                f"max_rows_per_request={self.max_rows_per_request!r}; each must be >= 0 "
+                "(0: no bound).")
         if self.port < 0 or (self.rest_api_port is not None and self.rest_api_port < 0):
             raise ValueError(
                 f"ServerOptions got port={self.port!r}, rest_api_port={self.rest_api_port!r}; "
@@ -187,6 +205,11 @@ def build_parser() -> argparse.ArgumentParser:
          "Allow labels on versions that are not loaded yet.")
     flag("max_request_bytes", int, "Largest gRPC message / REST body accepted.")
     flag("grpc_max_threads", int, "gRPC worker threads.")
+    flag("max_in_flight_requests", int,
+         "Model requests running at once; more get RESOURCE_EXHAUSTED / HTTP 503 "
+         "(0: no bound; our addition).")
+    flag("max_rows_per_request", int,
+         "Rows one request may send; more get INVALID_ARGUMENT (0: no bound; our addition).")
     flag("grpc_socket_path", str, "Also serve gRPC on this Unix domain socket path.")
     flag("grpc_channel_arguments", str,
          "Comma-separated key=value gRPC server arguments, e.g. grpc.max_connection_age_ms=2000.")

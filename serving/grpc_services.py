@@ -29,15 +29,17 @@ def _abort(context: grpc.ServicerContext, error: ServingError):
 class PredictionServicer(prediction_service_pb2_grpc.PredictionServiceServicer):
     """Predict, Classify, Regress, MultiInference and GetModelMetadata."""
 
-    def __init__(self, manager: ModelManager, metrics: ServingMetrics):
+    def __init__(self, manager: ModelManager, metrics: ServingMetrics, *,
+                 in_flight: dispatch.InFlightLimit | None = None):
         self._manager = manager
         self._metrics = metrics
+        self._in_flight = in_flight or dispatch.InFlightLimit(0)
 
     def _serve(self, context, api, model_spec, handler, request):
         try:
             return dispatch.serve(
                 self._manager, self._metrics, lambda s: handler(s, request),
-                api=api, protocol=PROTOCOL, model_spec=model_spec)
+                api=api, protocol=PROTOCOL, model_spec=model_spec, limit=self._in_flight)
         except ServingError as e:
             _abort(context, e)
 

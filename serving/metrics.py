@@ -35,6 +35,10 @@ class ServingMetrics:
         self.model_events = prometheus_client.Counter(
             "serving_model_load_events", "Model version load, unload and load-failure events.",
             ("model_name", "model_version", "event"), registry=self.registry)
+        self.in_flight = prometheus_client.Gauge(
+            "serving_requests_in_flight",
+            "Model requests running now (bounded by --max_in_flight_requests).",
+            registry=self.registry)
 
     def observe_request(self, *, model_name: str, model_version: str, signature_name: str,
                         api: str, protocol: str, status: str, seconds: float) -> None:

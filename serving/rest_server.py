@@ -68,8 +68,10 @@ class RestApp:
 
     def __init__(self, manager: ModelManager, metrics: ServingMetrics, *,
                  monitoring: MonitoringOptions, max_request_bytes: int,
-                 rest_api_timeout_in_ms: int = DEFAULT_TIMEOUT_MS):
+                 rest_api_timeout_in_ms: int = DEFAULT_TIMEOUT_MS,
+                 in_flight: dispatch.InFlightLimit | None = None):
         self.manager = manager
+        self.in_flight = in_flight or dispatch.InFlightLimit(0)
         self.metrics = metrics
         self.monitoring = monitoring
         self.max_request_bytes = max_request_bytes
@@ -108,9 +110,11 @@ class RestApp:
     def too_large(self, length: int | None = None) -> RestResponse:
         """413 for a body over ``max_request_bytes``."""
         size = f"of {length} bytes" if length is not None else "larger than the limit"
-        return error_response(_TooLarge(
+        return error_response(ServingError(
+            grpc.StatusCode.RESOURCE_EXHAUSTED,
             f"Request body {size} exceeds the limit of {self.max_request_bytes} bytes; "
-            "send fewer rows per request or raise --max_request_bytes."), close=True)
+            "send fewer rows per request or raise --max_request_bytes.",
+            http_status=413), close=True)
 
     def handle(self, method: str, target: str, body: bytes = b"") -> RestResponse:
         """Answers one request; never raises.
@@ -165,7 +169,8 @@ class RestApp:
         spec.signature_name = signature_name
         handler = getattr(self, f"_{verb}")
         result = dispatch.serve(self.manager, self.metrics, lambda s: handler(s, spec, payload),
-                                api=verb, protocol=PROTOCOL, model_spec=spec)
+                                api=verb, protocol=PROTOCOL, model_spec=spec,
+                                limit=self.in_flight)
         return RestResponse(200, rest_codec.dumps(result))
 
     def _metadata(self, spec) -> bytes:
@@ -195,15 +200,6 @@ class RestApp:
         request = regression_pb2.RegressionRequest(
             model_spec=spec, input=rest_codec.examples_input(payload))
         return rest_codec.regress_response(inference.regress(servable, request))
-
-
-class _TooLarge(ServingError):
-    def __init__(self, message):
-        super().__init__(grpc.StatusCode.RESOURCE_EXHAUSTED, message)
-
-    @property
-    def http_status(self) -> int:
-        return 413
 
 
 def _method_not_allowed(method: str, path: str) -> ServingError:

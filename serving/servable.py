@@ -53,12 +53,15 @@ class ServableOptions:
         serialize_as_tensor_content: Predict responses pack numeric outputs
             into ``tensor_content`` instead of the typed fields (TF Serving's
             ``--enable_serialization_as_tensor_content``).
+        max_rows_per_request: Largest first dimension of a request's inputs
+            (``--max_rows_per_request``); 0: no bound.
     """
 
     prefer_tflite_model: bool = False
     num_tflite_interpreters: int = 1
     enable_signature_method_name_check: bool = False
     serialize_as_tensor_content: bool = False
+    max_rows_per_request: int = 0
 
 
 class TF2Runtime:
@@ -162,6 +165,7 @@ class Servable:
         """
         spec = self.specs[key]
         validate_inputs(spec, inputs)
+        self._check_rows(key, inputs)
         declared = all(shape_matches(spec.inputs[k].shape, v.shape) for k, v in inputs.items())
         if (
             self._scheduler is not None
@@ -174,6 +178,17 @@ class Servable:
             return self._scheduler.schedule(
                 queue_key, lambda batch: self.call(key, batch), inputs)
         return self.call(key, inputs, declared_shapes=declared)
+
+    def _check_rows(self, key: str, inputs: dict[str, np.ndarray]) -> None:
+        limit = self.options.max_rows_per_request
+        if not limit:
+            return
+        for name, value in sorted(inputs.items()):
+            if value.ndim and value.shape[0] > limit:
+                raise errors.invalid_argument(
+                    f"Input {name!r} of signature {key!r} sends {value.shape[0]} rows, more "
+                    f"than the {limit} one request may send (--max_rows_per_request); split "
+                    "it into several requests or raise the limit.")
 
     def call(self, key: str, inputs: dict[str, np.ndarray], *,
              declared_shapes: bool = True) -> dict[str, np.ndarray]:

@@ -17,6 +17,7 @@ from tensorflow_serving.apis import model_service_pb2_grpc
 from tensorflow_serving.apis import prediction_service_pb2_grpc
 
 from serving import config_files
+from serving import dispatch
 from serving.batching import BatchScheduler
 from serving.config_files import ModelSpecConfig
 from serving.flags import ServerOptions
@@ -101,13 +102,20 @@ class ModelServer:
                     enable_signature_method_name_check=(
                         options.enable_signature_method_name_check),
                     serialize_as_tensor_content=options.enable_serialization_as_tensor_content,
+                    max_rows_per_request=options.max_rows_per_request,
                 ),
             ),
             on_event=self._on_model_event,
         )
+        self.in_flight = dispatch.InFlightLimit(options.max_in_flight_requests)
+        self.metrics.in_flight.set_function(lambda: self.in_flight.in_flight)
         self._grpc = grpc.server(
             concurrent.futures.ThreadPoolExecutor(
                 max_workers=options.grpc_max_threads, thread_name_prefix="grpc"),
+            # gRPC's own bound on queued + running calls (it answers RESOURCE_EXHAUSTED
+            # past it); model requests are bounded more tightly by ``self.in_flight``.
+            maximum_concurrent_rpcs=(options.max_in_flight_requests + options.grpc_max_threads
+                                     if options.max_in_flight_requests else None),
             options=[
                 ("grpc.max_receive_message_length", options.max_request_bytes),
                 ("grpc.max_send_message_length", -1),
@@ -116,7 +124,7 @@ class ModelServer:
             ],
         )
         prediction_service_pb2_grpc.add_PredictionServiceServicer_to_server(
-            PredictionServicer(self.manager, self.metrics), self._grpc)
+            PredictionServicer(self.manager, self.metrics, in_flight=self.in_flight), self._grpc)
         model_service_pb2_grpc.add_ModelServiceServicer_to_server(
             ModelServicer(self.manager, on_reload=self._update_health,
                           group_size=options.num_server_processes), self._grpc)
@@ -147,7 +155,8 @@ class ModelServer:
             self._rest = RestServer(
                 RestApp(self.manager, self.metrics, monitoring=self.monitoring,
                         max_request_bytes=options.max_request_bytes,
-                        rest_api_timeout_in_ms=options.rest_api_timeout_in_ms),
+                        rest_api_timeout_in_ms=options.rest_api_timeout_in_ms,
+                        in_flight=self.in_flight),
                 host=options.host, port=options.rest_api_port, reuse_port=options.reuse_port)
             self.rest_port = self._rest.port
         self._stop = threading.Event()
