@@ -12,10 +12,14 @@ Example:
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import json
 import os
 import socket
+import threading
+import time
+import uuid
 from typing import Any
 
 import sqlalchemy as sa
@@ -75,6 +79,18 @@ events = sa.Table(
     sa.Column("key", sa.String(200), nullable=False),
 )
 
+locks = sa.Table(
+    "locks", _meta,
+    sa.Column("name", sa.String(200), primary_key=True),
+    sa.Column("token", sa.String(64), nullable=False),
+    sa.Column("host", sa.String(200)),
+    sa.Column("pid", sa.Integer),
+    sa.Column("run_id", sa.Integer),
+    sa.Column("acquired", sa.DateTime, nullable=False),
+    sa.Column("renewed", sa.DateTime, nullable=False),
+    sa.Column("expires", sa.DateTime, nullable=False),
+)
+
 
 def _now() -> dt.datetime:
     return dt.datetime.now(dt.timezone.utc).replace(tzinfo=None)
@@ -91,13 +107,22 @@ class MetadataStore:
         if url.startswith("sqlite:///") and len(url) > len("sqlite:///"):
             os.makedirs(os.path.dirname(url[len("sqlite:///"):]) or ".", exist_ok=True)
         try:
-            self.engine = sa.create_engine(url)
-            _meta.create_all(self.engine)
+            # SQLite: several processes share one file; wait for a writer instead of failing at once.
+            kwargs = {"connect_args": {"timeout": 30}} if url.startswith("sqlite") else {}
+            self.engine = sa.create_engine(url, **kwargs)
         except sa.exc.ArgumentError as e:
             raise ValueError(
                 f"MetadataStore got url={url!r}; expected a SQLAlchemy URL such as "
                 f"'sqlite:////tmp/metadata.sqlite'. How to fix: correct the URL ({e})."
             ) from None
+        for attempt in range(5):  # two processes creating the tables at once: one sees them created
+            try:
+                _meta.create_all(self.engine)
+                break
+            except sa.exc.OperationalError:
+                if attempt == 4:
+                    raise
+                time.sleep(0.2 * (attempt + 1))
         self.url = url
 
     # Runs ------------------------------------------------------------------
@@ -114,12 +139,23 @@ class MetadataStore:
                 state=state, finished=_now(), error=error))
 
     def mark_abandoned(self, pipeline: str) -> int:
-        """Marks RUNNING runs of dead processes (on this host) ABANDONED; returns how many."""
+        """Marks RUNNING runs of the pipeline whose owner is gone ABANDONED; returns how many.
+
+        A run is left alone while it holds an unexpired lock (see `lock`), and while its
+        process is alive when it runs on this host. So a run elsewhere is only abandoned
+        once its lock expired or was released: call this while holding the pipeline's
+        run lock, as `LocalRunner` does.
+        """
         count = 0
+        now = _now()
         with self.engine.begin() as conn:
             rows = conn.execute(sa.select(runs).where(
                 runs.c.pipeline == pipeline, runs.c.state == RUNNING)).mappings().all()
+            leased = {r[0] for r in conn.execute(sa.select(locks.c.run_id).where(
+                locks.c.expires >= now, locks.c.run_id.is_not(None))).all()}
             for row in rows:
+                if row["id"] in leased:
+                    continue
                 if row["host"] == socket.gethostname() and _alive(row["pid"]):
                     continue
                 conn.execute(runs.update().where(runs.c.id == row["id"]).values(
@@ -141,6 +177,68 @@ class MetadataStore:
                         executions.c.run_id == row["id"]).group_by(executions.c.state)).all()
                 result.append({**dict(row), "executions": dict(states)})
             return result
+
+    # Locks (leases) ----------------------------------------------------------
+    def try_lock(self, name: str, token: str, *, lease_s: float) -> tuple[bool, LockInfo | None]:
+        """Takes (or renews) the lock ``name`` for ``token`` for ``lease_s`` seconds.
+
+        Returns (True, the lock) when taken, else (False, its holder). A lock whose holder
+        stopped renewing it past its expiry, or whose process on this host is gone, is
+        taken over. Each step is one conditional statement, so two processes racing for a
+        lock never both get it.
+        """
+        now = _now()
+        mine = {"token": token, "host": socket.gethostname(), "pid": os.getpid(), "run_id": None,
+                "acquired": now, "renewed": now, "expires": now + dt.timedelta(seconds=lease_s)}
+        try:
+            with self.engine.begin() as conn:
+                conn.execute(locks.insert().values(name=name, **mine))
+            return True, self.lock_holder(name)
+        except sa.exc.IntegrityError:
+            pass  # held (or just released and taken again): try a renewal or a takeover
+        if self.renew_lock(name, token, lease_s=lease_s):
+            return True, self.lock_holder(name)
+        with self.engine.begin() as conn:  # an expired lock: take it over
+            taken = conn.execute(locks.update().where(locks.c.name == name, locks.c.expires < now)
+                                 .values(**mine)).rowcount
+        holder = self.lock_holder(name)
+        if taken:
+            return True, holder
+        if holder is None:  # released between the statements: try again
+            return self.try_lock(name, token, lease_s=lease_s)
+        if holder.host == socket.gethostname() and holder.pid and not _alive(holder.pid):
+            with self.engine.begin() as conn:  # its process died: take it over now
+                taken = conn.execute(locks.update().where(
+                    locks.c.name == name, locks.c.token == holder.token).values(**mine)).rowcount
+            if taken:
+                return True, self.lock_holder(name)
+        return False, holder
+
+    def renew_lock(self, name: str, token: str, *, lease_s: float) -> bool:
+        """Extends the lease; False when ``token`` no longer holds the lock (it was taken over)."""
+        now = _now()
+        with self.engine.begin() as conn:
+            return conn.execute(locks.update().where(locks.c.name == name, locks.c.token == token).values(
+                renewed=now, expires=now + dt.timedelta(seconds=lease_s))).rowcount == 1
+
+    def set_lock_run(self, name: str, token: str, run_id: int) -> None:
+        """Records which run holds the lock (for messages and `mark_abandoned`)."""
+        with self.engine.begin() as conn:
+            conn.execute(locks.update().where(locks.c.name == name, locks.c.token == token).values(
+                run_id=run_id))
+
+    def release_lock(self, name: str, token: str) -> None:
+        with self.engine.begin() as conn:
+            conn.execute(locks.delete().where(locks.c.name == name, locks.c.token == token))
+
+    def lock_holder(self, name: str) -> LockInfo | None:
+        with self.engine.connect() as conn:
+            row = conn.execute(sa.select(locks).where(locks.c.name == name)).mappings().first()
+        return LockInfo(**dict(row)) if row is not None else None
+
+    def lock(self, name: str, *, lease_s: float = 60.0) -> Lease:
+        """A `Lease` on the lock ``name`` (not yet acquired)."""
+        return Lease(self, name, lease_s=lease_s)
 
     # Executions -------------------------------------------------------------
     def start_execution(self, run_id: int, pipeline: str, component: str, component_type: str, *,
@@ -185,6 +283,11 @@ class MetadataStore:
                                           sort_keys=True, default=str)))
             conn.execute(executions.update().where(executions.c.id == execution_id).values(
                 state=COMPLETE, finished=_now()))
+
+    def set_artifact_uri(self, artifact_id: int, uri: str) -> None:
+        """Records that an (unpublished) artifact's directory moved, e.g. a failed execution's kept output."""
+        with self.engine.begin() as conn:
+            conn.execute(artifacts.update().where(artifacts.c.id == artifact_id).values(uri=uri))
 
     def record_resolved(self, execution_id: int, outputs: dict[str, list[Artifact]]) -> None:
         """A resolver's execution: OUTPUT events to the existing artifacts it chose; COMPLETE."""
@@ -325,6 +428,115 @@ class MetadataStore:
             rows = conn.execute(sa.select(executions).where(
                 executions.c.run_id == run_id).order_by(executions.c.id)).mappings().all()
         return [dict(r) for r in rows]
+
+
+@dataclasses.dataclass(frozen=True)
+class LockInfo:
+    """A row of the ``locks`` table: who holds the lock ``name`` and until when (UTC)."""
+
+    name: str
+    token: str
+    host: str | None
+    pid: int | None
+    run_id: int | None
+    acquired: dt.datetime
+    renewed: dt.datetime
+    expires: dt.datetime
+
+    def describe(self) -> str:
+        """``run 5 (host h, pid 123)``, or ``a starting run (host h, pid 123)`` before it has a run id."""
+        who = f"run {self.run_id}" if self.run_id is not None else "a starting run"
+        return f"{who} (host {self.host}, pid {self.pid})"
+
+
+class LockTimeout(RuntimeError):
+    """`Lease.acquire` waited ``timeout_s`` and another holder still has the lock."""
+
+    def __init__(self, message: str, holder: LockInfo | None):
+        super().__init__(message)
+        self.holder = holder
+
+
+class Lease:
+    """A lock in the metadata store, held by this process and renewed by a heartbeat thread.
+
+    The holder renews it every ``lease_s / 4`` seconds; a holder that stops renewing (killed,
+    frozen, cut off from the store) loses it ``lease_s`` after its last renewal, and the
+    next one to ask takes it over. A holder on this host whose process is gone loses it
+    at once. Hosts sharing a store must agree on the time within a fraction of ``lease_s``.
+
+    Example:
+        >>> lease = MetadataStore("sqlite://").lock("run:demo", lease_s=30)
+        >>> lease.acquire(timeout_s=0).name
+        'run:demo'
+        >>> lease.release()
+    """
+
+    def __init__(self, store: MetadataStore, name: str, *, lease_s: float = 60.0):
+        if not lease_s > 0:
+            raise ValueError(f"Lease got lease_s={lease_s!r}; expected a positive number of seconds. "
+                             "How to fix: pass e.g. lease_s=60.")
+        self.store, self.name, self.lease_s = store, name, float(lease_s)
+        self.token = uuid.uuid4().hex
+        self.lost: str | None = None  # why the lease was lost, once it was
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def acquire(self, *, timeout_s: float, poll_s: float = 0.5,
+                on_wait: Any = None) -> LockInfo:
+        """Waits up to ``timeout_s`` for the lock, then starts the heartbeat.
+
+        ``on_wait(holder)`` is called once, when the lock is found held.
+        Raises LockTimeout when it is still held by another after ``timeout_s``.
+        """
+        deadline = time.monotonic() + max(0.0, timeout_s)
+        told = False
+        while True:
+            try:
+                taken, holder = self.store.try_lock(self.name, self.token, lease_s=self.lease_s)
+            except sa.exc.OperationalError:  # SQLite busy past its timeout: ask again
+                taken, holder = False, None
+            if taken:
+                break
+            if holder is not None and on_wait is not None and not told:
+                on_wait(holder)
+                told = True
+            if time.monotonic() >= deadline:
+                raise LockTimeout(f"lock {self.name!r} is held by "
+                                  f"{holder.describe() if holder else 'another process'}", holder)
+            time.sleep(min(poll_s, max(0.01, deadline - time.monotonic())))
+        self._stop.clear()
+        url = self.store.engine.url
+        if not (url.get_backend_name() == "sqlite" and url.database in (None, "", ":memory:")):
+            # (An in-memory store is private to this process and to one thread's connection.)
+            self._thread = threading.Thread(target=self._heartbeat, name=f"lease {self.name}", daemon=True)
+            self._thread.start()
+        return holder
+
+    def _heartbeat(self) -> None:
+        last = time.monotonic()
+        while not self._stop.wait(self.lease_s / 4):
+            try:
+                if not self.store.renew_lock(self.name, self.token, lease_s=self.lease_s):
+                    holder = self.store.lock_holder(self.name)
+                    self.lost = (f"it was taken over by {holder.describe()}, as this process had not "
+                                 f"renewed it within its {self.lease_s:g} s lease" if holder else
+                                 "it was released by another process")
+                    return
+                last = time.monotonic()
+            except sa.exc.SQLAlchemyError as e:  # the store is unreachable for a moment: retry
+                if time.monotonic() - last > self.lease_s:
+                    self.lost = (f"it could not be renewed within its {self.lease_s:g} s lease: "
+                                 f"{type(e).__name__} from the metadata store")
+                    return
+
+    def release(self) -> None:
+        """Stops the heartbeat and deletes the lock if this lease still holds it."""
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join()
+            self._thread = None
+        self.store.release_lock(self.name, self.token)
 
 
 def _artifact(row: Any) -> Artifact:

@@ -7,6 +7,20 @@ an execution rerun with the same inputs gets back its scratch directory, e.g.
 the Trainer's checkpoints), resolves resolver nodes from the metadata store and
 runs part of the DAG (``from_nodes`` / ``to_nodes``).
 
+Two runs of one pipeline on one metadata store never run side by side: a run holds
+the pipeline's run lock (``run:<pipeline name>`` in the store's ``locks`` table, see
+`pipeline.metadata.Lease`) from before it is recorded until it ends, renewing it
+every ``lock_lease / 4`` seconds. Another run waits for it up to ``lock_timeout``
+seconds (default `DEFAULT_LOCK_TIMEOUT_S`, or the environment variable
+``PIPELINE_LOCK_TIMEOUT``), then finds what the first one finished in the cache, or
+fails with `PipelineLockedError` naming the holder. A lock whose holder stopped
+renewing it for ``lock_lease`` seconds (or whose process on this host is gone) is
+taken over.
+
+When an executor fails, its non-empty outputs are moved from ``.tmp-<id>`` to
+``failed-<id>`` beside them, and the error message names that place: it is kept until
+the next execution of that node ends.
+
 Example:
     >>> from pipeline.runner import LocalRunner
     >>> # LocalRunner().run(my_pipeline)  # doctest: +SKIP
@@ -15,8 +29,10 @@ Example:
 from __future__ import annotations
 
 import dataclasses
+import datetime as dt
 import hashlib
 import json
+import logging
 import os
 import shutil
 import time
@@ -30,8 +46,14 @@ from components.base import (
 )
 from components.resolver.base import Resolver
 from pipeline.dsl import Pipeline, downstream_closure, upstream_closure
-from pipeline.metadata import CACHED, COMPLETE, FAILED, RUNNING, MetadataStore
+from pipeline.metadata import CACHED, COMPLETE, FAILED, RUNNING, Lease, LockInfo, LockTimeout, MetadataStore
 from pipeline.progress import ProgressListener
+
+DEFAULT_LOCK_TIMEOUT_S = 600.0
+DEFAULT_LOCK_LEASE_S = 60.0
+LOCK_TIMEOUT_ENV = "PIPELINE_LOCK_TIMEOUT"
+FAILED_PREFIX = "failed-"
+_log = logging.getLogger(__name__)
 
 
 class PipelineRunError(RuntimeError):
@@ -41,6 +63,16 @@ class PipelineRunError(RuntimeError):
         super().__init__(f"{component_id} failed: {message}")
         self.component_id = component_id
         self.execution_id = execution_id
+
+
+class PipelineLockedError(PipelineRunError):
+    """Another run of the pipeline held its run lock past ``lock_timeout``, or took this run's over."""
+
+    def __init__(self, message: str, holder: LockInfo | None = None):
+        RuntimeError.__init__(self, message)
+        self.component_id = None
+        self.execution_id = None
+        self.holder = holder
 
 
 @dataclasses.dataclass
@@ -71,11 +103,29 @@ class LocalRunner:
 
     Args:
         listener: Receives progress events (the CLI passes a rich display).
+        lock_timeout: Seconds to wait for another run of the same pipeline (same metadata
+            store) to release the run lock; default ``$PIPELINE_LOCK_TIMEOUT`` or
+            `DEFAULT_LOCK_TIMEOUT_S` (600). 0 fails at once.
+        lock_lease: Seconds after its holder's last renewal that the run lock is taken over
+            (default 60; renewed every ``lock_lease / 4``).
     """
 
-    def __init__(self, listener: ProgressListener | None = None):
+    def __init__(self, listener: ProgressListener | None = None, *, lock_timeout: float | None = None,
+                 lock_lease: float = DEFAULT_LOCK_LEASE_S):
         self.listener = listener or ProgressListener()
         self._use_cache = True
+        if lock_timeout is None:
+            raw = os.environ.get(LOCK_TIMEOUT_ENV, "")
+            try:
+                lock_timeout = float(raw) if raw else DEFAULT_LOCK_TIMEOUT_S
+            except ValueError:
+                raise ValueError(f"LocalRunner got {LOCK_TIMEOUT_ENV}={raw!r}; expected a number of "
+                                 f"seconds. How to fix: set e.g. {LOCK_TIMEOUT_ENV}=600.") from None
+        if not lock_timeout >= 0:
+            raise ValueError(f"LocalRunner got lock_timeout={lock_timeout!r}; expected seconds >= 0. "
+                             "How to fix: pass e.g. lock_timeout=600.")
+        self.lock_timeout = float(lock_timeout)
+        self.lock_lease = float(lock_lease)
 
     def run(self, pipeline: Pipeline, *, from_nodes: Iterable[str] = (), to_nodes: Iterable[str] = (),
             enable_cache: bool | None = None) -> RunResult:
@@ -98,14 +148,48 @@ class LocalRunner:
         self._use_cache = pipeline.enable_cache if enable_cache is None else enable_cache
 
         store = MetadataStore(pipeline.metadata)
+        lease = self._lock(store, pipeline)
+        try:
+            return self._run_locked(store, lease, pipeline, ids, selected)
+        finally:
+            try:
+                lease.release()
+            except Exception as e:  # noqa: BLE001 - the lock then expires after its lease
+                _log.warning("could not release the run lock of pipeline %r (%s); it expires in %g s",
+                             pipeline.name, e, self.lock_lease)
+
+    def _lock(self, store: MetadataStore, pipeline: Pipeline) -> Lease:
+        """Takes the pipeline's run lock, waiting up to ``lock_timeout`` for another run to end."""
+        lease = store.lock(f"run:{pipeline.name}", lease_s=self.lock_lease)
+
+        def waiting(holder: LockInfo) -> None:
+            _log.warning("pipeline %r is being run by %s; waiting for the run lock up to %g s "
+                         "(%s)", pipeline.name, holder.describe(), self.lock_timeout, LOCK_TIMEOUT_ENV)
+
+        try:
+            lease.acquire(timeout_s=self.lock_timeout, on_wait=waiting)
+        except LockTimeout as e:
+            raise PipelineLockedError(_locked_message(pipeline, e.holder, self.lock_timeout), e.holder) from None
+        return lease
+
+    def _run_locked(self, store: MetadataStore, lease: Lease, pipeline: Pipeline, ids: list[str],
+                    selected: set[str]) -> RunResult:
         store.mark_abandoned(pipeline.name)
         run_id = store.start_run(pipeline.name)
+        store.set_lock_run(lease.name, lease.token, run_id)
         result = RunResult(run_id, {}, {}, {})
         self.listener.on_run_start(pipeline, run_id, [i for i in ids if i in selected])
         try:
             for component in pipeline.components:
                 if component.id not in selected:
                     continue
+                if lease.lost:
+                    raise PipelineLockedError(
+                        f"run {run_id} of pipeline {pipeline.name!r} lost its run lock: {lease.lost}. "
+                        f"It stopped before "
+                        f"{component.id} so that two runs never execute the same node. How to fix: "
+                        "run again (finished components come from the cache); if the metadata store "
+                        "was unreachable or this machine was suspended, check that first.")
                 started = time.monotonic()
                 self.listener.on_component_start(component.id)
                 if isinstance(component, Resolver):
@@ -237,8 +321,11 @@ class LocalRunner:
                 report=lambda message: self.listener.on_message(component.id, message))
             component.executor()(ctx)
         except BaseException as e:
-            summary = _summary(e)
-            store.fail_execution(execution_id, summary + "\n" + traceback.format_exc())
+            summary, details = _summary(e), traceback.format_exc()
+            if not isinstance(e, (KeyboardInterrupt, SystemExit)):
+                summary, details = _keep_failed_outputs(store, component.id, execution_id, outputs,
+                                                        summary, details)
+            store.fail_execution(execution_id, summary + "\n" + details)
             if isinstance(e, (KeyboardInterrupt, SystemExit)):
                 raise
             raise PipelineRunError(component.id, summary, execution_id) from e
@@ -248,6 +335,8 @@ class LocalRunner:
             os.replace(art.uri, final_uris[key])
             art.uri = final_uris[key]
         store.publish(execution_id, outputs)
+        for art in outputs.values():  # what older failed executions of this node kept
+            _remove_failed_dirs(os.path.dirname(art.uri))
         shutil.rmtree(temp_dir, ignore_errors=True)
         shutil.rmtree(work_dir, ignore_errors=True)
         return COMPLETE, outputs
@@ -334,6 +423,63 @@ def _remove_stale_temp_dirs(store: MetadataStore, base: str) -> None:
     for name in os.listdir(base):
         if name.startswith(".tmp-") and name[5:].isdigit() and store.execution_state(int(name[5:])) != RUNNING:
             shutil.rmtree(os.path.join(base, name), ignore_errors=True)
+
+
+def _remove_failed_dirs(base: str, keep: str | None = None) -> None:
+    """Deletes the ``failed-<id>`` output dirs kept from failed executions (but ``keep``)."""
+    if not os.path.isdir(base):
+        return
+    for name in os.listdir(base):
+        if name.startswith(FAILED_PREFIX) and name[len(FAILED_PREFIX):].isdigit() and name != keep:
+            shutil.rmtree(os.path.join(base, name), ignore_errors=True)
+
+
+def _keep_failed_outputs(store: MetadataStore, component_id: str, execution_id: int,
+                         outputs: dict[str, Artifact], summary: str, details: str) -> tuple[str, str]:
+    """Moves a failed execution's non-empty ``.tmp-<id>`` outputs to ``failed-<id>`` (the next run
+    deletes ``.tmp-*`` dirs) and rewrites the paths in the error; returns (summary, details)."""
+    kept = []
+    for art in outputs.values():
+        temp = art.uri
+        base = os.path.dirname(temp)
+        if os.path.basename(temp) != f".tmp-{execution_id}" or not os.path.isdir(temp):
+            continue
+        if not os.listdir(temp):
+            shutil.rmtree(temp, ignore_errors=True)
+            continue
+        target = os.path.join(base, f"{FAILED_PREFIX}{execution_id}")
+        try:
+            _remove_failed_dirs(base)  # one failed execution's outputs at a time per output
+            os.replace(temp, target)
+        except OSError:
+            continue  # left as it was: the message still names where it is now
+        summary, details = summary.replace(temp, target), details.replace(temp, target)
+        if art.id is not None:
+            store.set_artifact_uri(art.id, target)
+        art.uri = target
+        kept.append(target)
+    if kept and any(path in summary for path in kept):
+        summary += f" (kept until the next execution of {component_id} ends)"
+    elif kept:
+        details = (f"outputs of the failed execution kept in {', '.join(kept)} until the next execution "
+                   f"of {component_id} ends\n") + details
+    return summary, details
+
+
+def _locked_message(pipeline: Pipeline, holder: LockInfo | None, timeout: float) -> str:
+    """The error of a run that did not get the run lock in time: who holds it and what to do."""
+    if holder is None:
+        who = "another run (it released the lock as the wait ended)"
+        expiry = ""
+    else:
+        now = dt.datetime.now(dt.timezone.utc).replace(tzinfo=None)  # the store keeps naive UTC
+        who = (f"{holder.describe()}, started {holder.acquired:%Y-%m-%d %H:%M:%S} UTC, last heartbeat "
+               f"{max(0, (now - holder.renewed).total_seconds()):.0f} s ago")
+        expiry = (f" If that process is gone, its lock expires at {holder.expires:%H:%M:%S} UTC (a lease "
+                  "after its last heartbeat) and the next run takes it over.")
+    return (f"pipeline {pipeline.name!r} is being run by {who}; waited {timeout:g} s for it to finish. "
+            "How to fix: run again once it has finished (what it finished comes from the cache), or wait "
+            f"longer with LocalRunner(lock_timeout=SECONDS) or {LOCK_TIMEOUT_ENV}=SECONDS." + expiry)
 
 
 def _fingerprint(component: Component, params_json: str, inputs: dict[str, list[Artifact]]) -> str:

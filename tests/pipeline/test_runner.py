@@ -153,3 +153,47 @@ def test_remaining_error_messages(tmp_path):
     add.inputs["examples"].policy = "sideways"
     with pytest.raises(ValueError, match="LocalRunner got channel policy='sideways'"):
         LocalRunner().run(Pipeline("p", str(tmp_path), [source, add]))
+
+
+class _Quarantines(Add):
+    """Writes a quarantine file into its output, then fails with a message naming it (as ExampleGen does)."""
+
+    def executor(self):
+        def run(ctx):
+            from components.base import ComponentError
+
+            path = os.path.join(ctx.outputs["statistics"].uri, "quarantine.csv")
+            with open(path, "w") as f:
+                f.write("bad,row\n")
+            raise ComponentError(f"3 rows quarantined, more than allowed: see {path}. How to fix: clean them.")
+        return run
+
+
+def test_a_failure_message_names_where_the_failed_output_is_kept_not_a_temp_dir(tmp_path):
+    source = Source(1)
+    failing = _Quarantines(source.outputs["examples"], id="Check")
+    with pytest.raises(PipelineRunError) as raised:
+        LocalRunner().run(Pipeline("toy", str(tmp_path), [source, failing]))
+    message = str(raised.value)
+    assert ".tmp-" not in message
+    kept = os.path.join(str(tmp_path), "Check", "statistics", f"failed-{raised.value.execution_id}")
+    assert f"see {kept}/quarantine.csv" in message
+    assert message.endswith("(kept until the next execution of Check ends)")
+    store = MetadataStore(f"sqlite:///{tmp_path}/metadata.sqlite")
+    error = store.executions_of_run(store.list_runs()[0]["id"])[-1]["error"]
+    assert ".tmp-" not in error and kept in error
+
+    # The next run's cleanup of temp dirs keeps it, so the message stays true ...
+    with pytest.raises(PipelineRunError) as again:
+        LocalRunner().run(Pipeline("toy", str(tmp_path), [source, failing]))
+    assert not os.path.exists(kept)  # ... until that node's next execution ends
+    newer = os.path.join(str(tmp_path), "Check", "statistics", f"failed-{again.value.execution_id}")
+    assert open(os.path.join(newer, "quarantine.csv")).read() == "bad,row\n"
+    LocalRunner().run(Pipeline("toy", str(tmp_path), [source, Add(source.outputs["examples"], id="Check")]))
+    assert [n for n in os.listdir(os.path.join(str(tmp_path), "Check", "statistics")) if not n.isdigit()] == []
+
+
+def test_a_failed_execution_with_empty_outputs_leaves_nothing_behind(tmp_path):
+    with pytest.raises(PipelineRunError):
+        LocalRunner().run(_pipeline(tmp_path, fail=True))
+    assert os.listdir(os.path.join(str(tmp_path), "Add", "statistics")) == []
