@@ -69,6 +69,7 @@ class ExampleGenParameters:
     derived_columns: Mapping[str, str] = dataclasses.field(default_factory=dict)
     label: str | None = None
     bad_rows: str = "fail"
+    max_quarantined_fraction: float = 0.10
 
 
 class ExampleGen(Component):
@@ -80,13 +81,22 @@ class ExampleGen(Component):
         format: "csv", "tfrecord" (tf.Example; gzip detected) or "parquet".
         split: A SplitConfig.
         column_types: Declared kinds ("int"/"float"/"string"); a value that does not parse is a
-            bad row. Other CSV columns are inferred (int, else float, else string).
+            bad row. Other CSV columns are inferred from all their non-empty values: int if
+            every number is an integer, else float. NaN/inf never change the kind (they are bad
+            values in any numeric column). A column whose values are numbers except for at most
+            1% (one ``noon`` among 1,000 ints) keeps the numeric kind and those values are bad
+            rows; with more, it is a string. Each such call is warned (the run's progress and
+            the ``inference_warnings`` property); declare the column's kind to decide yourself.
         columns: If given, the exact header every CSV file must have.
         derived_columns: name -> expression over raw columns, e.g. a label
             ``{"big_tipper": "tips > 0.2 * fare"}``.
         label: A column that must be present in every row (missing label = bad row).
         bad_rows: "fail" (first bad row stops the run) or "quarantine" (bad rows go to
-            ``quarantine/rows.jsonl`` in the output and are counted).
+            ``quarantine/rows.jsonl`` in the output and are counted: ``rows_in``,
+            ``quarantined``, and for CSV the physical lines ``lines_in``, ``lines_quarantined``).
+        max_quarantined_fraction: In quarantine mode, the run fails when more than this share
+            of the rows, or of the CSV lines, is quarantined (default 0.10; 1.0 accepts any).
+            Lines count too, so one unterminated quote that swallows half the file fails.
         id: Node id (default "ExampleGen").
     """
 
@@ -97,13 +107,19 @@ class ExampleGen(Component):
     def __init__(self, input_base: str, *, file_pattern: str = "*", format: str = "csv",
                  split: SplitConfig | None = None, column_types: Mapping[str, str] | None = None,
                  columns: Sequence[str] | None = None, derived_columns: Mapping[str, str] | None = None,
-                 label: str | None = None, bad_rows: str = "fail", id: str | None = None):
+                 label: str | None = None, bad_rows: str = "fail", max_quarantined_fraction: float = 0.10,
+                 id: str | None = None):
         if format not in FORMATS:
             raise ValueError(
                 f"ExampleGen got format={format!r}; expected one of {FORMATS}. How to fix: pick one.")
         if bad_rows not in BAD_ROWS:
             raise ValueError(
                 f"ExampleGen got bad_rows={bad_rows!r}; expected one of {BAD_ROWS}. How to fix: pick one.")
+        if (isinstance(max_quarantined_fraction, bool) or not isinstance(max_quarantined_fraction, (int, float))
+                or not 0 <= max_quarantined_fraction <= 1):
+            raise ValueError(
+                f"ExampleGen got max_quarantined_fraction={max_quarantined_fraction!r}; expected a number "
+                "from 0 to 1. How to fix: e.g. 0.1 (fail past 10% quarantined), 1.0 to accept any share.")
         for name, kind in (column_types or {}).items():
             if kind not in KINDS:
                 raise ValueError(
@@ -117,7 +133,8 @@ class ExampleGen(Component):
             input_base=os.path.abspath(input_base), file_pattern=file_pattern, format=format,
             split=split or SplitConfig(), column_types=dict(column_types or {}),
             columns=tuple(columns) if columns is not None else None,
-            derived_columns=dict(derived_columns or {}), label=label, bad_rows=bad_rows)
+            derived_columns=dict(derived_columns or {}), label=label, bad_rows=bad_rows,
+            max_quarantined_fraction=float(max_quarantined_fraction))
         super().__init__(inputs={}, parameters=params, id=id)
 
     def fingerprint_extras(self) -> dict[str, str]:

@@ -4,14 +4,22 @@ The driver resolves the span, checks headers and infers undeclared CSV column
 kinds (one streaming pass); then Beam reads the files in parallel (one file per
 element), converts each row to a tf.Example, routes it to its split or to the
 quarantine, and writes ``Split-<name>/data-*.gz`` and ``quarantine/rows.jsonl``.
-Every input row is counted (Beam counters): ``rows_in == sum(row_counts) + quarantined``.
-In ``bad_rows="fail"`` mode the first bad row stops the pipeline with its DataError.
+Every input row is counted (Beam counters): ``rows_in == sum(row_counts) + quarantined``;
+for CSV the physical lines too: ``lines_in`` (lines of data rows, header and blank lines
+excluded) and ``lines_quarantined`` (lines the quarantined rows spanned, e.g. every line
+an unterminated quote swallowed). In ``bad_rows="fail"`` mode the first bad row stops the
+pipeline with its DataError (Beam's own log of it, with traceback, goes to DEBUG). In
+``quarantine`` mode the run fails when the quarantined share of rows or of lines exceeds
+``max_quarantined_fraction``.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
+import logging
 import os
+import shutil
 from typing import Any
 
 import apache_beam as beam  # executors are imported only when their component runs
@@ -29,6 +37,9 @@ from components.example_gen.spans import resolve_span
 QUARANTINE_FILE = "quarantine/rows.jsonl"
 NAMESPACE = "ExampleGen"
 BAD = "bad"
+_LOG = logging.getLogger(__name__)
+_BEAM_ERROR_LOGGERS = ("apache_beam.runners.common", "apache_beam.runners.worker.sdk_worker",
+                       "apache_beam.runners.direct.executor")
 
 
 def run(ctx: ExecutionContext) -> None:
@@ -38,15 +49,19 @@ def run(ctx: ExecutionContext) -> None:
     span, version, files = resolve_span(p.input_base, p.file_pattern)
     derived = {name: Expression(name, source) for name, source in p.derived_columns.items()}
     ctx.report(f"span {span}: checking {len(files)} file(s)")
-    kinds = (csv_kinds(files, p, derived) if p.format == "csv" else
-             parquet_kinds(files) if p.format == "parquet" else None)
+    inference = csv_kinds(files, p, derived) if p.format == "csv" else None
+    for warning in inference.warnings if inference else ():
+        _LOG.warning("ExampleGen: %s", warning)
+        ctx.report(f"warning: {warning}")
+    kinds = (inference.kinds if inference else parquet_kinds(files) if p.format == "parquet" else None)
     out = ctx.outputs["examples"]
     names = list(p.split.names)
     ctx.report(f"Beam ({runner_name(ctx.beam_pipeline_args)}): converting {len(files)} file(s)")
     pipeline = make_pipeline(ctx.beam_pipeline_args)
     converted = (pipeline
                  | "Files" >> beam.Create(files)
-                 | "Convert" >> beam.ParDo(ConvertFile(p, kinds)).with_outputs(BAD, main="good"))
+                 | "Convert" >> beam.ParDo(ConvertFile(p, kinds, inference.inferred if inference else frozenset()))
+                 .with_outputs(BAD, main="good"))
     parts = converted.good | "Route" >> beam.Partition(lambda pair, n: pair[0], len(names))
     for index, name in enumerate(names):
         os.makedirs(out.split_uri(name), exist_ok=True)
@@ -59,8 +74,9 @@ def run(ctx: ExecutionContext) -> None:
     os.makedirs(os.path.dirname(quarantine), exist_ok=True)
     _ = converted[BAD] | "Quarantine" >> beam.io.WriteToText(quarantine, shard_name_template="")
     try:
-        result = pipeline.run()
-        result.wait_until_finish()
+        with _quiet_beam_data_errors():
+            result = pipeline.run()
+            result.wait_until_finish()
     except Exception as e:  # Beam wraps executor errors; surface the user-facing one
         cause = e
         while cause is not None and not isinstance(cause, DataError):
@@ -71,24 +87,110 @@ def run(ctx: ExecutionContext) -> None:
     counts = {c.key.metric.name: c.committed for c in
               result.metrics().query(MetricsFilter().with_namespace(NAMESPACE))["counters"]}
     row_counts = {name: int(counts.get(f"rows_{name}", 0)) for name in names}
-    quarantined = int(counts.get("quarantined", 0))
+    rows_in, quarantined = int(counts.get("rows_in", 0)), int(counts.get("quarantined", 0))
     out.properties.update(
         split_names=names, span=span, version=version, files=files, row_counts=row_counts,
-        rows_in=int(counts.get("rows_in", 0)), quarantined=quarantined,
+        rows_in=rows_in, quarantined=quarantined,
         column_kinds={**(kinds or {}), **{n: e.kind for n, e in derived.items()}})
+    lines_note = ""
+    if p.format == "csv":
+        lines_in, lines_quarantined = int(counts.get("lines_in", 0)), int(counts.get("lines_quarantined", 0))
+        out.properties.update(lines_in=lines_in, lines_quarantined=lines_quarantined)
+        lines_note = f", {lines_quarantined} of {lines_in} lines"
+    if inference and inference.warnings:
+        out.properties["inference_warnings"] = inference.warnings
     if quarantined:
         out.properties["quarantine_file"] = QUARANTINE_FILE  # relative: the directory is renamed on publish
+        ctx.report(f"quarantined {quarantined} of {rows_in} rows{lines_note}: {quarantine}")
     if not sum(row_counts.values()):
         raise ComponentError(
             f"ExampleGen wrote no rows from {files}: all {quarantined} rows were quarantined "
-            f"(see {quarantine}). How to fix: correct the data.")
+            f"(see {_keep_quarantine(ctx, quarantine)}). How to fix: correct the data.")
+    _check_quarantined_share(ctx, p, out.properties, quarantine)
+
+
+def _check_quarantined_share(ctx: ExecutionContext, p: ExampleGenParameters, props: dict[str, Any],
+                             quarantine: str) -> None:
+    """Fails when quarantined rows, or the physical lines they span, exceed ``max_quarantined_fraction``."""
+    rows_in, quarantined = props["rows_in"], props["quarantined"]
+    lines_in, lines_quarantined = props.get("lines_in", rows_in), props.get("lines_quarantined", quarantined)
+    share = max(quarantined / max(rows_in, 1), lines_quarantined / max(lines_in, 1))
+    if not quarantined or share <= p.max_quarantined_fraction:
+        return
+    largest = _largest_quarantined(quarantine)
+    where = ""
+    if largest:
+        spans = largest.get("lines", 1)
+        column = f" column {largest['column']!r}" if largest.get("column") is not None else ""
+        where = (f"; {'the largest is' if spans > 1 else 'e.g.'} {largest['file']} row {largest['row']}{column}"
+                 f"{f' ({spans} lines)' if spans > 1 else ''}: {largest['problem'].rstrip('.')}")
+    lines = f", spanning {lines_quarantined} of {lines_in} lines ({lines_quarantined / max(lines_in, 1):.1%})" \
+        if "lines_in" in props else ""
+    raise ComponentError(
+        f"ExampleGen quarantined {quarantined} of {rows_in} rows ({quarantined / max(rows_in, 1):.1%}){lines}, "
+        f"more than max_quarantined_fraction={p.max_quarantined_fraction:g}{where}. Quarantined rows: "
+        f"{_keep_quarantine(ctx, quarantine)}. How to fix: fix the data (see the quarantined rows), or raise "
+        "max_quarantined_fraction (1.0 accepts any share).")
+
+
+def _largest_quarantined(quarantine: str) -> dict[str, Any] | None:
+    largest = None
+    try:
+        with open(quarantine, encoding="utf-8") as f:
+            for line in f:
+                entry = json.loads(line)
+                if largest is None or entry.get("lines", 1) > largest.get("lines", 1):
+                    largest = entry
+    except (OSError, ValueError):
+        return None
+    return largest
+
+
+def _keep_quarantine(ctx: ExecutionContext, quarantine: str) -> str:
+    """A copy of the quarantine file that outlives this failed execution (its outputs are deleted)."""
+    if ctx.work_dir is None or not os.path.isfile(quarantine):
+        return quarantine
+    kept = os.path.join(ctx.work_dir, f"quarantine-{ctx.execution_id}.jsonl")
+    try:
+        shutil.copyfile(quarantine, kept)
+    except OSError:
+        return quarantine
+    return kept
+
+
+class _DropDataErrorTraceback(logging.Filter):
+    """Beam logs a DoFn's exception with its traceback before re-raising it; for a DataError the
+    runner prints the one-line message, so the traceback goes to DEBUG instead of the console."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        cause = record.exc_info[1] if record.exc_info else None
+        while cause is not None and not isinstance(cause, ComponentError):
+            cause = cause.__cause__ or cause.__context__
+        if cause is None:
+            return True
+        _LOG.debug("Beam reported: %s", record.getMessage(), exc_info=record.exc_info)
+        return False
+
+
+@contextlib.contextmanager
+def _quiet_beam_data_errors() -> Any:
+    loggers = [logging.getLogger(name) for name in _BEAM_ERROR_LOGGERS]
+    log_filter = _DropDataErrorTraceback()
+    for logger in loggers:
+        logger.addFilter(log_filter)
+    try:
+        yield
+    finally:
+        for logger in loggers:
+            logger.removeFilter(log_filter)
 
 
 class ConvertFile(beam.DoFn):
     """One file -> (split index, serialized tf.Example) rows, and bad rows tagged ``bad``."""
 
-    def __init__(self, p: ExampleGenParameters, kinds: dict[str, str] | None):
-        self._p, self._kinds = p, kinds
+    def __init__(self, p: ExampleGenParameters, kinds: dict[str, str] | None,
+                 inferred: frozenset[str] = frozenset()):
+        self._p, self._kinds, self._inferred = p, kinds, inferred
 
     def setup(self) -> None:
         import tensorflow as tf
@@ -99,14 +201,22 @@ class ConvertFile(beam.DoFn):
         counter = beam.metrics.Metrics.counter
         self._rows_in = counter(NAMESPACE, "rows_in")
         self._quarantined = counter(NAMESPACE, "quarantined")
+        self._lines_in = counter(NAMESPACE, "lines_in")
+        self._lines_quarantined = counter(NAMESPACE, "lines_quarantined")
         self._split_counters = [counter(NAMESPACE, f"rows_{name}") for name in self._names]
+
+    def _records(self, path: str) -> Any:
+        p = self._p
+        if p.format == "csv":
+            return csv_file_records(path, self._kinds, self._inferred)
+        reader = parquet_file_records(path) if p.format == "parquet" else tfrecord_file_records(path)
+        return ((path_, row, record, 1) for path_, row, record in reader)
 
     def process(self, path: str) -> Any:
         p = self._p
-        reader = (csv_file_records(path, self._kinds) if p.format == "csv" else
-                  parquet_file_records(path) if p.format == "parquet" else tfrecord_file_records(path))
-        for path_, row, record in reader:
+        for path_, row, record, lines in self._records(path):
             self._rows_in.inc()
+            self._lines_in.inc(lines)
             if not isinstance(record, DataError):
                 for name, expression in self._derived.items():
                     record[name] = expression.evaluate(record)
@@ -118,8 +228,10 @@ class ConvertFile(beam.DoFn):
                 if p.bad_rows == "fail":
                     raise split
                 self._quarantined.inc()
+                self._lines_quarantined.inc(lines)
                 yield beam.pvalue.TaggedOutput(BAD, json.dumps(
-                    {"file": split.path, "row": split.row, "column": split.column, "problem": split.problem}))
+                    {"file": split.path, "row": split.row, "column": split.column, "problem": split.problem,
+                     "lines": lines}))
                 continue
             index = self._names.index(split)
             self._split_counters[index].inc()

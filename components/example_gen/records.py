@@ -1,11 +1,20 @@
 """Per-file record readers (CSV, Parquet, TFRecord), kind inference, conversion and splitting.
 
 Readers yield ``(path, row, record)`` where record is a dict of python values
-(None = missing) or the ``DataError`` that makes the row bad.
+(None = missing) or the ``DataError`` that makes the row bad; the CSV reader adds
+the physical lines the row spanned.
+
+CSV kind inference (columns not in ``column_types``), over every non-empty value:
+``int`` if all numbers are integers, else ``float``; NaN/inf never decide the kind
+(they are bad values in any numeric column). A column stays numeric when at most
+``ODD_VALUE_SHARE`` (1%) of its values are not numbers (one ``noon`` among ints):
+those values make their rows bad rows. Past that share the column is ``string``.
+Every such decision that is not clear-cut is returned as a warning.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import math
@@ -87,50 +96,118 @@ def _check_header(path: str, header: list[str], expected: list[str] | None, requ
                             f"derived column); the header has {header}.", "add the column or fix the declaration.")
 
 
-def csv_kinds(files: list[str], p: ExampleGenParameters, derived: dict[str, Expression]) -> dict[str, str]:
-    """Checks every header and infers undeclared kinds: int, else float, else string."""
+ODD_VALUE_SHARE = 0.01
+"""A column whose non-empty values are numbers except for at most this share keeps the numeric kind."""
+_NOT_NUMBER_START = frozenset("0123456789+-.iInN")  # int()/float() accept nothing else first (after strip)
+
+
+@dataclasses.dataclass
+class _Votes:
+    """What one column's non-empty values parse as, with the first odd value of each sort."""
+
+    ints: int = 0
+    floats: int = 0
+    non_finite: int = 0
+    others: int = 0
+    first_other: tuple[str, int, str] | None = None
+    first_non_finite: tuple[str, int, str] | None = None
+
+    def add(self, path: str, row: int, value: str) -> None:
+        if value[0] in _NOT_NUMBER_START:
+            try:
+                int(value)
+                self.ints += 1
+                return
+            except ValueError:
+                pass
+            try:
+                number = float(value)
+            except ValueError:
+                pass
+            else:
+                if math.isfinite(number):
+                    self.floats += 1
+                else:
+                    self.non_finite += 1
+                    self.first_non_finite = self.first_non_finite or (path, row, value)
+                return
+        self.others += 1
+        self.first_other = self.first_other or (path, row, value)
+
+    def kind(self) -> str:
+        numbers = self.ints + self.floats
+        total = numbers + self.non_finite + self.others
+        if self.others > ODD_VALUE_SHARE * total or (not numbers and self.others):
+            return "string"
+        return "float" if self.floats or (self.non_finite and not self.ints) else "int"
+
+
+@dataclasses.dataclass
+class CsvInference:
+    """Kinds of every CSV column (declared or inferred), the inferred ones, and warnings to show."""
+
+    kinds: dict[str, str]
+    inferred: frozenset[str]
+    warnings: list[str]
+
+
+def _inference_warning(column: str, kind: str, votes: _Votes) -> str | None:
+    numbers = votes.ints + votes.floats
+    total = numbers + votes.non_finite + votes.others
+    if kind != "string" and votes.others:
+        path, row, value = votes.first_other
+        return (f"column {column!r}: inferred {kind} although {votes.others} of {total} values are not numbers "
+                f"(first: {value!r} at {path} row {row}); those rows are bad rows (bad_rows decides). "
+                f"To read the column as text, declare column_types={{{column!r}: 'string'}}.")
+    if kind != "string" and votes.non_finite:
+        path, row, value = votes.first_non_finite
+        return (f"column {column!r}: inferred {kind}; its {votes.non_finite} NaN/inf value(s) (first: {value!r} "
+                f"at {path} row {row}) are bad rows and do not change the kind.")
+    if kind == "string" and numbers >= votes.others:
+        path, row, value = votes.first_other
+        return (f"column {column!r}: inferred string although {numbers} of {total} values are numbers: "
+                f"{votes.others} are not (first: {value!r} at {path} row {row}), more than the "
+                f"{ODD_VALUE_SHARE:.0%} a numeric column may have. Declare column_types={{{column!r}: 'int'}} "
+                f"(or 'float') to make the others bad rows, or {{{column!r}: 'string'}} to silence this.")
+    return None
+
+
+def csv_kinds(files: list[str], p: ExampleGenParameters, derived: dict[str, Expression]) -> CsvInference:
+    """Checks every header and infers undeclared kinds (see ``ExampleGen``'s inference rule)."""
     expected = list(p.columns) if p.columns is not None else None
     required = _required_columns(p, derived)
-    can: dict[str, set[str]] = {}
+    votes: dict[str, _Votes] = {}
     for path in files:
         reader = CsvReader(path)
         _check_header(path, reader.header, expected, required)
         expected = reader.header
-        for column in reader.header:
-            can.setdefault(column, {"int", "float"})
-        undeclared = [(i, c) for i, c in enumerate(reader.header) if c not in p.column_types]
-        for _, fields in reader.rows():
+        undeclared = [(i, votes.setdefault(c, _Votes())) for i, c in enumerate(reader.header)
+                      if c not in p.column_types]
+        for row, fields in reader.rows():
             if isinstance(fields, DataError):
                 continue
-            for i, column in undeclared:
+            for i, column_votes in undeclared:
                 value = fields[i].strip()
-                if not value or not can[column]:
-                    continue
-                if "int" in can[column] and not _parses(int, value):
-                    can[column].discard("int")
-                if "float" in can[column] and not _parses(float, value):
-                    can[column].discard("float")
-    kinds = {}
-    for column, possible in can.items():
-        kinds[column] = p.column_types.get(column) or (
-            "int" if "int" in possible else "float" if "float" in possible else "string")
-    return kinds
+                if value:
+                    column_votes.add(path, row, value)
+    kinds = {column: p.column_types[column] for column in expected or () if column in p.column_types}
+    warnings = []
+    for column, column_votes in votes.items():
+        kinds[column] = column_votes.kind()
+        warning = _inference_warning(column, kinds[column], column_votes)
+        if warning:
+            warnings.append(warning)
+    return CsvInference({c: kinds[c] for c in expected or kinds}, frozenset(votes), warnings)
 
 
-def _parses(kind: type, value: str) -> bool:
-    try:
-        kind(value)
-    except ValueError:
-        return False
-    return True
-
-
-def csv_file_records(path: str, kinds: dict[str, str]) -> Iterator[tuple[str, int, Record | DataError]]:
+def csv_file_records(path: str, kinds: dict[str, str], inferred: frozenset[str] = frozenset()
+                     ) -> Iterator[tuple[str, int, Record | DataError, int]]:
+    """(path, row, record or DataError, physical lines of the row) per data row."""
     reader = CsvReader(path)
     header = reader.header
     for row, fields in reader.rows():
         if isinstance(fields, DataError):
-            yield path, row, fields
+            yield path, row, fields, reader.lines
             continue
         record: Record = {}
         error = None
@@ -142,10 +219,13 @@ def csv_file_records(path: str, kinds: dict[str, str]) -> Iterator[tuple[str, in
             try:
                 record[column] = _convert(kinds[column], value)
             except ValueError as e:
-                error = DataError(path, row, column, str(e),
+                problem = str(e)
+                if column in inferred:
+                    problem = problem.rstrip(".") + f" (the column was inferred {kinds[column]} from its other values)."
+                error = DataError(path, row, column, problem,
                                   "fix the value, declare the column as string, or quarantine bad rows.")
                 break
-        yield path, row, error or record
+        yield path, row, error or record, reader.lines
 
 
 def _convert(kind: str, value: str) -> Any:
@@ -154,6 +234,12 @@ def _convert(kind: str, value: str) -> Any:
     try:
         number = int(value) if kind == "int" else float(value)
     except ValueError:
+        try:
+            finite = math.isfinite(float(value))
+        except ValueError:
+            finite = True
+        if not finite:
+            raise ValueError(f"{value!r} is not a finite number (NaN and inf are rejected).") from None
         raise ValueError(f"{value!r} is not {'an int' if kind == 'int' else 'a float'}.") from None
     if kind == "float" and not math.isfinite(number):
         raise ValueError(f"{value!r} is not a finite number (NaN and inf are rejected).")

@@ -22,15 +22,19 @@ def resolve_span(input_base: str, file_pattern: str, *,
     Without ``{SPAN}`` in the pattern the span is 0 and every matching file is used.
 
     Raises:
-        ValueError: when no file matches.
+        ValueError: when no file matches (a ``DataError`` naming the directory when one on
+            the way cannot be read, which a glob alone would hide).
     """
     pattern = os.path.join(input_base, file_pattern)
     glob_pattern = pattern.replace(SPAN, "*").replace(VERSION, "*")
     files = sorted(f for f in exists(glob_pattern) if os.path.isfile(f) or exists is not glob.glob)
     if not files:
+        if exists is glob.glob:
+            _check_readable(input_base, glob_pattern)
+        missing = "" if exists is not glob.glob or os.path.isdir(input_base) else " (input_base is not a directory)"
         raise ValueError(
             f"ExampleGen got input_base={input_base!r}, file_pattern={file_pattern!r}; no file matches "
-            f"{glob_pattern!r}. How to fix: check the path, or the {SPAN}/{VERSION} placeholders."
+            f"{glob_pattern!r}{missing}. How to fix: check the path, or the {SPAN}/{VERSION} placeholders."
         )
     if SPAN not in pattern:
         if VERSION in pattern:
@@ -56,3 +60,33 @@ def resolve_span(input_base: str, file_pattern: str, *,
     span = max(s for s, _ in matched)
     version = max((v for s, v in matched if s == span), key=lambda v: -1 if v is None else v)
     return span, version, sorted(matched[(span, version)])
+
+
+def _check_readable(input_base: str, glob_pattern: str) -> None:
+    """Raises a DataError for the first directory of the pattern that exists but cannot be listed."""
+    from components.base import DataError
+
+    fixed = os.path.dirname(glob_pattern)
+    while glob.has_magic(fixed):
+        fixed = os.path.dirname(fixed)
+    candidates = [fixed]
+    directory_pattern = os.path.dirname(glob_pattern)
+    if glob.has_magic(directory_pattern):
+        candidates += sorted(glob.glob(directory_pattern))
+    if not os.path.exists(input_base):
+        # The closest existing ancestor tells a missing directory from a hidden one.
+        ancestor = input_base
+        while ancestor and not os.path.exists(ancestor) and os.path.dirname(ancestor) != ancestor:
+            ancestor = os.path.dirname(ancestor)
+        candidates.insert(0, ancestor)
+    for directory in candidates:
+        if not os.path.isdir(directory):
+            continue
+        try:
+            with os.scandir(directory) as entries:
+                next(entries, None)
+        except PermissionError as e:
+            raise DataError(directory, None, None,
+                            f"cannot be listed ({type(e).__name__}: {e.strerror}), so no input file can be found "
+                            "in it.", "make it readable by this user (e.g. chmod u+rx on it and its parents), "
+                            "or point input_base elsewhere.") from None

@@ -133,7 +133,7 @@ def test_quarantine_counts_every_row(tmp_path):
     ]
     data = (HEADER + "\n".join(rows) + "\n").encode() + b"10,1,caf\xe9,0.5\n" + b'10,1,"open,0.5\n11,1,a,1\n'
     out = _gen(tmp_path, data, derived_columns=LABEL, label="big_tipper", column_types={"fare": "float"},
-               bad_rows="quarantine")
+               bad_rows="quarantine", max_quarantined_fraction=1.0)
     p = out.properties
     assert p["rows_in"] == 9
     assert p["quarantined"] == 7
@@ -143,6 +143,8 @@ def test_quarantine_counts_every_row(tmp_path):
     assert sorted(((e["row"], e["column"]) for e in entries), key=lambda rc: rc[0]) == [
         (3, "fare"), (4, "fare"), (5, "big_tipper"), (6, "company"), (7, None), (9, "company"), (10, None)]
     assert all(e["file"].endswith("data.csv") and e["problem"] for e in entries)
+    assert p["lines_in"] == 10 and p["lines_quarantined"] == 8  # the unterminated quote spans lines 10-11
+    assert sorted(e["lines"] for e in entries) == [1, 1, 1, 1, 1, 1, 2]
 
 
 def test_all_rows_quarantined_is_an_error(tmp_path):
