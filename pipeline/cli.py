@@ -132,10 +132,18 @@ def _cmd_runs(args: argparse.Namespace) -> int:
     from rich.console import Console
     from rich.table import Table
 
-    table = Table("run", "pipeline", "state", "started", "finished", "executions")
-    for run in _store(args).list_runs():
+    from pipeline.progress import notes
+
+    store = _store(args)
+    table = Table("run", "pipeline", "state", "started", "finished", "executions", "notes")
+    for run in store.list_runs():
+        # What a user must not miss (quarantined rows and lines, warned anomalies), from the
+        # outputs each execution of the run produced.
+        run_notes = [f"{e['component']}: {note}" for e in store.executions_of_run(run["id"])
+                     if e["state"] == "COMPLETE" for note in notes(store.outputs_of(e["id"]))]
         table.add_row(str(run["id"]), run["pipeline"], run["state"], str(run["started"])[:19],
-                      str(run["finished"] or "")[:19], ", ".join(f"{k}={v}" for k, v in sorted(run["executions"].items())))
+                      str(run["finished"] or "")[:19], ", ".join(f"{k}={v}" for k, v in sorted(run["executions"].items())),
+                      "\n".join(run_notes))
     Console().print(table)
     return 0
 

@@ -36,7 +36,9 @@ def notes(outputs: dict) -> list[str]:
     for art in outputs.values():
         p = art.properties
         if p.get("quarantined"):
-            lines.append(f"quarantined {p['quarantined']} of {p.get('rows_in')} rows: "
+            physical = (f" ({p['lines_quarantined']} of {p['lines_in']} lines)"
+                        if p.get("lines_in") is not None and p.get("lines_quarantined") is not None else "")
+            lines.append(f"quarantined {p['quarantined']} of {p.get('rows_in')} rows{physical}: "
                          f"{os.path.join(art.uri, p.get('quarantine_file', ''))}")
         counts = p.get("anomaly_counts") or {}
         if any(counts.values()):

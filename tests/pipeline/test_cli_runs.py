@@ -41,4 +41,10 @@ def test_notes_surface_quarantine_and_warned_anomalies():
     assert notes({"examples": examples, "anomalies": anomalies}) == [
         "quarantined 3 of 10 rows: /x/quarantine/rows.jsonl",
         "anomalies (warn): {'train': 2, 'eval': 0} in /a"]
+    # A quarantined record may span many physical lines (an unterminated quote): both counts show.
+    csv_examples = Examples(uri="/z", properties={"quarantined": 1, "rows_in": 1000, "lines_in": 2001,
+                                                  "lines_quarantined": 1001,
+                                                  "quarantine_file": "quarantine/rows.jsonl"})
+    assert notes({"examples": csv_examples}) == [
+        "quarantined 1 of 1000 rows (1001 of 2001 lines): /z/quarantine/rows.jsonl"]
     assert notes({"examples": Examples(uri="/y", properties={"quarantined": 0})}) == []
