@@ -91,7 +91,7 @@ def test_two_runs_at_once_on_one_root_execute_each_component_once_and_push_once(
     pipeline_file = tmp_path / "toy_pipeline.py"
     pipeline_file.write_text(PIPELINE)
     root = tmp_path / "root"
-    children = [_start(pipeline_file, root, TOY_SOURCE_SLEEP="2") for _ in range(2)]
+    children = [_start(pipeline_file, root, TOY_SOURCE_SLEEP="4") for _ in range(2)]
     results = _finish(children, timeout=240)
     for code, out, err in results:
         assert code == 0, (out, err[-3000:])
@@ -113,7 +113,8 @@ def test_two_runs_at_once_on_one_root_execute_each_component_once_and_push_once(
     assert sum("waiting for the run lock" in err for _, _, err in results) == 1
 
 
-def test_a_run_that_cannot_get_the_lock_in_time_names_the_holder(tmp_path):
+def test_a_run_that_cannot_get_the_lock_in_time_names_the_holder_and_a_killed_holders_lock_is_taken_over(
+        tmp_path):
     pipeline_file = tmp_path / "toy_pipeline.py"
     pipeline_file.write_text(PIPELINE)
     root = tmp_path / "root"
@@ -144,6 +145,10 @@ def test_a_run_that_cannot_get_the_lock_in_time_names_the_holder(tmp_path):
         assert len(store.list_runs()) == 1  # the refused run recorded nothing
     finally:
         _kill([holder])
+    # kill -9 left its lock behind; its process is gone, so the next run takes the lock over at once.
+    (code, out, err), = _finish([_start(pipeline_file, root, PIPELINE_LOCK_TIMEOUT="0")], timeout=120)
+    assert code == 0, (out, err)
+    assert [r["state"] for r in store.list_runs()] == ["COMPLETE", "ABANDONED"]
 
 
 
