@@ -27,6 +27,13 @@ from components.example_gen.csv_reader import CsvReader
 from components.example_gen.expressions import Expression
 
 Record = dict[str, Any]
+SHOWN_CHARS = 60
+
+
+def show(value: Any) -> str:
+    """``repr(value)``, cut to about SHOWN_CHARS characters so a 10 MB field never lands in a message."""
+    text = repr(value)
+    return text if len(text) <= SHOWN_CHARS else f"{text[:SHOWN_CHARS]}... ({len(str(value)):,} characters)"
 
 
 def to_example(tf: Any, record: Record) -> Any:
@@ -55,7 +62,7 @@ def choose_split(p: ExampleGenParameters, path: str, row: int, record: Record) -
         value = value.decode() if isinstance(value, bytes) else None if value is None else str(value)
         if value not in split.names:
             return DataError(path, row, split.partition_feature,
-                             f"has value {value!r}, which is not a split name in {list(split.names)}.",
+                             f"has value {show(value)}, which is not a split name in {list(split.names)}.",
                              "fix the value or the split names.")
         return value
     if split.hash_key is not None:
@@ -80,17 +87,19 @@ def _required_columns(p: ExampleGenParameters, derived: dict[str, Expression]) -
 
 
 def _check_header(path: str, header: list[str], expected: list[str] | None, required: list[str]) -> None:
+    names = set(header)
     if expected is not None:
+        expected_names = set(expected)
         for column in expected:
-            if column not in header:
+            if column not in names:
                 raise DataError(path, 1, column, f"missing column {column!r}; the header has {header}.",
                                 "add the column, or fix ExampleGen(columns=...).")
         for column in header:
-            if column not in expected:
+            if column not in expected_names:
                 raise DataError(path, 1, column, f"extra column {column!r}; expected exactly {expected}.",
                                 "drop the column, or add it to ExampleGen(columns=...).")
     for column in required:
-        if column not in header:
+        if column not in names:
             raise DataError(path, 1, column,
                             f"missing column {column!r} (declared in column_types, label, split or a "
                             f"derived column); the header has {header}.", "add the column or fix the declaration.")
@@ -157,16 +166,16 @@ def _inference_warning(column: str, kind: str, votes: _Votes) -> str | None:
     if kind != "string" and votes.others:
         path, row, value = votes.first_other
         return (f"column {column!r}: inferred {kind} although {votes.others} of {total} values are not numbers "
-                f"(first: {value!r} at {path} row {row}); those rows are bad rows (bad_rows decides). "
+                f"(first: {show(value)} at {path} row {row}); those rows are bad rows (bad_rows decides). "
                 f"To read the column as text, declare column_types={{{column!r}: 'string'}}.")
     if kind != "string" and votes.non_finite:
         path, row, value = votes.first_non_finite
-        return (f"column {column!r}: inferred {kind}; its {votes.non_finite} NaN/inf value(s) (first: {value!r} "
+        return (f"column {column!r}: inferred {kind}; its {votes.non_finite} NaN/inf value(s) (first: {show(value)} "
                 f"at {path} row {row}) are bad rows and do not change the kind.")
     if kind == "string" and numbers >= votes.others:
         path, row, value = votes.first_other
         return (f"column {column!r}: inferred string although {numbers} of {total} values are numbers: "
-                f"{votes.others} are not (first: {value!r} at {path} row {row}), more than the "
+                f"{votes.others} are not (first: {show(value)} at {path} row {row}), more than the "
                 f"{ODD_VALUE_SHARE:.0%} a numeric column may have. Declare column_types={{{column!r}: 'int'}} "
                 f"(or 'float') to make the others bad rows, or {{{column!r}: 'string'}} to silence this.")
     return None
@@ -239,10 +248,10 @@ def _convert(kind: str, value: str) -> Any:
         except ValueError:
             finite = True
         if not finite:
-            raise ValueError(f"{value!r} is not a finite number (NaN and inf are rejected).") from None
-        raise ValueError(f"{value!r} is not {'an int' if kind == 'int' else 'a float'}.") from None
+            raise ValueError(f"{show(value)} is not a finite number (NaN and inf are rejected).") from None
+        raise ValueError(f"{show(value)} is not {'an int' if kind == 'int' else 'a float'}.") from None
     if kind == "float" and not math.isfinite(number):
-        raise ValueError(f"{value!r} is not a finite number (NaN and inf are rejected).")
+        raise ValueError(f"{show(value)} is not a finite number (NaN and inf are rejected).")
     return number
 
 

@@ -12,6 +12,8 @@ import os
 import re
 from collections.abc import Callable
 
+from components.base import DataError
+
 SPAN, VERSION = "{SPAN}", "{VERSION}"
 
 
@@ -64,8 +66,6 @@ def resolve_span(input_base: str, file_pattern: str, *,
 
 def _check_readable(input_base: str, glob_pattern: str) -> None:
     """Raises a DataError for the first directory of the pattern that exists but cannot be listed."""
-    from components.base import DataError
-
     fixed = os.path.dirname(glob_pattern)
     while glob.has_magic(fixed):
         fixed = os.path.dirname(fixed)

@@ -193,6 +193,22 @@ def test_unreadable_directory_names_the_permission_error(tmp_path, monkeypatch):
         resolve_span(str(tmp_path / "nope"), "*.csv")
 
 
+def test_unreadable_file_names_the_permission_error(tmp_path, monkeypatch):
+    from components.example_gen import csv_reader
+
+    _, path = _write(tmp_path, "a\n1\n")
+
+    def locked_open(file, *args, **kwargs):  # what a file without read permission does for a non-root user
+        raise PermissionError(13, "Permission denied", file)
+
+    monkeypatch.setattr(csv_reader, "open", locked_open, raising=False)
+    with pytest.raises(DataError) as info:
+        CsvReader(path)
+    assert str(info.value) == (f"{path}: cannot be opened (PermissionError: Permission denied). How to fix: check "
+                               "the path and its permissions (the file and every directory above it must be "
+                               "readable by this user).")
+
+
 @pytest.mark.skipif(os.geteuid() == 0, reason="root reads any directory, so chmod 000 cannot lock it")
 def test_unreadable_directory_with_real_permissions(tmp_path):
     locked = tmp_path / "locked"
@@ -296,3 +312,18 @@ def test_field_past_the_size_limit_is_a_bad_row(tmp_path):
     (_, first), (_, second) = list(CsvReader(path).rows())
     assert isinstance(first, DataError) and "a field longer than the 16 MiB limit" in str(first)
     assert first.row == 2
+
+
+def test_huge_values_are_cut_in_messages_and_wide_rows_run_through_beam(tmp_path):
+    big = "9" * (1 << 20)
+    text = "n,s\n" + "".join(f"{i},x\n" for i in range(300)) + f"{big},x\n"
+    with pytest.raises(DataError) as info:
+        _gen(tmp_path, text)
+    assert len(str(info.value)) < 400 and "(1,048,576 characters)" in str(info.value)
+    width = 2000
+    started = time.monotonic()
+    header = ",".join(f"c{i}" for i in range(width))
+    rows = "".join(",".join(f"v{r}" if i % 2 else str(r + i) for i in range(width)) + "\n" for r in range(30))
+    out = _gen(tmp_path / "wide", header + "\n" + rows)
+    assert out.properties["rows_in"] == 30 and len(_all_rows(out)[0]) == width
+    assert time.monotonic() - started < 60
