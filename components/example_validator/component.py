@@ -27,6 +27,11 @@ class ExampleValidatorParameters:
     """Attributes:
         on_anomaly: "fail" stops the run with a readable report; "warn" records and goes on.
         max_unseen_fraction: Fraction of a string feature's values allowed outside its domain.
+        max_new_value_fraction: With a baseline span, the fraction of a categorical string
+            feature's values (default 1%) that may be values the baseline span never had; more
+            is an ENUM_TYPE_UNEXPECTED_STRING_VALUES anomaly ("New values since the baseline
+            span"). The schema cannot catch them when SchemaGen re-learns it from the new span.
+            Categorical: at most 100 distinct values in the baseline (checks.MAX_BASELINE_CATEGORIES).
         l_infinity_threshold: Drift threshold for categorical (string) features; None: measure only.
         jensen_shannon_threshold: Drift threshold for numeric features; None: measure only.
         feature_thresholds: Per-feature drift thresholds that override the two above.
@@ -39,6 +44,7 @@ class ExampleValidatorParameters:
     jensen_shannon_threshold: float | None = None
     feature_thresholds: Mapping[str, float] = dataclasses.field(default_factory=dict)
     drift_split: str = "train"
+    max_new_value_fraction: float = 0.01
 
 
 class ExampleValidator(Component):
@@ -50,7 +56,7 @@ class ExampleValidator(Component):
         baseline_statistics: Statistics of the previous span, e.g.
             ``statistics_gen.outputs["statistics"].previous_span()``; drift is skipped when empty.
         on_anomaly, max_unseen_fraction, l_infinity_threshold, jensen_shannon_threshold,
-        feature_thresholds, drift_split: See ExampleValidatorParameters.
+        feature_thresholds, drift_split, max_new_value_fraction: See ExampleValidatorParameters.
         id: Node id (default "ExampleValidator").
     """
 
@@ -64,12 +70,13 @@ class ExampleValidator(Component):
                  on_anomaly: str = "fail", max_unseen_fraction: float = 0.0,
                  l_infinity_threshold: float | None = None, jensen_shannon_threshold: float | None = None,
                  feature_thresholds: Mapping[str, float] | None = None, drift_split: str = "train",
-                 id: str | None = None):
+                 max_new_value_fraction: float = 0.01, id: str | None = None):
         if on_anomaly not in ON_ANOMALY:
             raise ValueError(
                 f"ExampleValidator got on_anomaly={on_anomaly!r}; expected one of {ON_ANOMALY}. "
                 "How to fix: use 'fail' to stop the run, 'warn' to record and continue.")
         for name, value in [("max_unseen_fraction", max_unseen_fraction),
+                            ("max_new_value_fraction", max_new_value_fraction),
                             ("l_infinity_threshold", l_infinity_threshold),
                             ("jensen_shannon_threshold", jensen_shannon_threshold),
                             *[(f"feature_thresholds[{k!r}]", v) for k, v in (feature_thresholds or {}).items()]]:
@@ -81,4 +88,4 @@ class ExampleValidator(Component):
             inputs={"statistics": statistics, "schema": schema, "baseline_statistics": baseline_statistics},
             parameters=ExampleValidatorParameters(
                 on_anomaly, max_unseen_fraction, l_infinity_threshold, jensen_shannon_threshold,
-                dict(feature_thresholds or {}), drift_split), id=id)
+                dict(feature_thresholds or {}), drift_split, max_new_value_fraction), id=id)

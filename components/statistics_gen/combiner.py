@@ -182,11 +182,16 @@ def to_proto(acc: _Accumulator, split: str, *, num_top_values: int, num_quantile
 
 
 def _histograms(n: Any, q: np.ndarray, count: int, sp: Any) -> None:
-    """A QUANTILES histogram (10 equal-mass buckets) and a STANDARD one (10 equal-width)."""
+    """A QUANTILES histogram (len(q) - 1 equal-mass buckets) and a STANDARD one (10 equal-width).
+
+    The QUANTILES buckets keep the full quantile resolution (``num_quantiles``, default 100):
+    drift is measured on bins at the baseline's quantiles, and with coarse buckets one outlier
+    would spread a tenth of the mass between the last decile and the max.
+    """
     quantiles = n.histograms.add(type=sp.Histogram.QUANTILES)
-    step = (len(q) - 1) // 10
-    for i in range(10):
-        quantiles.buckets.add(low_value=q[i * step], high_value=q[(i + 1) * step], sample_count=count / 10)
+    buckets = len(q) - 1
+    for i in range(buckets):
+        quantiles.buckets.add(low_value=q[i], high_value=q[i + 1], sample_count=count / buckets)
     standard = n.histograms.add(type=sp.Histogram.STANDARD)
     low, high = float(q[0]), float(q[-1])
     edges = np.linspace(low, high, 11) if high > low else np.array([low, high])
