@@ -8,4 +8,4 @@ Example:
 
 from pipeline.dsl import Pipeline  # noqa: F401
 from pipeline.metadata import MetadataStore  # noqa: F401
-from pipeline.runner import LocalRunner, PipelineRunError, RunResult  # noqa: F401
+from pipeline.runner import LocalRunner, PipelineLockedError, PipelineRunError, RunResult  # noqa: F401

@@ -34,6 +34,9 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--to", dest="to_nodes", action="append", default=[], metavar="NODE",
                      help="run only this node and what is upstream of it")
     run.add_argument("--no-cache", action="store_true", help="rerun every selected component")
+    run.add_argument("--lock-timeout", type=float, default=None, metavar="SECONDS",
+                     help="wait this long for another run of the pipeline on the same metadata store "
+                          "(default $PIPELINE_LOCK_TIMEOUT or 600)")
     run.add_argument("--set", action="append", default=[], dest="overrides", metavar="KEY=VALUE",
                      help="override a field of a .yaml spec (dotted KEY, VALUE parsed as YAML); repeat it, "
                           "e.g. --set training.steps=200 --set push.model_name=taxi")
@@ -109,7 +112,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
     pipeline = load_pipeline(args.file, root=args.root, beam_args=args.beam_args, metadata=args.metadata,
                              overrides=args.overrides)
     try:
-        result = LocalRunner(RichProgress(console)).run(
+        result = LocalRunner(RichProgress(console), lock_timeout=args.lock_timeout).run(
             pipeline, from_nodes=args.from_nodes, to_nodes=args.to_nodes,
             enable_cache=False if args.no_cache else None)
     except PipelineRunError as e:

@@ -11,7 +11,6 @@ from __future__ import annotations
 import concurrent.futures
 import http.client
 import json
-import os
 import re
 import threading
 import time
@@ -19,24 +18,25 @@ import time
 import grpc
 import numpy as np
 import pytest
-import tensorflow as tf
-from tensorflow.core.framework import tensor_pb2
-from tensorflow.core.framework import tensor_shape_pb2
 from tensorflow.core.framework import types_pb2
 from tensorflow_serving.apis import classification_pb2
 from tensorflow_serving.apis import predict_pb2
 from tensorflow_serving.apis import prediction_service_pb2_grpc
 
 import saved_models
+from storm import MODEL
+from storm import predict_request
+from storm import rest_post
+from storm import rss_kib
+from storm import send
+from storm import storm_requests
 from serving import dispatch
 from serving.errors import ServingError
 from serving.metrics import ServingMetrics
 
-MODEL = "tiny"
 MAX_ROWS = 100
 BATCH_HOLD_S = 6.0  # How long a lone request waits in the batch queue (held in flight).
 METRICS_PATH = "/monitoring/prometheus/metrics"
-NAME_BYTES = 200_000  # Size of each made-up signature name in the storm.
 
 
 @pytest.fixture(scope="module")
@@ -74,14 +74,6 @@ def plain(servers, model_base):
                        extra_flags=(f"--max_rows_per_request={MAX_ROWS}",))
 
 
-def _predict_request(x: np.ndarray, *, signature: str = "") -> predict_pb2.PredictRequest:
-    request = predict_pb2.PredictRequest()
-    request.model_spec.name = MODEL
-    request.model_spec.signature_name = signature
-    request.inputs["x"].CopyFrom(tf.make_tensor_proto(x))
-    return request
-
-
 def _metrics(server) -> str:
     conn = http.client.HTTPConnection(server.rest_address, timeout=10)
     try:
@@ -91,28 +83,10 @@ def _metrics(server) -> str:
         conn.close()
 
 
-def _rest(server, path: str, body: bytes, *, timeout: float = 30.0) -> tuple[int, bytes]:
-    conn = http.client.HTTPConnection(server.rest_address, timeout=timeout)
-    try:
-        conn.request("POST", path, body=body, headers={"Content-Type": "application/json"})
-        response = conn.getresponse()
-        return response.status, response.read()
-    finally:
-        conn.close()
-
-
 def _gauge(text: str, name: str) -> float:
     match = re.search(rf"^{name} (\S+)$", text, re.M)
     assert match, f"{name} missing from the metrics"
     return float(match.group(1))
-
-
-def _rss_kib(pid: int, field: str = "VmRSS") -> int:
-    with open(f"/proc/{pid}/status", encoding="ascii") as f:
-        for line in f:
-            if line.startswith(field + ":"):
-                return int(line.split()[1])
-    raise AssertionError(f"{field} not in /proc/{pid}/status")
 
 
 # ---------------------------------------------------------------- in process, deterministic
@@ -164,7 +138,7 @@ def test_requests_past_the_in_flight_bound_get_resource_exhausted_and_503(limite
         stub = prediction_service_pb2_grpc.PredictionServiceStub(channel)
         x = np.ones((1, 3), np.float32)
         with concurrent.futures.ThreadPoolExecutor(2) as pool:
-            held = [pool.submit(stub.Predict, _predict_request(x), timeout=60) for _ in range(2)]
+            held = [pool.submit(stub.Predict, predict_request(x), timeout=60) for _ in range(2)]
             deadline = time.monotonic() + 30
             while _gauge(_metrics(limited), "serving_requests_in_flight") < 2:
                 assert time.monotonic() < deadline, "the two held requests never arrived"
@@ -172,10 +146,10 @@ def test_requests_past_the_in_flight_bound_get_resource_exhausted_and_503(limite
                 time.sleep(0.05)
             started = time.monotonic()
             with pytest.raises(grpc.RpcError) as refused:
-                stub.Predict(_predict_request(x), timeout=30)
+                stub.Predict(predict_request(x), timeout=30)
             assert refused.value.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
             assert "--max_in_flight_requests" in refused.value.details()
-            status, body = _rest(limited, f"/v1/models/{MODEL}:predict",
+            status, body = rest_post(limited.rest_address, f"/v1/models/{MODEL}:predict",
                                  json.dumps({"instances": [[1.0, 2.0, 3.0]]}).encode())
             assert status == 503, body
             assert "--max_in_flight_requests" in json.loads(body)["error"]
@@ -184,15 +158,15 @@ def test_requests_past_the_in_flight_bound_get_resource_exhausted_and_503(limite
             for future in held:
                 assert future.result(timeout=60).outputs
         # The slots are free again.
-        assert stub.Predict(_predict_request(x), timeout=60).outputs
+        assert stub.Predict(predict_request(x), timeout=60).outputs
 
 
 def test_rows_past_the_cap_are_refused_before_the_model_runs(plain):
     with grpc.insecure_channel(plain.grpc_address) as channel:
         stub = prediction_service_pb2_grpc.PredictionServiceStub(channel)
-        assert stub.Predict(_predict_request(np.ones((MAX_ROWS, 3), np.float32)), timeout=30)
+        assert stub.Predict(predict_request(np.ones((MAX_ROWS, 3), np.float32)), timeout=30)
         with pytest.raises(grpc.RpcError) as too_many:
-            stub.Predict(_predict_request(np.ones((MAX_ROWS + 1, 3), np.float32)), timeout=30)
+            stub.Predict(predict_request(np.ones((MAX_ROWS + 1, 3), np.float32)), timeout=30)
         assert too_many.value.code() == grpc.StatusCode.INVALID_ARGUMENT
         assert f"{MAX_ROWS + 1} rows" in too_many.value.details()
         assert "--max_rows_per_request" in too_many.value.details()
@@ -224,71 +198,8 @@ def test_rows_past_the_cap_are_refused_before_the_model_runs(plain):
         assert "--max_rows_per_request" in too_many_examples.value.details()
 
 
-def _storm_requests():
-    """(protocol, request, expected codes) for the storm: each kind of bad request seen."""
-    huge_declared = tensor_pb2.TensorProto(
-        dtype=types_pb2.DT_FLOAT, float_val=[1.0],
-        tensor_shape=tensor_shape_pb2.TensorShapeProto(
-            dim=[tensor_shape_pb2.TensorShapeProto.Dim(size=250_000_000)]))
-    kinds = []
-    for i in range(10):
-        # A float tensor of a few bytes declaring 250M elements.
-        request = predict_pb2.PredictRequest()
-        request.model_spec.name = MODEL
-        request.inputs["x"].CopyFrom(huge_declared)
-        kinds.append(("grpc", request, {grpc.StatusCode.INVALID_ARGUMENT}))
-        # A distinct, large, made-up signature name on every send (built in _send).
-        kinds.append(("grpc-signature", None,
-                      {grpc.StatusCode.FAILED_PRECONDITION, grpc.StatusCode.INVALID_ARGUMENT}))
-        kinds.append(("rest-signature", None, {400}))
-        bad = predict_pb2.PredictRequest()
-        bad.model_spec.name = MODEL
-        bad.model_spec.signature_name = "classify"
-        bad.inputs["inputs"].CopyFrom(tf.make_tensor_proto([b"\xff\x00not an example"]))
-        kinds.append(("grpc", bad, {grpc.StatusCode.INVALID_ARGUMENT}))
-        # Unknown model, wrong dtype, too many rows.
-        unknown = _predict_request(np.ones((1, 3), np.float32))
-        unknown.model_spec.name = f"nope-{i}"
-        kinds.append(("grpc", unknown, {grpc.StatusCode.NOT_FOUND}))
-        kinds.append(("grpc", _predict_request(np.ones((1, 3), np.int64)),
-                      {grpc.StatusCode.INVALID_ARGUMENT}))
-        kinds.append(("grpc", _predict_request(np.ones((MAX_ROWS + 1, 3), np.float32)),
-                      {grpc.StatusCode.INVALID_ARGUMENT}))
-        # REST: broken JSON, JSON nested deep, base64 that is not a tf.Example, made-up
-        # signature names.
-        kinds.append(("rest", b'{"instances": [1.0, ', {400}))
-        kinds.append(("rest", b'{"instances": ' + b"[" * 100_000 + b"]" * 100_000 + b"}", {400}))
-        kinds.append(("rest", json.dumps({"signature_name": "classify", "instances": [
-            {"inputs": {"b64": "bm90IGFuIGV4YW1wbGU="}}]}).encode(), {400}))
-    return kinds
-
-
-def _made_up_signature() -> str:
-    return "made-up-" + os.urandom(8).hex() + "z" * NAME_BYTES
-
-
-def _send(server, stub, item):
-    protocol, request, expected = item
-    if protocol == "grpc-signature":
-        protocol, request = "grpc", _predict_request(np.ones((1, 3), np.float32),
-                                                     signature=_made_up_signature())
-    elif protocol == "rest-signature":
-        protocol, request = "rest", json.dumps({"signature_name": _made_up_signature(),
-                                                "instances": [[1.0, 2.0, 3.0]]}).encode()
-    if protocol == "rest":
-        status, _ = _rest(server, f"/v1/models/{MODEL}:predict", request)
-        return status in expected, status
-    method = stub.Classify if isinstance(request, classification_pb2.ClassificationRequest) \
-        else stub.Predict
-    try:
-        method(request, timeout=30)
-    except grpc.RpcError as e:
-        return e.code() in expected, e.code().name
-    return False, "OK"
-
-
 def test_a_storm_of_malformed_requests_keeps_memory_flat(plain):
-    kinds = _storm_requests()
+    kinds = storm_requests(MAX_ROWS)
     pid = plain.proc.pid
     with grpc.insecure_channel(plain.grpc_address,
                                options=[("grpc.max_send_message_length", -1)]) as channel:
@@ -298,18 +209,18 @@ def test_a_storm_of_malformed_requests_keeps_memory_flat(plain):
 
         def storm(n):
             with concurrent.futures.ThreadPoolExecutor(8) as pool:
-                for ok, status in pool.map(lambda i: _send(plain, stub, kinds[i % len(kinds)]),
+                for ok, status in pool.map(lambda i: send(plain.rest_address, stub, kinds[i % len(kinds)]),
                                            range(n)):
                     with lock:
                         seen[str(status)] = seen.get(str(status), 0) + 1
                     assert ok, f"unexpected status {status}; so far {seen}"
 
         storm(len(kinds) * 2)  # Warm up: every code path and allocator arena once.
-        before, peak_before = _rss_kib(pid), _rss_kib(pid, "VmHWM")
+        before, peak_before = rss_kib(pid), rss_kib(pid, "VmHWM")
         storm(1000)
-        after, peak_after = _rss_kib(pid), _rss_kib(pid, "VmHWM")
+        after, peak_after = rss_kib(pid), rss_kib(pid, "VmHWM")
         # The server is up and answers a good request.
-        assert stub.Predict(_predict_request(np.ones((1, 3), np.float32)), timeout=30).outputs
+        assert stub.Predict(predict_request(np.ones((1, 3), np.float32)), timeout=30).outputs
     print(json.dumps({"storm_statuses": seen, "rss_kib_before": before, "rss_kib_after": after,
                       "peak_kib_before": peak_before, "peak_kib_after": peak_after}))
     # 1,000 requests carry 200 distinct made-up signature names of 200 KB (40 MB): kept as
