@@ -19,7 +19,6 @@ import contextlib
 import json
 import logging
 import os
-import shutil
 from typing import Any
 
 import apache_beam as beam  # executors are imported only when their component runs
@@ -105,7 +104,7 @@ def run(ctx: ExecutionContext) -> None:
     if not sum(row_counts.values()):
         raise ComponentError(
             f"ExampleGen wrote no rows from {files}: all {quarantined} rows were quarantined "
-            f"(see {_keep_quarantine(ctx, quarantine)}). How to fix: correct the data.")
+            f"(see {quarantine}). How to fix: correct the data.")
     _check_quarantined_share(ctx, p, out.properties, quarantine)
 
 
@@ -129,7 +128,7 @@ def _check_quarantined_share(ctx: ExecutionContext, p: ExampleGenParameters, pro
     raise ComponentError(
         f"ExampleGen quarantined {quarantined} of {rows_in} rows ({quarantined / max(rows_in, 1):.1%}){lines}, "
         f"more than max_quarantined_fraction={p.max_quarantined_fraction:g}{where}. Quarantined rows: "
-        f"{_keep_quarantine(ctx, quarantine)}. How to fix: fix the data (see the quarantined rows), or raise "
+        f"{quarantine}. How to fix: fix the data (see the quarantined rows), or raise "
         "max_quarantined_fraction (1.0 accepts any share).")
 
 
@@ -144,18 +143,6 @@ def _largest_quarantined(quarantine: str) -> dict[str, Any] | None:
     except (OSError, ValueError):
         return None
     return largest
-
-
-def _keep_quarantine(ctx: ExecutionContext, quarantine: str) -> str:
-    """A copy of the quarantine file that outlives this failed execution (its outputs are deleted)."""
-    if ctx.work_dir is None or not os.path.isfile(quarantine):
-        return quarantine
-    kept = os.path.join(ctx.work_dir, f"quarantine-{ctx.execution_id}.jsonl")
-    try:
-        shutil.copyfile(quarantine, kept)
-    except OSError:
-        return quarantine
-    return kept
 
 
 class _DropDataErrorTraceback(logging.Filter):

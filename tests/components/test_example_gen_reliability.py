@@ -84,20 +84,6 @@ def test_quarantined_share_of_rows_is_limited_too(tmp_path):
     assert out.properties["quarantined"] == 15
 
 
-def test_quarantine_limit_copy_outlives_the_failed_execution(tmp_path):
-    from components.base import ExecutionContext
-    from components.example_gen.executor import _keep_quarantine
-
-    q = tmp_path / "out" / "rows.jsonl"
-    q.parent.mkdir()
-    q.write_text('{"row": 2}\n')
-    ctx = ExecutionContext(component_id="ExampleGen", execution_id=7, inputs={}, outputs={}, parameters=None,
-                           beam_pipeline_args=(), temp_dir=str(tmp_path), work_dir=str(tmp_path / "work"))
-    os.makedirs(ctx.work_dir)
-    kept = _keep_quarantine(ctx, str(q))
-    assert kept == str(tmp_path / "work" / "quarantine-7.jsonl") and open(kept).read() == '{"row": 2}\n'
-
-
 @pytest.mark.parametrize("value", [-0.1, 1.5, "0.1", True])
 def test_max_quarantined_fraction_is_checked(value):
     with pytest.raises(ValueError, match="ExampleGen got max_quarantined_fraction=.*; expected a number from 0 to 1"):
