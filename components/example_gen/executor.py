@@ -105,10 +105,10 @@ def run(ctx: ExecutionContext) -> None:
         raise ComponentError(
             f"ExampleGen wrote no rows from {files}: all {quarantined} rows were quarantined "
             f"(see {quarantine}). How to fix: correct the data.")
-    _check_quarantined_share(ctx, p, out.properties, quarantine)
+    _check_quarantined_share(p, out.properties, quarantine)
 
 
-def _check_quarantined_share(ctx: ExecutionContext, p: ExampleGenParameters, props: dict[str, Any],
+def _check_quarantined_share(p: ExampleGenParameters, props: dict[str, Any],
                              quarantine: str) -> None:
     """Fails when quarantined rows, or the physical lines they span, exceed ``max_quarantined_fraction``."""
     rows_in, quarantined = props["rows_in"], props["quarantined"]
