@@ -26,7 +26,10 @@ def build_eval_config(params: Any, *, with_baseline: bool) -> Any:
     thresholds = {}
     for threshold in params.thresholds:
         thresholds.setdefault(threshold.metric, []).append(_threshold_proto(threshold, with_baseline))
-    for metric in params.metrics:
+    metrics = list(params.metrics)
+    if set(metrics) & set(NEEDS_BOTH_CLASSES) and "MeanLabel" not in metrics:
+        metrics.append("MeanLabel")  # tells an undefined AUC (one class) from a real 0
+    for metric in metrics:
         _metric_name(metric)
         metric_config = spec.metrics.add(class_name=metric)
         for threshold in thresholds.get(metric, []):
@@ -34,6 +37,37 @@ def build_eval_config(params: Any, *, with_baseline: bool) -> Any:
                 per_slice = metric_config.per_slice_thresholds.add(threshold=threshold)
                 per_slice.slicing_specs.add()
     return config
+
+
+# TFMA metric class -> the label classes it needs. TFMA returns 0 when they are missing;
+# `undefined_metrics` tells those apart.
+NEEDS_BOTH_CLASSES = {"AUC": "both", "AUCPrecisionRecall": "positive", "Recall": "positive"}
+
+
+def undefined_metrics(metrics: dict[str, float], params: Any) -> dict[str, str]:
+    """Computed metrics (by TFMA name) that the eval labels leave undefined -> why.
+
+    From ``mean_label`` of a binary label: 0 means no positives (AUC, AUC-PR and recall are
+    undefined), 1 no negatives (AUC is undefined).
+    """
+    mean = metrics.get("mean_label")
+    if mean not in (0.0, 1.0):
+        return {}
+    only = "0 (no positives)" if mean == 0.0 else "1 (no negatives)"
+    reason = f"undefined: every label of split {params.split!r} is {only}"
+    undefined = {}
+    for class_name, needs in NEEDS_BOTH_CLASSES.items():
+        name = _metric_name(class_name)
+        if class_name in params.metrics and name in metrics and (needs == "both" or mean == 0.0):
+            undefined[name] = reason
+    return undefined
+
+
+def with_undefined_reasons(reasons: list[str], undefined: dict[str, str], params: Any) -> list[str]:
+    """Failure reasons where a threshold on an undefined metric says so, not "auc = 0"."""
+    thresholded = {_metric_name(t.metric) for t in params.thresholds}
+    kept = [r for r in reasons if r.split(" ", 1)[0] not in undefined]
+    return kept + [f"{name} is {why}" for name, why in sorted(undefined.items()) if name in thresholded]
 
 
 def _threshold_proto(threshold: Any, with_baseline: bool) -> Any:

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import os
 from components.base import ComponentError, ExecutionContext
-from components.evaluator.eval_config import BASELINE, CANDIDATE, build_eval_config, failure_reasons
+from components.evaluator.eval_config import (
+    BASELINE, CANDIDATE, build_eval_config, failure_reasons, undefined_metrics, with_undefined_reasons)
 from components.trainer.model_paths import serving_model_path
 
 
@@ -84,7 +85,15 @@ def run(ctx: ExecutionContext) -> None:
     validation = tfma.load_validation_result(out.uri)
     reasons = failure_reasons(validation)
     metrics = overall_metrics(out.uri)
-    out.properties.update(metrics=metrics, baseline_model_id=baseline.id if baseline else None)
+    undefined = undefined_metrics(metrics, params)
+    if undefined:
+        # TFMA scores them 0; a threshold on one fails for the real reason, named here.
+        ctx.report(f"metrics {sorted(undefined)} are {next(iter(undefined.values()))}")
+        reasons = with_undefined_reasons(reasons, undefined, params)
+        metrics = {k: v for k, v in metrics.items()
+                   if k not in undefined and k.removesuffix("_diff") not in undefined}
+    out.properties.update(metrics=metrics, undefined_metrics=undefined,
+                          baseline_model_id=baseline.id if baseline else None)
     blessing = ctx.outputs["blessing"]
     blessed = bool(validation.validation_ok) and not reasons
     blessing.properties.update(
@@ -94,6 +103,7 @@ def run(ctx: ExecutionContext) -> None:
                 f" (baseline not used: {baseline_skipped}; value thresholds only)" if baseline_skipped
                 else " (no baseline: value thresholds only)"))),
         baseline_skipped=baseline_skipped,
-        model_id=ctx.input("model").id, baseline_model_id=baseline.id if baseline else None, metrics=metrics)
+        model_id=ctx.input("model").id, baseline_model_id=baseline.id if baseline else None, metrics=metrics,
+        undefined_metrics=undefined)
     with open(os.path.join(blessing.uri, "BLESSED" if blessed else "NOT_BLESSED"), "w", encoding="utf-8") as f:
         f.write(blessing.properties["reason"] + "\n")

@@ -21,7 +21,7 @@ import os
 from collections.abc import Mapping
 from typing import Any
 
-from components.artifacts import Examples, Model, ModelRun, Schema, TransformGraph
+from components.artifacts import Examples, ExampleStatistics, Model, ModelRun, Schema, TransformGraph
 from components.base import Channel, Component, InputSpec, file_digest
 from components.trainer.canned_config import CannedEstimatorConfig
 
@@ -96,19 +96,28 @@ class Trainer(Component):
         transform_graph: Transform's ``transform_graph``.
         schema: The raw data's Schema (serving requests are parsed with it).
         base_model: Optional Model to warm-start from (its checkpoint).
+        statistics: Optional ExampleStatistics of the raw examples. Before training, a canned
+            classifier whose label has fewer than 2 distinct values in the train split is an
+            error naming the label, the split and the value (a module_file trainer, whose head
+            is unknown, gets a warning); the values come from these statistics, or without
+            them from a scan of the transformed train split that stops at the second value.
+            After training, metrics one class leaves undefined (AUC) are left out of
+            ``metrics`` and listed in ``undefined_metrics`` with the reason, not recorded as 0.
         module_file, trainer_fn, canned, train_steps, eval_steps, label_key, train_split,
             eval_split, custom_config: See TrainerParameters.
         id: Node id (default "Trainer").
     """
 
     INPUTS = {"examples": InputSpec(Examples), "transform_graph": InputSpec(TransformGraph),
-              "schema": InputSpec(Schema), "base_model": InputSpec(Model, optional=True)}
+              "schema": InputSpec(Schema), "base_model": InputSpec(Model, optional=True),
+              "statistics": InputSpec(ExampleStatistics, optional=True)}
     OUTPUTS = {"model": Model, "model_run": ModelRun}
     PARAMETERS = TrainerParameters
     EXECUTOR = "components.trainer.executor:run"
 
     def __init__(self, examples: Channel, transform_graph: Channel, schema: Channel, *,
-                 base_model: Channel | None = None, module_file: str | None = None,
+                 base_model: Channel | None = None, statistics: Channel | None = None,
+                 module_file: str | None = None,
                  trainer_fn: str = "trainer_fn", canned: CannedEstimatorConfig | None = None,
                  train_steps: int = 1000, eval_steps: int | None = None, label_key: str | None = None,
                  train_split: str = "train", eval_split: str = "eval",
@@ -121,7 +130,7 @@ class Trainer(Component):
             os.path.abspath(module_file) if module_file else None, trainer_fn, canned, train_steps,
             eval_steps, label_key, train_split, eval_split, dict(custom_config or {}))
         super().__init__(inputs={"examples": examples, "transform_graph": transform_graph,
-                                 "schema": schema, "base_model": base_model},
+                                 "schema": schema, "base_model": base_model, "statistics": statistics},
                          parameters=parameters, id=id)
 
     def fingerprint_extras(self) -> dict[str, str]:
@@ -130,7 +139,7 @@ class Trainer(Component):
         if self.parameters.module_file:
             extras["module_file"] = file_digest(self.parameters.module_file)
         here = os.path.dirname(__file__)
-        for name in ("canned_config.py", "serving_export.py", "fn_args.py", "warm_start.py"):
+        for name in ("canned_config.py", "serving_export.py", "fn_args.py", "warm_start.py", "label_check.py"):
             extras[name] = file_digest(os.path.join(here, name))
         # The Estimator code itself: a changed trainer package (e.g. renamed variables) must not
         # reuse a cached model, nor resume a killed run's checkpoint written by the old code.

@@ -9,7 +9,8 @@ mid-way and rerun with the same inputs restores its newest checkpoint there and 
 on to the same absolute ``train_steps`` (a warm start only applies to an empty
 model_dir). The model_dir is copied into the ``model_run`` output once training ends.
 A canned model warm-starts from the base Model's checkpoint re-indexed to this run's
-vocabularies (`components.trainer.warm_start`).
+vocabularies (`components.trainer.warm_start`). Before training, a classifier's label must
+have two values in the train split (`components.trainer.label_check`).
 """
 
 from __future__ import annotations
@@ -23,6 +24,8 @@ from typing import Any
 from components.base import ComponentError, ExecutionContext
 from components.trainer.canned_config import build_estimator
 from components.trainer.fn_args import FnArgs, transformed_input_fn
+from components.trainer.label_check import (
+    check_label, label_values_from_examples, label_values_from_statistics, undefined_metrics)
 from components.trainer.model_paths import CHECKPOINT_DIR, SERVING_DIR, checkpoint_path
 from components.trainer.serving_export import export_serving_model
 from components.trainer.warm_start import architecture, remap_base_checkpoint, save_vocabularies, why_not_warm_start
@@ -111,6 +114,7 @@ def run(ctx: ExecutionContext) -> None:
         eval_steps=params.eval_steps, serving_model_dir=os.path.join(model.uri, SERVING_DIR),
         model_run_dir=model_dir, base_model=checkpoint_path(base) if base else None,
         custom_config=dict(params.custom_config), label_key=params.label_key)
+    _check_label_classes(ctx, params, fn_args)
     resumed_from = _checkpoint_step(model_dir)
     start, warm_start_from = _start(ctx, params, fn_args, base, resumed_from)
     if params.module_file:
@@ -137,15 +141,40 @@ def run(ctx: ExecutionContext) -> None:
         estimator, transform_graph_path=fn_args.transform_graph_path, raw_feature_spec=raw_spec,
         label_keys=[params.label_key], export_dir_base=fn_args.serving_model_dir,
         work_dir=os.path.join(ctx.temp_dir, "transformed_export"))
+    metrics = _scalar_metrics(eval_result)
+    undefined = undefined_metrics(metrics, params.eval_split)
+    if undefined:
+        ctx.report(f"metrics {sorted(undefined)} are {next(iter(undefined.values()))}")
+    metrics = {k: v for k, v in metrics.items() if k not in undefined}
     model.properties.update(
         serving_model=os.path.relpath(exported, model.uri),
         checkpoint=_copy_checkpoint(estimator, os.path.join(model.uri, CHECKPOINT_DIR)),
-        label_key=params.label_key, metrics=_scalar_metrics(eval_result), **start)
+        label_key=params.label_key, metrics=metrics, undefined_metrics=undefined, **start)
     if params.canned is not None:
         model.properties.update(
             architecture=architecture(params.canned),
             vocabularies=save_vocabularies(params.canned, fn_args.transform_graph_path, model.uri))
-    model_run.properties.update(metrics=_scalar_metrics(eval_result), **start)
+    model_run.properties.update(metrics=metrics, undefined_metrics=undefined, **start)
+
+
+def _check_label_classes(ctx: ExecutionContext, params: Any, fn_args: FnArgs) -> None:
+    """Refuses a classifier whose label has < 2 values in the train split (see label_check)."""
+    from components.statistics_gen.executor import load_statistics
+
+    classifier = params.canned is not None and params.canned.estimator.endswith("Classifier")
+    if params.canned is not None and not classifier:
+        return  # a canned regressor: any number of label values will do
+    split, label = params.train_split, params.label_key
+    statistics = (ctx.inputs.get("statistics") or [None])[0]
+    found, source = None, ""
+    if statistics is not None and split in statistics.split_names:
+        found = label_values_from_statistics(load_statistics(statistics.stats_path(split)).datasets[0], label)
+        source = "from the statistics"
+    if found is None:
+        found = label_values_from_examples(fn_args.train_files[0], fn_args.transform_graph_path, label)
+        source = "from the transformed examples"
+    check_label(label=label, split=split, classifier=classifier, found=found, source=source,
+                report=ctx.report)
 
 
 def _checkpoint_step(model_dir: str) -> int | None:
