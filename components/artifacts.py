@@ -61,7 +61,10 @@ class Examples(_SplitArtifact):
     """tf.Examples in gzip TFRecord files, one directory per split.
 
     Properties: ``split_names``, ``span``, ``version``, ``row_counts``
-    (split -> rows), ``rows_in``, ``quarantined``, ``quarantine_file`` (relative), ``files``.
+    (split -> rows), ``rows_in``, ``quarantined``, ``quarantine_file`` (relative), ``files``,
+    ``column_kinds``; for CSV also ``lines_in`` and ``lines_quarantined`` (physical data lines:
+    one quarantined row may span many), and ``inference_warnings`` (kinds inferred despite odd
+    values).
     """
 
     TYPE_NAME = "Examples"

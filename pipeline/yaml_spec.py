@@ -41,6 +41,7 @@ class DataSection(_Section):
     format: Literal["csv", "tfrecord", "parquet"] = "csv"
     split: SplitSection = SplitSection()
     bad_rows: Literal["fail", "quarantine"] = "fail"
+    max_quarantined_fraction: float = Field(0.10, ge=0, le=1)
     columns: list[str] | None = None
     column_types: dict[str, Literal["int", "float", "string"]] = Field(default_factory=dict)
 
@@ -245,7 +246,8 @@ def build_pipeline(spec: PipelineSpec, *, root: str | None = None, beam_pipeline
                         hash_key=spec.data.split.hash_key, partition_feature=spec.data.split.partition_feature)
     example_gen = ExampleGen(input_base, file_pattern=pattern, format=spec.data.format, split=split,
                              column_types=column_types, columns=spec.data.columns, derived_columns=derived,
-                             label=spec.label.name if spec.label else None, bad_rows=spec.data.bad_rows)
+                             label=spec.label.name if spec.label else None, bad_rows=spec.data.bad_rows,
+                             max_quarantined_fraction=spec.data.max_quarantined_fraction)
     examples = example_gen.outputs["examples"]
     statistics_gen = StatisticsGen(examples)
     statistics = statistics_gen.outputs["statistics"]

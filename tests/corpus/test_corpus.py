@@ -86,3 +86,14 @@ def test_quarantine_counts_are_recorded_and_shown_by_pipeline_runs(tmp_path):
     shown = cli("runs", "--root", root)
     assert shown.returncode == 0, shown.stderr
     assert "quarantined 1 of 60 rows (2 of 61 lines)" in shown.stdout, shown.stdout
+
+
+def test_docs_table_lists_every_case():
+    import os
+
+    from tests.corpus.runner import REPO
+
+    with open(os.path.join(REPO, "docs", "pipeline.md"), encoding="utf-8") as f:
+        text = f.read()
+    missing = [case.name for case in CASES if f"| `{case.name}` |" not in text]
+    assert not missing, f"docs/pipeline.md's corpus table lacks {missing}"
