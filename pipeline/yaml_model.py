@@ -169,7 +169,7 @@ def push_destination(spec: PipelineSpec, root: str) -> str:
 
 
 def model_components(spec: PipelineSpec, *, features: FeatureSpec, examples: Channel, schema: Channel,
-                     transform: Component, root: str) -> list[Component]:
+                     transform: Component, root: str, statistics: Channel | None = None) -> list[Component]:
     """The components after Transform: resolvers, Trainer, Evaluator, InfraValidator, Pusher.
 
     This is the one place the YAML wires the model. The Trainer's ``base_model`` is the
@@ -183,6 +183,8 @@ def model_components(spec: PipelineSpec, *, features: FeatureSpec, examples: Cha
         schema: The raw Schema.
         transform: The Transform component.
         root: The pipeline root (default push destination ``<root>/serving``).
+        statistics: The raw ExampleStatistics; the Trainer refuses a classifier whose label
+            has a single value in them.
     """
     from components.evaluator import Evaluator, MetricThreshold
     from components.evaluator.component import DEFAULT_METRICS_BY_TASK
@@ -196,7 +198,8 @@ def model_components(spec: PipelineSpec, *, features: FeatureSpec, examples: Cha
     warm = LatestBlessedModelResolver(before=transform.outputs["transformed_examples"], id="WarmStartResolver")
     trainer = Trainer(
         transform.outputs["transformed_examples"], transform.outputs["transform_graph"], schema,
-        base_model=warm.outputs["model"], train_steps=training.steps, eval_steps=training.eval_steps,
+        base_model=warm.outputs["model"], statistics=statistics, train_steps=training.steps,
+        eval_steps=training.eval_steps,
         canned=CannedEstimatorConfig(model.estimator, feature_spec=features, kwargs=dict(model.args),
                                      batch_size=training.batch_size, random_seed=training.random_seed))
     destination, model_name = push_destination(spec, root), push_model_name(spec)

@@ -60,6 +60,7 @@ class DriftSection(_Section):
 class ValidationSection(_Section):
     on_anomaly: Literal["fail", "warn"] = "fail"
     max_unseen_fraction: float = Field(default=0.0, ge=0, le=1)
+    max_new_value_fraction: float = Field(default=0.01, ge=0, le=1)
     drift: DriftSection = DriftSection()
 
 
@@ -257,6 +258,7 @@ def build_pipeline(spec: PipelineSpec, *, root: str | None = None, beam_pipeline
     validator = ExampleValidator(
         statistics, schema_node.outputs["schema"], baseline_statistics=statistics.previous_span(),
         on_anomaly=v.on_anomaly, max_unseen_fraction=v.max_unseen_fraction,
+        max_new_value_fraction=v.max_new_value_fraction,
         l_infinity_threshold=v.drift.l_infinity, jensen_shannon_threshold=v.drift.jensen_shannon,
         feature_thresholds=v.drift.features)
     t = spec.transform
@@ -268,7 +270,8 @@ def build_pipeline(spec: PipelineSpec, *, root: str | None = None, beam_pipeline
     components = [example_gen, statistics_gen, schema_node, validator, transform]
     if spec.model is not None:
         components += model_components(spec, features=features, examples=examples,
-                                       schema=schema_node.outputs["schema"], transform=transform, root=root)
+                                       schema=schema_node.outputs["schema"], transform=transform, root=root,
+                                       statistics=statistics)
     return Pipeline(
         spec.name, root, components,
         enable_cache=spec.enable_cache if enable_cache is None else enable_cache,

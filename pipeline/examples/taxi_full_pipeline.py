@@ -80,6 +80,7 @@ def create_pipeline(*, root: str = "runs/taxi", data_root: str = DATA, file_patt
     trainer = Trainer(
         transformed, transform.outputs["transform_graph"], by_id["SchemaGen"].outputs["schema"],
         base_model=warm.outputs["model"] if warm_start else None, train_steps=train_steps,
+        statistics=by_id["StatisticsGen"].outputs["statistics"],
         canned=CannedEstimatorConfig("DNNLinearCombinedClassifier", feature_spec=TAXI_FEATURES,
                                      kwargs=MODEL_ARGS, random_seed=random_seed,
                                      save_checkpoints_steps=save_checkpoints_steps))
