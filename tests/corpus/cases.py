@@ -8,7 +8,9 @@ A case is one thing an operator's data can get wrong. Its documented outcome is 
   (``rows_in == sum(row_counts) + quarantined``);
 * ``ok``: the input is read as it should be (``rows`` rows, ``kinds`` column kinds);
 * ``anomaly``: ExampleValidator, comparing a new span against the baseline span, reports
-  the named anomaly (or, with ``anomaly=None``, none).
+  the named anomaly (or, with ``anomaly=None``, none);
+* ``label``: the Trainer's check before training, from StatisticsGen's statistics of the
+  train split, refuses the label for a classifier (an ``error`` with ``mention``).
 
 ``docs/pipeline.md`` carries the same table; ``tests/corpus/test_corpus.py`` runs every case
 and ``benchmarks/robustness.py`` counts them. Nothing here is larger than a few MB, and the
@@ -45,7 +47,7 @@ class Case:
     category: str
     what: str  # What is wrong with the input, for the docs table.
     files: Callable[[], dict[str, bytes]]  # File name under input_base -> content.
-    outcome: str  # "error", "quarantine", "ok" or "anomaly"
+    outcome: str  # "error", "quarantine", "ok", "anomaly" or "label"
     params: dict = dataclasses.field(default_factory=dict)  # ExampleGen keyword arguments.
     mention: tuple[str, ...] = ()  # For "error": substrings the message must hold.
     rows: int | None = None  # For "ok": rows written; for "quarantine": rows kept.
@@ -62,6 +64,8 @@ class Case:
         """The documented outcome, in words."""
         if self.outcome == "error":
             return "one-line error naming " + ", ".join(self.mention)
+        if self.outcome == "label":
+            return "Trainer refuses before training, naming " + ", ".join(self.mention)
         if self.outcome == "quarantine":
             return f"quarantine: {self.quarantined} row(s) set aside, {self.rows} kept, counts balance"
         if self.outcome == "ok":
@@ -228,6 +232,9 @@ CASES: tuple[Case, ...] = (
     Case("label_missing_quarantine", "labels", "rows with empty labels, quarantined",
          _one(csv(_lines_with({6: "20,,C1,1.0", 7: "21,,C2,1.0"}))), "quarantine",
          params={"label": "tips", "column_types": {"tips": "float"}, **QUARANTINE}, rows=58, quarantined=2),
+    Case("label_constant", "labels", "a derived label that is 0 in every row (single class)",
+         _one(csv(rows(60))), "label", params={"derived_columns": {"big_tipper": "tips > 100 * fare"}},
+         mention=("big_tipper", "single value 0", "train", "How to fix")),
     Case("label_absent_everywhere", "labels", "the label column is empty in every row",
          _one(csv([f"{10 + i},,C1,1.0" for i in range(20)])), "error",
          params={"label": "tips"}, mention=("data.csv", "tips", "How to fix")),

@@ -26,7 +26,8 @@ DROP_ROOT_READ = ["setpriv", "--bounding-set=-dac_override,-dac_read_search"]
 
 @dataclasses.dataclass
 class Outcome:
-    """What a case did: ``kind`` is "error", "ok", "quarantine", "anomaly" or "hang"."""
+    """What a case did: ``kind`` is "error", "ok", "quarantine", "anomaly" or "hang" (a "label"
+    case is an "error" when the check refuses the label)."""
 
     kind: str
     seconds: float
@@ -93,6 +94,25 @@ def _anomalies(case, base: str, work: str) -> list[str]:
     return sorted(found)
 
 
+def _label_check(case, base: str, work: str) -> None:
+    """The Trainer's pre-training label check, from the train split's statistics."""
+    from tensorflow_metadata.proto.v0 import statistics_pb2
+
+    from components.example_gen import ExampleGen
+    from components.statistics_gen import StatisticsGen
+    from components.trainer.label_check import check_label, label_values_from_statistics
+    from tests.components.helpers import execute
+
+    examples = _example_gen(case, base, work, "gen")
+    node = StatisticsGen(ExampleGen(base).outputs["examples"])
+    stats = execute(node, os.path.join(work, "stats"), {"examples": examples})["statistics"]
+    with open(os.path.join(stats.split_uri("train"), "FeatureStats.pb"), "rb") as f:
+        dataset = statistics_pb2.DatasetFeatureStatisticsList.FromString(f.read()).datasets[0]
+    label = next(iter(case.params["derived_columns"]))
+    check_label(label=label, split="train", classifier=True, source="from the statistics",
+                found=label_values_from_statistics(dataset, label), report=print)
+
+
 def run_in_process(case, workdir: str) -> Outcome:
     """Runs ``case`` here, bounded by CASE_TIMEOUT_S (SIGALRM; main thread only)."""
     from components.base import ComponentError
@@ -112,6 +132,9 @@ def run_in_process(case, workdir: str) -> Outcome:
         if case.outcome == "anomaly":
             found = _anomalies(case, base, os.path.join(workdir, "work"))
             return Outcome("anomaly", time.monotonic() - start, anomalies=found)
+        if case.outcome == "label":
+            _label_check(case, base, os.path.join(workdir, "work"))
+            return Outcome("ok", time.monotonic() - start)
         examples = _example_gen(case, base, os.path.join(workdir, "work"), "gen")
         props = dict(examples.properties)
         kind = "quarantine" if props.get("quarantined") else "ok"

@@ -17,7 +17,7 @@ def test_case(case, tmp_path):
     assert outcome.kind != "hang", outcome.message
     # Bounded and proportional: the largest input here is ~5 MB; Beam's start-up is most of it.
     assert outcome.seconds < 120, f"{case.name} took {outcome.seconds:.0f} s"
-    if case.outcome == "error":
+    if case.outcome in ("error", "label"):
         assert outcome.kind == "error", f"{case.name}: expected an error, got {outcome}"
         message = outcome.message
         assert "\n" not in message.strip(), f"not one line: {message!r}"
