@@ -112,8 +112,10 @@ class ClusterResult:
 class LocalCluster:
     """Runs ``command`` once per task of a local TF_CONFIG cluster.
 
-    Use `launch_local_cluster` to run to the end; use this class to act while
-    it runs (e.g. `kill` a worker)::
+    `start` returns once every task is started; a supervisor thread then
+    handles exits, restarts, the chief's end and the timeout, and `wait`
+    returns the `ClusterResult`. Use `launch_local_cluster` to run to the end;
+    use this class to act while it runs (e.g. `kill` a worker)::
 
         with LocalCluster([sys.executable, "train.py"], workers=2, max_restarts=1,
                           timeout=300) as cluster:
@@ -187,7 +189,7 @@ class LocalCluster:
         self._stop_reason: str | None = None
         self._interrupt_code: int | None = None
         self._started = self._finished = False
-        self._timed_out = self._stopping_all = False
+        self._timed_out = self._stopping_all = self._chief_ended = False
         self._failures: list = []
         self._result: ClusterResult | None = None
 
@@ -223,16 +225,41 @@ class LocalCluster:
         except BaseException:
             self._kill_all(signal.SIGKILL)
             self._join_readers()
+            self._finished = True
             raise
+        self._supervisor = threading.Thread(target=self._supervise, daemon=True,
+                                            name="cluster-supervisor")
+        self._supervisor.start()
         return self
 
-    def wait(self) -> ClusterResult:
-        """Runs the cluster to its end (see the class docstring); always cleans up."""
+    def wait(self, timeout: float | None = None) -> ClusterResult | None:
+        """Waits for the end of the cluster and returns its result.
+
+        With ``timeout``, returns None if the cluster still runs after that many
+        seconds. An exception here (e.g. KeyboardInterrupt) kills every task.
+        """
         if not self._started:
             self.start()
-        if self._result is not None:
-            return self._result
-        chief_ended = False
+        deadline = None if timeout is None else time.monotonic() + timeout
+        try:
+            while self._supervisor.is_alive():
+                left = None if deadline is None else deadline - time.monotonic()
+                if left is not None and left <= 0:
+                    return None
+                self._supervisor.join(0.2 if left is None else min(0.2, left))
+        except BaseException:
+            self.stop("interrupted")
+            self._kill_all(signal.SIGKILL)
+            self._supervisor.join(self.kill_grace + _READER_JOIN_SECS + 5)
+            raise
+        return self._result
+
+    @property
+    def running(self) -> bool:
+        """Whether the cluster has not ended yet."""
+        return self._started and self._result is None
+
+    def _supervise(self) -> None:
         evaluator_deadline = None
         try:
             while True:
@@ -243,8 +270,8 @@ class LocalCluster:
                         continue
                     self._on_exit(name, rc)
                     if name == self.chief and self.tasks[name].returncode is not None \
-                            and not chief_ended:
-                        chief_ended = True
+                            and not self._chief_ended:
+                        self._chief_ended = True
                         if self._stop_reason is None:
                             evaluator_deadline = self._on_chief_end(now)
                 if self._stop_reason is None and self.timeout is not None \
@@ -265,14 +292,14 @@ class LocalCluster:
         finally:
             self._kill_all(signal.SIGKILL)
             self._join_readers()
+            result = self._make_result()
+            self._say(f"exit code {result.exit_code}")
+            result.lines = list(self._lines)
             self._finished = True
-        self._result = self._make_result()
-        self._say(f"exit code {self._result.exit_code}")
-        self._result.lines = list(self._lines)
-        return self._result
+            self._result = result
 
     def stop(self, reason: str = "stopped", exit_code: int | None = None) -> None:
-        """Asks `wait` to stop every task (thread- and signal-handler-safe).
+        """Stops every task (thread- and signal-handler-safe); `wait` for the result.
 
         A second call while stopping sends SIGKILL at once.
         """
@@ -297,14 +324,9 @@ class LocalCluster:
 
     def __exit__(self, *exc) -> None:
         if self._started and not self._finished:
+            self.stop("the with-block ended")
             self._kill_all(signal.SIGKILL)
-            for proc in self._procs.values():
-                try:
-                    proc.wait(timeout=self.kill_grace + 5)
-                except subprocess.TimeoutExpired:
-                    pass
-            self._join_readers()
-            self._finished = True
+            self._supervisor.join(self.kill_grace + _READER_JOIN_SECS + 5)
 
     # -- internals ------------------------------------------------------------
     def _add_task(self, kind: str, index: int) -> None:
@@ -364,7 +386,8 @@ class LocalCluster:
         if rc == 0:
             self._say(f"{'the chief ' if name == self.chief else ''}{name} exited with code 0")
             return
-        if task.restarts < self.max_restarts and self._stop_reason is None:
+        if task.restarts < self.max_restarts and self._stop_reason is None \
+                and (not self._chief_ended or name == self.chief):
             task.restarts += 1
             self._say(f"{name} exited with code {rc}; restarting it "
                       f"({task.restarts} of {self.max_restarts} restarts)")
