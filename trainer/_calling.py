@@ -69,14 +69,15 @@ def call_model_fn(model_fn, args, features, labels, mode, params, config) -> Est
     return spec
 
 
-def call_input_fn(input_fn, mode, params, config, *, caller: str) -> tf.data.Dataset:
+def call_input_fn(input_fn, mode, params, config, *, caller: str,
+                  input_context=None) -> tf.data.Dataset:
     """Calls ``input_fn`` and returns a Dataset of ``features`` or ``(features, labels)``."""
     if not callable(input_fn):
         raise TypeError(f"{caller} got input_fn={input_fn!r}; expected a callable.")
     args = fn_args(input_fn)
     kwargs = {}
     for name, value in (("mode", mode), ("params", params), ("config", config),
-                        ("input_context", None)):
+                        ("input_context", input_context)):
         if name in args:
             kwargs[name] = value
     result = input_fn(**kwargs)

@@ -7,6 +7,15 @@ elements and stops early when the data ends. The per-step body is its own
 `tf.function` (optionally XLA-compiled), traced once per set of fetched names,
 so the variables it creates exist before anything executes — the Estimator
 restores the checkpoint in between.
+
+Under a `tf.distribute.Strategy` (not the default one) each step runs the body
+in every replica with ``strategy.run``, always under ``strategy.scope()``; the
+build is the first trace of that step (the first replica creates each
+variable as a distributed variable, the others get it back from the store).
+Outputs are reduced by a declared rule (`reduce_outputs`): ``loss`` is
+averaged, ``global_step`` taken from the first replica, ``predictions`` and
+other batched tensors gathered along the batch dimension (replica order, which
+is the order of the global batch), and other numeric scalars averaged.
 """
 
 from __future__ import annotations
@@ -29,21 +38,39 @@ class CompiledStep:
     """
 
     def __init__(self, body: Callable, element_spec, *, jit_compile: bool = False,
-                 run_eagerly: bool = False):
+                 run_eagerly: bool = False, strategy: tf.distribute.Strategy | None = None):
         self._body = body
         self._element_spec = element_spec
         self._jit_compile = jit_compile
         self._run_eagerly = run_eagerly
+        self._strategy = strategy
         self._compiled: dict = {}
+        self._loops: dict = {}
+        self._ones: dict = {}
         self._fetch_key: tuple = ()
 
-    def build(self, fetch_names=()) -> None:
-        """Traces the body (creating its variables) for these fetch names."""
-        self._functions(fetch_names)
+    def build(self, fetch_names=(), iterator=None) -> None:
+        """Traces the body (creating its variables) for these fetch names.
+
+        Under a strategy the trace is of the replicated step, which takes the
+        (distributed) ``iterator``; nothing is read from it.
+        """
+        single, run_one, _ = self._functions(fetch_names)
+        if self._strategy is not None and not self._run_eagerly:
+            with self._strategy.scope():
+                run_one.get_concrete_function(iterator)
 
     def run(self, iterator, n: int, fetch_names=()):
         """Runs up to ``n`` steps; returns (outputs of the last step, steps run, exhausted)."""
+        if self._strategy is None:
+            return self._run(iterator, n, fetch_names)
+        with self._strategy.scope():
+            return self._run(iterator, n, fetch_names)
+
+    def _run(self, iterator, n, fetch_names):
         single, run_one, run_many = self._functions(fetch_names)
+        if run_many is None and n > 1 and self._strategy is not None and not self._run_eagerly:
+            run_many = self._distributed_loop(run_one, iterator)
         if n == 1 or run_many is None:
             try:
                 outputs = run_one(iterator)
@@ -68,6 +95,9 @@ class CompiledStep:
             return body(features, labels, key)
 
         features_spec, labels_spec = split_element(self._element_spec)
+        strategy = self._strategy
+        if strategy is not None:
+            return self._distributed_functions(key, step, features_spec, labels_spec)
         # AutoGraph on: a model_fn may use Python control flow on tensors.
         single = tf.function(step, jit_compile=self._jit_compile or None)
         # Tracing creates the variables (and shows the spec) without running a step,
@@ -89,8 +119,75 @@ class CompiledStep:
         self._compiled[key] = functions
         return functions
 
+    def _distributed_functions(self, key, step, features_spec, labels_spec):
+        del features_spec, labels_spec  # The distributed iterator carries them.
+        strategy = self._strategy
+        single = step if self._run_eagerly else tf.function(step, jit_compile=self._jit_compile or None)
 
-def _make_loop(single, output_structure):
+        def one(element):
+            features, labels = split_element(element)
+            return reduce_outputs(strategy, strategy.run(single, args=(features, labels)))
+
+        if self._run_eagerly:
+            def run_eager(iterator):
+                return one(next(iterator))
+
+            functions = (single, run_eager, None)
+        else:
+            @tf.function(autograph=False)
+            def run_one(iterator):
+                return one(next(iterator))
+
+            self._ones[id(run_one)] = one
+            functions = (single, run_one, None)
+        self._compiled[key] = functions
+        return functions
+
+    def _distributed_loop(self, run_one, iterator):
+        """The multi-step loop under a strategy, shaped by one trace of a single step."""
+        loop = self._loops.get(id(run_one))
+        if loop is None:
+            structure = run_one.get_concrete_function(iterator).structured_outputs
+            loop = self._loops[id(run_one)] = _make_loop(self._ones[id(run_one)], structure,
+                                                         whole_element=True)
+        return loop
+
+
+def reduce_outputs(strategy: tf.distribute.Strategy, outputs: dict) -> dict:
+    """One value per output from the replicas' values (see the module docstring)."""
+    reduced = {}
+    for name, value in outputs.items():
+        if name == "global_step":
+            reduced[name] = strategy.experimental_local_results(value)[0]
+        elif name == "loss":
+            reduced[name] = strategy.reduce(tf.distribute.ReduceOp.MEAN, value, axis=None)
+        else:
+            reduced[name] = tf.nest.map_structure(
+                lambda v, name=name: _reduce_one(strategy, name, v), value)
+    return reduced
+
+
+def _reduce_one(strategy, name, value):
+    local = strategy.experimental_local_results(value)
+    first = local[0]
+    if len(local) == 1:
+        return first
+    if not isinstance(first, tf.Tensor):
+        raise ValueError(
+            f"The output {name!r} is a {type(first).__name__} in each replica of "
+            f"{type(strategy).__name__}; only tensors can be gathered or averaged across "
+            "replicas. How to fix: fetch a dense tensor (tf.sparse.to_dense) or a scalar.")
+    if first.shape.rank == 0:
+        if not (first.dtype.is_floating or first.dtype.is_integer):
+            raise ValueError(
+                f"The output {name!r} is a {first.dtype.name} scalar in each replica of "
+                f"{type(strategy).__name__}; it cannot be averaged across replicas. How to fix: "
+                "fetch a numeric value, or a batched tensor (gathered across replicas).")
+        return strategy.reduce(tf.distribute.ReduceOp.MEAN, value, axis=None)
+    return strategy.gather(value, axis=0)
+
+
+def _make_loop(single, output_structure, *, whole_element=False):
     flat = tf.nest.flatten(output_structure)
     if any(not isinstance(t, tf.Tensor) for t in flat):
         return None  # sparse/ragged outputs: run step by step
@@ -113,6 +210,8 @@ def _make_loop(single, output_structure):
             optional = iterator.get_next_as_optional()
 
             def step():
+                if whole_element:
+                    return i + 1, tf.constant(False), single(optional.get_value())
                 features, labels = split_element(optional.get_value())
                 return i + 1, tf.constant(False), single(features, labels)
 

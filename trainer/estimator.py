@@ -1,14 +1,19 @@
 """`Estimator`: train, evaluate, predict and export a `model_fn`, natively on TF2.
 
-Each call builds the model afresh, as tf.estimator did with graphs: the
-`model_fn` is traced inside `tf.function` under a `VariableStore`, the
-variables are restored from the newest checkpoint in `model_dir` (or warm
-started), and a `CompiledStep` runs the data through it while hooks watch.
+Each mode runs a *program* (`_Program`), built once per Estimator, mode and
+input structure, under the mode's strategy (``RunConfig.train_distribute`` /
+``eval_distribute``; the default strategy when none): it owns the variable
+store, the global step and the compiled step (`CompiledStep`: the `model_fn`
+traced inside `tf.function`, under `strategy.run` with reduce rules when a
+strategy is set). A later call of the same mode reuses the program and only
+restores the newest checkpoint into it (evaluation also zeroes its metric
+state), so evaluating checkpoint after checkpoint does not retrace the model.
 """
 
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import logging
 import os
 import tempfile
@@ -16,7 +21,7 @@ import tempfile
 import numpy as np
 import tensorflow as tf
 
-from trainer import _calling, _context, checkpoints
+from trainer import _calling, _context, _distribute, checkpoints
 from trainer._predict import predict_loop, select_predictions
 from trainer._session import BASE_FETCHES, TrainingSession, resolve_fetches, run_hooked_loop
 from trainer._step import CompiledStep
@@ -92,6 +97,7 @@ class Estimator:
                 "path or trainer.WarmStartSettings."
             )
         self._warm_start_settings = warm_start_from
+        self._programs: dict = {}
 
     # -- properties -------------------------------------------------------------
     @property
@@ -144,28 +150,48 @@ class Estimator:
     # -- building -------------------------------------------------------------------
     def _new_state(self):
         store = VariableStore()
-        global_step = store.get_or_create(GLOBAL_STEP, lambda: tf.constant(0, tf.int64))
+        global_step = store.get_or_create(GLOBAL_STEP, lambda: tf.constant(0, tf.int64),
+                                          aggregation=tf.VariableAggregation.ONLY_FIRST_REPLICA)
         return store, global_step
 
     def _call_model_fn(self, features, labels, mode, store, global_step, tape=None):
+        # Entered inside the (replica) function that calls the model_fn: each replica
+        # thread of a strategy installs its own context and store call.
         context = _context.ModelFnContext(mode=mode, global_step=global_step, tape=tape)
         with _context.model_fn_context(context), store.scope():
             return _calling.call_model_fn(self._model_fn, self._model_fn_args, features,
                                           labels, mode, self._params, self._config)
 
-    def _dataset(self, input_fn, mode, caller):
-        dataset = _calling.call_input_fn(input_fn, mode, self._params, self._config, caller=caller)
-        _, labels = _calling.split_element(dataset.element_spec)
+    def _input(self, input_fn, mode, caller, strategy, *, features_only=False):
+        data = _distribute.make_input(input_fn, mode, self._params, self._config, caller=caller,
+                                      strategy=strategy, features_only=features_only)
+        _, labels = _calling.split_element(data.element_spec)
         if mode == ModeKeys.TRAIN and labels is None and "labels" in self._model_fn_args:
             raise ValueError(
                 f"{caller}: the input_fn returned features only, but TRAIN mode needs labels "
                 "for this model_fn. Make the input_fn's dataset yield (features, labels)."
             )
-        return dataset
+        return data
 
-    def _compiled(self, body, dataset):
-        return CompiledStep(body, dataset.element_spec, jit_compile=self._config.jit_compile,
-                            run_eagerly=self._config.run_eagerly)
+    def _program(self, mode, data, strategy, build, *, extra=(), reuse=True):
+        """The program for ``mode`` and this input structure: cached, or built now.
+
+        ``reuse=False`` (nothing to restore into a used program) builds a fresh one.
+        """
+        key = (mode, repr(data.element_spec), id(strategy), extra)
+        program = self._programs.get(key)
+        if program is None or not reuse:
+            store, global_step = self._new_state()
+            program = _Program(mode=mode, strategy=strategy, store=store, global_step=global_step,
+                               element_spec_for_build=data.element_spec,
+                               build_iterator=(lambda: iter(data.dataset)) if strategy else None)
+            build(program)
+            self._programs[key] = program
+        return program
+
+    def _compiled(self, body, element_spec, strategy):
+        return CompiledStep(body, element_spec, jit_compile=self._config.jit_compile,
+                            run_eagerly=self._config.run_eagerly, strategy=strategy)
 
     def _summary_writers(self):
         writers = {}
@@ -203,18 +229,55 @@ class Estimator:
                 log.info("Skipping training: max_steps=%d already reached (step %d).", max_steps, done)
                 return self
         hooks = _check_hooks(hooks, "Estimator.train")
-        dataset = self._dataset(input_fn, ModeKeys.TRAIN, "Estimator.train")
+        strategy = _distribute.strategy_for(self._config, ModeKeys.TRAIN)
         if self._config.tf_random_seed is not None:
+            # Before the input_fn, as tf.estimator did: its shuffles are seeded too.
             tf.random.set_seed(self._config.tf_random_seed)
-        store, global_step = self._new_state()
+        data = self._input(input_fn, ModeKeys.TRAIN, "Estimator.train", strategy)
+        # A used program is reused when a checkpoint restores all of its state.
+        program = self._program(ModeKeys.TRAIN, data, strategy, self._build_train,
+                                reuse=latest is not None)
+        store, global_step, step = program.store, program.global_step, program.step
+        checkpoint_step = self._restore_or_warm_start(program, latest)
+        writers, writer_factory = program.writers, program.writer_factory
+        train_writer = writer_factory(self.model_dir)
+        summary_every = self._config.save_summary_steps
+        session = TrainingSession(model_dir=self.model_dir, store=store, global_step=global_step,
+                                  keep_checkpoint_max=self._config.keep_checkpoint_max,
+                                  checkpoint_step=checkpoint_step, writer_factory=writer_factory)
+        all_hooks = self._training_hooks(hooks, program.spec, steps, max_steps, saving_listeners)
+        if summary_every and not program.in_graph_summaries:
+            all_hooks.append(SummarySaverHook(save_steps=summary_every, summary_writer=train_writer))
+        iterator = iter(data.dataset)
+        log.info("Training from global step %d in %s.", session.global_step, self.model_dir)
+        try:
+            outputs, total = run_hooked_loop(
+                session=session, hooks=all_hooks,
+                run=lambda n, names: step.run(iterator, n, names),
+                steps_per_run=self._config.steps_per_loop)
+        finally:
+            for writer in writers.values():
+                writer.flush()
+        if total == 0 and steps is None and max_steps is None:
+            log.warning("Estimator.train: the input_fn produced no data; nothing was trained.")
+        if outputs is not None:
+            log.info("Loss for final step: %s.", float(outputs["loss"]))
+        return self
+
+    def _build_train(self, program):
+        store, global_step = program.store, program.global_step
         writers, writer_factory = self._summary_writers()
+        program.writers, program.writer_factory = writers, writer_factory
         train_writer = writer_factory(self.model_dir)
         summary_every = self._config.save_summary_steps
         spec_holder = {}
 
-        # XLA cannot compile summary ops: under jit_compile the loss summary is written
-        # by a SummarySaverHook instead, and the model_fn's own summaries are skipped.
-        in_graph_summaries = bool(summary_every) and not self._config.jit_compile
+        # XLA cannot compile summary ops, and each replica of a strategy would write its
+        # own: then the loss summary is written by a SummarySaverHook (from the reduced
+        # loss) instead, and the model_fn's own summaries are skipped.
+        in_graph_summaries = (bool(summary_every) and not self._config.jit_compile
+                              and program.strategy is None)
+        program.in_graph_summaries = in_graph_summaries
 
         def summaries(before):
             if not in_graph_summaries:
@@ -232,7 +295,7 @@ class Estimator:
                     spec = self._call_model_fn(features, labels, ModeKeys.TRAIN, store,
                                                global_step, tape)
                     tf.summary.scalar("loss", spec.loss)
-            spec_holder["spec"] = spec
+            spec_holder.setdefault("spec", spec)
             deps = [spec.train_op] if isinstance(spec.train_op, (tf.Tensor, tf.Operation)) else []
             with tf.control_dependencies(deps):
                 after = global_step.read_value()
@@ -242,31 +305,9 @@ class Estimator:
             outputs.update(resolve_fetches(fetch_names, spec, outputs))
             return outputs
 
-        step = self._compiled(body, dataset)
-        step.build(BASE_FETCHES)
-        spec = spec_holder["spec"]
-        checkpoint_step = self._restore_or_warm_start(store, latest)
-        session = TrainingSession(model_dir=self.model_dir, store=store, global_step=global_step,
-                                  keep_checkpoint_max=self._config.keep_checkpoint_max,
-                                  checkpoint_step=checkpoint_step, writer_factory=writer_factory)
-        all_hooks = self._training_hooks(hooks, spec, steps, max_steps, saving_listeners)
-        if summary_every and not in_graph_summaries:
-            all_hooks.append(SummarySaverHook(save_steps=summary_every, summary_writer=train_writer))
-        iterator = iter(dataset)
-        log.info("Training from global step %d in %s.", session.global_step, self.model_dir)
-        try:
-            outputs, total = run_hooked_loop(
-                session=session, hooks=all_hooks,
-                run=lambda n, names: step.run(iterator, n, names),
-                steps_per_run=self._config.steps_per_loop)
-        finally:
-            for writer in writers.values():
-                writer.flush()
-        if total == 0 and steps is None and max_steps is None:
-            log.warning("Estimator.train: the input_fn produced no data; nothing was trained.")
-        if outputs is not None:
-            log.info("Loss for final step: %s.", float(outputs["loss"]))
-        return self
+        program.step = self._compiled(body, program.element_spec_for_build, program.strategy)
+        program.step.build(BASE_FETCHES, program.iterator_for_build())
+        program.spec = spec_holder["spec"]
 
     def _training_hooks(self, hooks, spec, steps, max_steps, saving_listeners):
         config = self._config
@@ -289,12 +330,12 @@ class Estimator:
                                               listeners=list(saving_listeners or [])))
         return result
 
-    def _restore_or_warm_start(self, store, latest):
+    def _restore_or_warm_start(self, program, latest):
         if latest is not None:
-            checkpoints.restore(store.global_variables, latest)
+            program.restore(latest)
             return checkpoints.checkpoint_step(latest)
         if self._warm_start_settings is not None:
-            warm_start(store, self._warm_start_settings)
+            warm_start(program.store, self._warm_start_settings)
         return None
 
     # -- evaluate ---------------------------------------------------------------------
@@ -309,33 +350,17 @@ class Estimator:
             raise ValueError(f"Estimator.evaluate got steps={steps!r}; expected an int > 0 or None.")
         hooks = _check_hooks(hooks, "Estimator.evaluate")
         prefix = self._require_checkpoint("evaluate", checkpoint_path)
-        dataset = self._dataset(input_fn, ModeKeys.EVAL, "Estimator.evaluate")
-        store, global_step = self._new_state()
-        spec_holder = {}
-
-        def body(features, labels, fetch_names):
-            spec = self._call_model_fn(features, labels, ModeKeys.EVAL, store, global_step)
-            spec_holder["spec"] = spec
-            _mark_metric_objects_local(store, spec.eval_metric_ops)
-            total = store.get_or_create("eval/loss_sum", lambda: tf.zeros([], tf.float64), local=True)
-            count = store.get_or_create("eval/loss_count", lambda: tf.zeros([], tf.float64), local=True)
-            update = tf.group(total.assign_add(tf.cast(spec.loss, tf.float64)), count.assign_add(1.0))
-            with tf.control_dependencies([update]):
-                outputs = {"loss": tf.cast(total.read_value() / count.read_value(), tf.float32),
-                           GLOBAL_STEP: global_step.read_value()}
-                for key, metric in spec.eval_metric_ops.items():
-                    outputs[key] = metric[1] if isinstance(metric, tuple) else metric.result()
-            outputs.update(resolve_fetches(fetch_names, spec, outputs))
-            return outputs
-
-        step = self._compiled(body, dataset)
-        step.build(BASE_FETCHES)
-        spec = spec_holder["spec"]
-        checkpoints.restore(store.global_variables, prefix)
-        session = TrainingSession(model_dir=self.model_dir, store=store, global_step=global_step,
+        strategy = _distribute.strategy_for(self._config, ModeKeys.EVAL)
+        data = self._input(input_fn, ModeKeys.EVAL, "Estimator.evaluate", strategy)
+        program = self._program(ModeKeys.EVAL, data, strategy, self._build_eval)
+        program.reset_local_variables()
+        program.restore(prefix)
+        spec, step = program.spec, program.step
+        session = TrainingSession(model_dir=self.model_dir, store=program.store,
+                                  global_step=program.global_step,
                                   checkpoint_step=checkpoints.checkpoint_step(prefix))
         eval_hooks = list(hooks) + list(spec.evaluation_hooks)
-        iterator = iter(dataset)
+        iterator = iter(data.dataset)
         counter = _BatchCounter(steps)
         outputs, total = run_hooked_loop(
             session=session, hooks=eval_hooks,
@@ -346,6 +371,10 @@ class Estimator:
                 "Estimator.evaluate: the input_fn produced no batches. Check its data source "
                 "(an empty file, or a filter that drops everything)."
             )
+        if program.finalize is not None:
+            # Across replicas: the metric state is ON_READ/SUM, read here in cross-replica
+            # context, so every value covers the whole evaluation.
+            outputs = {**outputs, **program.finalize()}
         results = {key: np.asarray(value) for key, value in outputs.items()
                    if key in spec.eval_metric_ops or key in BASE_FETCHES}
         results = {k: (v.item() if v.ndim == 0 and k == GLOBAL_STEP else v) for k, v in results.items()}
@@ -353,6 +382,34 @@ class Estimator:
         log.info("Saving dict for global step %s: %s", results[GLOBAL_STEP],
                  ", ".join(f"{k} = {v}" for k, v in sorted(results.items())))
         return results
+
+    def _build_eval(self, program):
+        store, global_step, strategy = program.store, program.global_step, program.strategy
+        spec_holder = {}
+
+        def body(features, labels, fetch_names):
+            spec = self._call_model_fn(features, labels, ModeKeys.EVAL, store, global_step)
+            spec_holder.setdefault("spec", spec)
+            _mark_metric_objects_local(store, spec.eval_metric_ops)
+            total = store.get_or_create("eval/loss_sum", lambda: tf.zeros([], tf.float64), local=True)
+            count = store.get_or_create("eval/loss_count", lambda: tf.zeros([], tf.float64), local=True)
+            update = tf.group(total.assign_add(tf.cast(spec.loss, tf.float64)), count.assign_add(1.0))
+            with tf.control_dependencies([update]):
+                outputs = {"loss": tf.cast(total.read_value() / count.read_value(), tf.float32),
+                           GLOBAL_STEP: global_step.read_value()}
+                for key, metric in spec.eval_metric_ops.items():
+                    if strategy is not None and not isinstance(metric, tuple):
+                        continue  # read once, across replicas, by program.finalize
+                    outputs[key] = metric[1] if isinstance(metric, tuple) else metric.result()
+            outputs.update(resolve_fetches(fetch_names, spec, outputs))
+            return outputs
+
+        program.step = self._compiled(body, program.element_spec_for_build, strategy)
+        program.step.build(BASE_FETCHES, program.iterator_for_build())
+        program.spec = spec = spec_holder["spec"]
+        program.record_local_initial_values()
+        if strategy is not None:
+            program.finalize = _finalize_function(strategy, store, spec.eval_metric_ops)
 
     def eval_dir(self, name=None) -> str:
         """The directory evaluation summaries go to: ``model_dir/eval[_name]``."""
@@ -382,29 +439,33 @@ class Estimator:
         prefix = self._require_checkpoint("predict", checkpoint_path)
         if isinstance(predict_keys, str):
             predict_keys = [predict_keys]
-        dataset = _calling.call_input_fn(input_fn, ModeKeys.PREDICT, self._params, self._config,
-                                         caller="Estimator.predict")
-        features_spec, labels_spec = _calling.split_element(dataset.element_spec)
-        if labels_spec is not None:
-            dataset = dataset.map(lambda *element: element[0])
-        store, global_step = self._new_state()
+        strategy = _distribute.strategy_for(self._config, ModeKeys.PREDICT)
+        data = self._input(input_fn, ModeKeys.PREDICT, "Estimator.predict", strategy,
+                           features_only=True)
+        keys = tuple(predict_keys) if predict_keys is not None else None
+        program = self._program(ModeKeys.PREDICT, data, strategy,
+                                lambda p: self._build_predict(p, predict_keys), extra=keys)
+        program.restore(prefix)
+        yield from predict_loop(self, program.step, data.dataset, program.store, program.global_step,
+                                prefix, list(hooks) + list(program.spec.prediction_hooks),
+                                yield_single_examples)
+
+    def _build_predict(self, program, predict_keys):
+        store, global_step = program.store, program.global_step
         spec_holder = {}
 
         def body(features, labels, fetch_names):
             del labels
             spec = self._call_model_fn(features, None, ModeKeys.PREDICT, store, global_step)
-            spec_holder["spec"] = spec
+            spec_holder.setdefault("spec", spec)
             predictions = select_predictions(spec.predictions, predict_keys)
             outputs = {"predictions": predictions}
             outputs.update(resolve_fetches(fetch_names, spec, {}))
             return outputs
 
-        step = self._compiled(body, dataset)
-        step.build(())
-        spec = spec_holder["spec"]
-        checkpoints.restore(store.global_variables, prefix)
-        yield from predict_loop(self, step, dataset, store, global_step, prefix,
-                                 list(hooks) + list(spec.prediction_hooks), yield_single_examples)
+        program.step = self._compiled(body, program.element_spec_for_build, program.strategy)
+        program.step.build((), program.iterator_for_build())
+        program.spec = spec_holder["spec"]
 
     # -- export ----------------------------------------------------------------------------
     def export_saved_model(self, export_dir_base, serving_input_receiver_fn, assets_extra=None,
@@ -436,6 +497,76 @@ class Estimator:
         return path.encode()
 
     export_savedmodel = export_saved_model  # the TF 1.x name
+
+
+@dataclasses.dataclass(eq=False)
+class _Program:
+    """One mode of one Estimator, built once under its strategy (None: the default one)."""
+
+    mode: str
+    strategy: tf.distribute.Strategy | None
+    store: VariableStore
+    global_step: tf.Variable
+    element_spec_for_build: object = None
+    build_iterator: object = None  # Under a strategy: makes an iterator to trace the step with.
+    step: CompiledStep | None = None
+    spec: object = None
+    finalize: object = None
+    writers: dict = dataclasses.field(default_factory=dict)
+    writer_factory: object = None
+    in_graph_summaries: bool = False
+    local_initial: dict = dataclasses.field(default_factory=dict)
+
+    def iterator_for_build(self):
+        return None if self.build_iterator is None else self.build_iterator()
+
+    def restore(self, prefix: str) -> None:
+        """Loads every checkpointed variable from ``prefix`` (all replicas' copies)."""
+        checkpoints.restore(self.store.global_variables, prefix)
+
+    def record_local_initial_values(self) -> None:
+        for key in self.store.local_names:
+            var = self.store.variables[key]
+            self.local_initial[key] = _local_copies(self.strategy, var)[0].numpy()
+
+    def reset_local_variables(self) -> None:
+        """Puts the metric state back to its initial value, on every replica."""
+        for key, value in self.local_initial.items():
+            for copy in _local_copies(self.strategy, self.store.variables[key]):
+                copy.assign(value)
+
+
+def _local_copies(strategy, var):
+    if strategy is None:
+        return (var,)
+    return strategy.experimental_local_results(var)
+
+
+def _finalize_function(strategy, store, metric_ops):
+    """Reads the loss and the metrics once, in cross-replica context, after the loop."""
+    tuples = sorted(key for key, metric in metric_ops.items() if isinstance(metric, tuple))
+    if tuples and strategy.num_replicas_in_sync > 1:
+        raise ValueError(
+            f"eval_metric_ops {tuples} are (value, update_op) tuples; under "
+            f"{type(strategy).__name__} with {strategy.num_replicas_in_sync} replicas their value "
+            "tensor sees one replica's share only. How to fix: use metric objects "
+            "(trainer.metrics.AUC(), keras.metrics.AUC(), ...), whose state is summed across replicas.")
+    total = store.variables["eval/loss_sum"]
+    count = store.variables["eval/loss_count"]
+
+    @tf.function(autograph=False)
+    def finalize():
+        values = {"loss": tf.cast(total.read_value() / count.read_value(), tf.float32)}
+        for key, metric in metric_ops.items():
+            if not isinstance(metric, tuple):  # a tuple's value comes from the last step
+                values[key] = metric.result()
+        return values
+
+    def run():
+        with strategy.scope():
+            return finalize()
+
+    return run
 
 
 class _BatchCounter:

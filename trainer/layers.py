@@ -35,8 +35,8 @@ def dense(inputs, units, activation=None, use_bias=True, kernel_initializer=None
         raise ValueError(
             f"dense got inputs with shape {inputs.shape}; the last dimension must be known."
         )
-    kernel_initializer = kernel_initializer or tf.keras.initializers.GlorotUniform()
-    bias_initializer = bias_initializer or tf.keras.initializers.Zeros()
+    kernel_initializer = kernel_initializer or glorot_uniform
+    bias_initializer = bias_initializer or tf.zeros
     dtype = inputs.dtype if inputs.dtype.is_floating else tf.float32
     in_dim = int(inputs.shape[-1])
     with tf.name_scope(unique_scope_name(name or "dense") + "/"):  # absolute: no re-uniquifying
@@ -48,6 +48,18 @@ def dense(inputs, units, activation=None, use_bias=True, kernel_initializer=None
                                trainable=trainable, name="bias")
             outputs = tf.nn.bias_add(outputs, bias)
     return activation(outputs) if activation is not None else outputs
+
+
+def glorot_uniform(shape, dtype=tf.float32):
+    """TF1's default kernel initializer, drawn with `tf.random.uniform`.
+
+    Unlike Keras 3's initializers (which draw from Keras' own seed state), it
+    follows `tf.random.set_seed`, so ``RunConfig(tf_random_seed=...)`` makes the
+    initial weights reproducible, as it did in tf.estimator.
+    """
+    fan_in, fan_out = (shape[-2], shape[-1]) if len(shape) >= 2 else (shape[0], shape[0])
+    limit = (6.0 / max(1.0, float(fan_in + fan_out))) ** 0.5
+    return tf.random.uniform(shape, -limit, limit, dtype=dtype)
 
 
 def batch_normalization(inputs, training, momentum=0.999, epsilon=1e-3, name=None):

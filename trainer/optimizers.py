@@ -6,6 +6,13 @@ the Estimator's variable store under TF1's names (``<var>/Adagrad``,
 ``<var>/Adam_1``...), and take a tensor loss inside a traced `model_fn`: the
 gradient comes from the tape the Estimator opens around the call.
 
+Under a `tf.distribute.Strategy` with several replicas, each replica's loss is
+scaled by ``1 / num_replicas_in_sync`` before its gradient is taken (so a mean
+loss gives the gradient of the global batch, as tf.estimator did), the
+gradients are summed across replicas (``batch_reduce_to``) in a
+``merge_call``, and each variable is updated with the same fused kernel on
+every device through ``strategy.extended.update``.
+
 Example (inside a model_fn):
     >>> optimizer = Adagrad(learning_rate=0.05)
     >>> # train_op = optimizer.minimize(loss, global_step=trainer.get_global_step())
@@ -73,7 +80,7 @@ class Optimizer:
             store = current_store()
             var_list = store.trainable_variables if store is not None else context.tape.watched_variables()
         var_list = list(var_list)
-        grads = context.tape.gradient(loss, var_list)
+        grads = context.tape.gradient(scale_loss_for_replicas(loss), var_list)
         pairs = [(g, v) for g, v in zip(grads, var_list) if g is not None]
         if not pairs:
             names = [v.name for v in var_list]
@@ -86,24 +93,46 @@ class Optimizer:
     def apply_gradients(self, grads_and_vars, global_step=None, name=None):
         """Applies gradients; increments ``global_step`` if given. Returns an op."""
         del name
-        grads_and_vars = list(grads_and_vars)
+        grads_and_vars = [(g, v) for g, v in grads_and_vars if g is not None]
         self._create_non_slots()
+        slots = [self._slots_for(var) for _, var in grads_and_vars]
+        replica = tf.distribute.get_replica_context()
+        if replica is None:
+            raise ValueError(
+                f"{type(self).__name__}.apply_gradients was called in cross-replica context; call "
+                "it inside the model_fn, which the Estimator runs in each replica.")
         lr = self._lr_tensor(global_step)
-        updates = []
-        for grad, var in grads_and_vars:
-            if grad is None:
-                continue
-            slots = self._slots_for(var)
-            if isinstance(grad, tf.IndexedSlices):
-                values, indices = _deduplicate(grad)
-                updates.append(self._apply_sparse(values, indices, var, slots, lr))
-            else:
-                updates.append(self._apply_dense(grad, var, slots, lr))
-        with tf.control_dependencies(updates):
-            finish = self._finish()
-            if global_step is not None:
+        if tf.distribute.has_strategy():
+            finish = replica.merge_call(self._distributed_apply, args=(grads_and_vars, slots, lr))
+        else:
+            updates = [self._apply_one(grad, var, var_slots, lr)
+                       for (grad, var), var_slots in zip(grads_and_vars, slots)]
+            with tf.control_dependencies(updates):
+                finish = self._finish(_assign_here)
+        if global_step is not None:
+            with tf.control_dependencies([finish]):
                 finish = global_step.assign_add(1)
         return finish
+
+    def _apply_one(self, grad, var, slots, lr):
+        if isinstance(grad, tf.IndexedSlices):
+            values, indices = _deduplicate(grad)
+            return self._apply_sparse(values, indices, var, slots, lr)
+        return self._apply_dense(grad, var, slots, lr)
+
+    def _distributed_apply(self, strategy, grads_and_vars, slots, lr):
+        """In cross-replica context: sum the replicas' gradients, update every copy."""
+        reduced = strategy.extended.batch_reduce_to(tf.distribute.ReduceOp.SUM, grads_and_vars)
+        updates = []
+        for grad, (_, var), var_slots in zip(reduced, grads_and_vars, slots):
+            updates.append(strategy.extended.update(
+                var, lambda v, g, r, *s: self._apply_one(g, v, list(s), r),
+                args=(grad, lr, *var_slots), group=True))
+        with tf.control_dependencies(updates):
+            def assign(var, value_fn):
+                return strategy.extended.update(var, lambda v: v.assign(value_fn(v)), group=True)
+
+            return self._finish(assign)
 
     # -- subclass API -------------------------------------------------------
     def _slot_initial_values(self, var):
@@ -113,7 +142,9 @@ class Optimizer:
     def _create_non_slots(self):
         pass
 
-    def _finish(self):
+    def _finish(self, assign):
+        """Updates non-slot state after the variables: ``assign(var, fn)`` sets ``var`` to ``fn(var)``."""
+        del assign
         return tf.no_op()
 
     def _apply_dense(self, grad, var, slots, lr):
@@ -152,6 +183,22 @@ class Optimizer:
             initial = lambda i=i: self._slot_initial_values(var)[i]  # noqa: E731
             slots.append(self._variable(f"{var_key}/{suffix}", initial))
         return slots
+
+
+def _assign_here(var, value_fn):
+    return var.assign(value_fn(var))
+
+
+def scale_loss_for_replicas(loss):
+    """``loss / num_replicas_in_sync`` inside a replica of a multi-replica strategy, else ``loss``.
+
+    Gradients are summed across replicas, so each replica's mean loss is scaled
+    down for their sum to be the gradient of the global batch's mean.
+    """
+    replica = tf.distribute.get_replica_context()
+    if replica is None or replica.num_replicas_in_sync == 1:
+        return loss
+    return loss / tf.cast(replica.num_replicas_in_sync, loss.dtype)
 
 
 def _deduplicate(grad: tf.IndexedSlices):
@@ -245,9 +292,9 @@ class Adam(Optimizer):
             beta2_power=cast(b2p), lr=cast(lr), beta1=cast(self.beta1), beta2=cast(self.beta2),
             epsilon=cast(self.epsilon), grad=grad)
 
-    def _finish(self):
+    def _finish(self, assign):
         b1p, b2p = self._powers
-        return tf.group(b1p.assign(b1p * self.beta1), b2p.assign(b2p * self.beta2))
+        return tf.group(assign(b1p, lambda v: v * self.beta1), assign(b2p, lambda v: v * self.beta2))
 
 
 class Ftrl(Optimizer):
@@ -347,7 +394,7 @@ def minimize_split(loss, optimizers_and_variables, global_step=None):
     if context is None or context.tape is None:
         raise ValueError("minimize_split must be called inside a TRAIN-mode model_fn.")
     flat = [v for _, variables in optimizers_and_variables for v in variables]
-    grads = context.tape.gradient(loss, flat)
+    grads = context.tape.gradient(scale_loss_for_replicas(loss), flat)
     ops, i = [], 0
     for optimizer, variables in optimizers_and_variables:
         pairs = [(g, v) for g, v in zip(grads[i:i + len(variables)], variables) if g is not None]

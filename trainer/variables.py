@@ -15,6 +15,19 @@ variable that outlives the trace; every later trace gets the same object back.
 The keys are the checkpoint names (``dnn/hiddenlayer_0/kernel``), so
 checkpoints are name-based like tf.estimator's and `tf.train.list_variables`
 is meaningful.
+
+Under a `tf.distribute.Strategy` the store is entered inside each replica
+function (MirroredStrategy runs one Python thread per device), so what a call
+tracks (occurrence counts, the store in use) is per thread and no lock is held
+across a trace (a lock guards only the check-then-create of one variable).
+Variables are created on the first trace of the replicated step, under
+``strategy.scope()``: the first replica to ask creates a distributed variable,
+the others get the same object back. Each kind has its synchronization and
+aggregation: trainable variables and optimizer slots are mirrored and updated
+through ``strategy.extended.update``; local (metric) state is ``ON_READ`` with
+``SUM`` aggregation, so reading it across replicas totals it; the global step
+(``get_or_create(..., aggregation=ONLY_FIRST_REPLICA)``) is advanced once per
+step.
 """
 
 from __future__ import annotations
@@ -40,8 +53,20 @@ _KERAS_SUFFIX = re.compile(r":\d+$")
 
 
 def current_store() -> "VariableStore | None":
-    """Returns the store of the `model_fn` call in progress, or None."""
-    return getattr(_state, "store", None)
+    """Returns the store of the `model_fn` call in progress (on this thread), or None."""
+    call = getattr(_state, "call", None)
+    return None if call is None else call.store
+
+
+class _Call:
+    """What one `model_fn` call (one trace, one replica thread) has seen so far."""
+
+    __slots__ = ("store", "seen", "scopes")
+
+    def __init__(self, store: "VariableStore"):
+        self.store = store
+        self.seen: dict[str, int] = {}
+        self.scopes: dict[str, int] = {}
 
 
 @contextlib.contextmanager
@@ -72,10 +97,12 @@ def unique_scope_name(base: str) -> str:
     """
     current = _requested_scope()
     full = f"{current}/{base}" if current else base
-    store = current_store()
-    if store is None:
+    call = getattr(_state, "call", None)
+    if call is None:
         return full
-    return store._unique_scope(full)  # pylint: disable=protected-access
+    count = call.scopes.get(full, 0)
+    call.scopes[full] = count + 1
+    return full if count == 0 else f"{full}_{count}"
 
 
 class VariableStore:
@@ -96,10 +123,8 @@ class VariableStore:
     def __init__(self) -> None:
         self.variables: dict[str, tf.Variable] = {}
         self.local_names: set[str] = set()
-        self._seen_in_call: dict[str, int] = {}
-        self._scopes_in_call: dict[str, int] = {}
-        self._lock = threading.RLock()
-        self._direct = False
+        # Guards creation only (check-then-insert); never held across a trace.
+        self._lock = threading.Lock()
 
     # -- public views ---------------------------------------------------
     @property
@@ -120,54 +145,64 @@ class VariableStore:
     # -- creation ---------------------------------------------------------
     @contextlib.contextmanager
     def scope(self) -> Iterator["VariableStore"]:
-        """Activates the store for one `model_fn` call (one trace)."""
-        with self._lock:
-            previous = current_store()
-            _state.store = self
-            self._seen_in_call = {}
-            self._scopes_in_call = {}
-            try:
-                with _fresh_keras_names(), tf.variable_creator_scope(self._creator):
-                    yield self
-            finally:
-                _state.store = previous
+        """Activates the store for one `model_fn` call (one trace) on this thread.
+
+        Enter it inside the replica function: each replica thread of a strategy
+        then has its own call state, and nothing is locked across the trace.
+        """
+        previous = getattr(_state, "call", None)
+        _state.call = _Call(self)
+        try:
+            with _fresh_keras_names(), tf.variable_creator_scope(self._creator):
+                yield self
+        finally:
+            _state.call = previous
 
     def get_or_create(self, key: str, initializer, *, trainable: bool = False,
-                      dtype=None, local: bool = False) -> tf.Variable:
+                      dtype=None, local: bool = False,
+                      aggregation=tf.VariableAggregation.NONE) -> tf.Variable:
         """Returns the variable stored under ``key``, creating it if needed.
 
         ``initializer`` is a callable returning the initial value, or a value.
+        ``aggregation`` says how replicas of a strategy update it (the global
+        step uses ``ONLY_FIRST_REPLICA``); local variables are ``ON_READ``/``SUM``.
         """
-        if key in self.variables:
-            return self.variables[key]
-        self._direct = True  # our own creator must not key this variable a second time
-        try:
-            with tf.init_scope():
-                value = initializer() if callable(initializer) else initializer
-                var = tf.Variable(value, trainable=trainable, dtype=dtype,
-                                  name=key.replace("/", "_"))
-        finally:
-            self._direct = False
-        self.variables[key] = var
-        if local:
-            self.local_names.add(key)
+        existing = self.variables.get(key)
+        if existing is not None:
+            return existing
+        kwargs = dict(trainable=trainable, dtype=dtype, name=key.replace("/", "_"),
+                      aggregation=aggregation)
+        if local and tf.distribute.has_strategy():
+            kwargs.update(synchronization=tf.VariableSynchronization.ON_READ,
+                          aggregation=tf.VariableAggregation.SUM)
+        with self._lock:
+            existing = self.variables.get(key)
+            if existing is not None:
+                return existing
+            previous = getattr(_state, "direct", False)
+            _state.direct = True  # our own creator must not key this variable a second time
+            try:
+                with tf.init_scope():
+                    value = initializer() if callable(initializer) else initializer
+                    var = tf.Variable(value, **kwargs)
+            finally:
+                _state.direct = previous
+            self.variables[key] = var
+            if local:
+                self.local_names.add(key)
         return var
-
-    def _unique_scope(self, base: str) -> str:
-        count = self._scopes_in_call.get(base, 0)
-        self._scopes_in_call[base] = count + 1
-        return base if count == 0 else f"{base}_{count}"
 
     def _key_for(self, requested_name: str | None) -> str:
         name = _KERAS_SUFFIX.sub("", requested_name or "Variable")
         scope = _requested_scope()
         base = f"{scope}/{name}" if scope and not name.startswith(scope + "/") else name
-        count = self._seen_in_call.get(base, 0)
-        self._seen_in_call[base] = count + 1
+        call = _state.call
+        count = call.seen.get(base, 0)
+        call.seen[base] = count + 1
         return base if count == 0 else f"{base}_{count}"
 
     def _creator(self, next_creator, **kwargs):
-        if self._direct:
+        if getattr(_state, "direct", False):
             return next_creator(**kwargs)
         key = self._key_for(kwargs.get("name"))
         existing = self.variables.get(key)
@@ -184,13 +219,22 @@ class VariableStore:
                     "tf.Variable(lambda: tf.zeros(shape), ...)."
                 )
             kwargs["initial_value"] = constant
-        with tf.init_scope():
-            var = next_creator(**kwargs)
-        self.variables[key] = var
         # TF1 code (tf.compat.v1.metrics) marks its metric state with the
         # 'local_variables' collection: per-evaluation state, like ours.
-        if getattr(_state, "local", False) or "local_variables" in (kwargs.get("collections") or ()):
-            self.local_names.add(key)
+        local = getattr(_state, "local", False) or "local_variables" in (kwargs.get("collections") or ())
+        if local and tf.distribute.has_strategy() and kwargs.get("synchronization") in (
+                None, tf.VariableSynchronization.AUTO):
+            kwargs.update(synchronization=tf.VariableSynchronization.ON_READ,
+                          aggregation=tf.VariableAggregation.SUM, trainable=False)
+        with self._lock:
+            existing = self.variables.get(key)
+            if existing is not None:
+                return existing
+            with tf.init_scope():
+                var = next_creator(**kwargs)
+            self.variables[key] = var
+            if local:
+                self.local_names.add(key)
         return var
 
 
