@@ -286,8 +286,8 @@ class LocalCluster:
                                   "ended; stopping it")
                         self._terminate(name)
                 self._escalate(now)
-                if not self._running():
-                    break
+                if all(task.returncode is not None for task in self.tasks.values()):
+                    break   # every exit seen by the loop above (never a fresh poll here)
                 time.sleep(_POLL_SECS)
         finally:
             self._kill_all(signal.SIGKILL)
@@ -393,14 +393,21 @@ class LocalCluster:
                       f"({task.restarts} of {self.max_restarts} restarts)")
             self._spawn(name)
             return
-        self._failures.append((name, rc))
         if name == self.chief:
+            self._failures.append((name, rc))
             self._say(f"the chief {name} exited with code {rc}")
-        elif self._stop_reason is None and self.tasks[self.chief].returncode is None:
-            self._begin_stop(f"{name} exited with code {rc} before the chief finished; "
-                             "stopping the cluster")
-        else:
+        elif not self._chief_ended:
+            self._failures.append((name, rc))
+            if self._stop_reason is None:
+                self._begin_stop(f"{name} exited with code {rc} before the chief finished; "
+                                 "stopping the cluster")
+            else:
+                self._say(f"{name} exited with code {rc}")
+        elif task.task_type == "evaluator":
+            self._failures.append((name, rc))   # its last evaluation failed
             self._say(f"{name} exited with code {rc}")
+        else:   # e.g. a worker whose collective broke when the chief left
+            self._say(f"{name} exited with code {rc} after the chief ended")
 
     def _on_chief_end(self, now: float) -> float | None:
         rc = self.tasks[self.chief].returncode

@@ -215,7 +215,7 @@ def test_timeout_kills_a_hanging_cluster(script, _):
                  workers=2, timeout=2, kill_grace=1)
     assert time.monotonic() - started < 15
     assert result.exit_code == 124 and result.timed_out
-    assert all(t.stopped for t in result.tasks.values())
+    assert all(t.stopped for t in result.tasks.values()), (result.tasks, result.lines)
     assert "timeout: the cluster ran longer than 2s" in result.output("cluster")
 
 
