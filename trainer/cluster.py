@@ -371,8 +371,11 @@ class LocalCluster:
                 self.tasks[name].lines.append(line)
             if self.echo:
                 out = (self._err or sys.stderr) if stream == "stderr" else (self._out or sys.stdout)
-                out.write(f"[{name}] {line}\n")
-                out.flush()
+                try:
+                    out.write(f"[{name}] {line}\n")
+                    out.flush()
+                except (OSError, ValueError):   # e.g. piped into `head`: keep draining the task
+                    self.echo = False
 
     def _say(self, message: str) -> None:
         self._emit("cluster", message, "stderr")
@@ -499,7 +502,7 @@ def launch_local_cluster(command: Sequence[str], workers: int = 2, *, chief: boo
     Example:
         >>> result = launch_local_cluster([sys.executable, "-c", "print('hi')"],
         ...                               workers=2, timeout=60)
-        >>> result.exit_code, result.output("worker:1")
+        >>> result.exit_code, result.output("worker:0")
         (0, 'hi')
     """
     with LocalCluster(command, workers, chief=chief, evaluator=evaluator, ps=ps, timeout=timeout,
