@@ -14,8 +14,9 @@ build is the first trace of that step (the first replica creates each
 variable as a distributed variable, the others get it back from the store).
 Outputs are reduced by a declared rule (`reduce_outputs`): ``loss`` is
 averaged, ``global_step`` taken from the first replica, ``predictions`` and
-other batched tensors gathered along the batch dimension (replica order, which
-is the order of the global batch), and other numeric scalars averaged.
+other batched tensors concatenated along the batch dimension (this worker's
+replicas in replica order, which is the order of the global batch), and other
+numeric scalars averaged.
 """
 
 from __future__ import annotations
@@ -184,7 +185,9 @@ def _reduce_one(strategy, name, value):
                 f"{type(strategy).__name__}; it cannot be averaged across replicas. How to fix: "
                 "fetch a numeric value, or a batched tensor (gathered across replicas).")
         return strategy.reduce(tf.distribute.ReduceOp.MEAN, value, axis=None)
-    return strategy.gather(value, axis=0)
+    # This worker's replicas, in replica order (the order of the global batch). A
+    # concatenation, not a collective: any dtype, and replicas may hold uneven batches.
+    return tf.concat(local, axis=0)
 
 
 def _make_loop(single, output_structure, *, whole_element=False):

@@ -181,7 +181,12 @@ class Estimator:
         key = (mode, repr(data.element_spec), id(strategy), extra)
         program = self._programs.get(key)
         if program is None or not reuse:
-            store, global_step = self._new_state()
+            if mode == ModeKeys.TRAIN and self._config.tf_random_seed is not None:
+                # Again before the variables: their initial values then do not depend on
+                # how many seeded ops the input pipeline made (a strategy's makes others).
+                tf.random.set_seed(self._config.tf_random_seed)
+            with strategy.scope() if strategy is not None else contextlib.nullcontext():
+                store, global_step = self._new_state()  # a distributed global step
             program = _Program(mode=mode, strategy=strategy, store=store, global_step=global_step,
                                element_spec_for_build=data.element_spec,
                                build_iterator=(lambda: iter(data.dataset)) if strategy else None)
@@ -296,7 +301,7 @@ class Estimator:
                                                global_step, tape)
                     tf.summary.scalar("loss", spec.loss)
             spec_holder.setdefault("spec", spec)
-            deps = [spec.train_op] if isinstance(spec.train_op, (tf.Tensor, tf.Operation)) else []
+            deps = _train_op_dependency(spec.train_op)
             with tf.control_dependencies(deps):
                 after = global_step.read_value()
             # The step advances exactly once, whether or not the train_op incremented it.
@@ -596,6 +601,20 @@ def _mark_metric_objects_local(store, metric_ops):
             key = store.key_of(underlying) if underlying is not None else None
             if key is not None:
                 store.local_names.add(key)
+
+
+def _train_op_dependency(train_op) -> list:
+    """What "after the train_op" depends on: the op, or the update behind a variable result.
+
+    ``var.assign_add(1)`` returns a variable-like value (under a strategy a per-replica
+    one), not a Tensor; its ``op`` is the update.
+    """
+    if train_op is None:
+        return []
+    if isinstance(train_op, (tf.Tensor, tf.Operation)):
+        return [train_op]
+    op = getattr(train_op, "op", None)
+    return [op] if isinstance(op, tf.Operation) else []
 
 
 def _check_hooks(hooks, caller):

@@ -103,7 +103,8 @@ class Optimizer:
                 "it inside the model_fn, which the Estimator runs in each replica.")
         lr = self._lr_tensor(global_step)
         if tf.distribute.has_strategy():
-            finish = replica.merge_call(self._distributed_apply, args=(grads_and_vars, slots, lr))
+            dense, masks = _densify_sparse(grads_and_vars)
+            finish = replica.merge_call(self._distributed_apply, args=(dense, masks, slots, lr))
         else:
             updates = [self._apply_one(grad, var, var_slots, lr)
                        for (grad, var), var_slots in zip(grads_and_vars, slots)]
@@ -120,19 +121,37 @@ class Optimizer:
             return self._apply_sparse(values, indices, var, slots, lr)
         return self._apply_dense(grad, var, slots, lr)
 
-    def _distributed_apply(self, strategy, grads_and_vars, slots, lr):
-        """In cross-replica context: sum the replicas' gradients, update every copy."""
-        reduced = strategy.extended.batch_reduce_to(tf.distribute.ReduceOp.SUM, grads_and_vars)
+    def _distributed_apply(self, strategy, grads_and_vars, masks, slots, lr):
+        """In cross-replica context: sum the replicas' gradients, update every copy.
+
+        A sparse gradient arrives as a dense per-row sum plus a mask of the rows some
+        replica touched (see `_densify_sparse`); after the sum it is applied sparsely
+        to those rows only, so Momentum or RMSProp leave untouched rows alone exactly
+        as on one device.
+        """
+        mask_pairs = [(m, v) for m, (_, v) in zip(masks, grads_and_vars) if m is not None]
+        reduced = strategy.extended.batch_reduce_to(tf.distribute.ReduceOp.SUM,
+                                                    list(grads_and_vars) + mask_pairs)
+        grads, reduced_masks = reduced[:len(grads_and_vars)], iter(reduced[len(grads_and_vars):])
         updates = []
-        for grad, (_, var), var_slots in zip(reduced, grads_and_vars, slots):
-            updates.append(strategy.extended.update(
-                var, lambda v, g, r, *s: self._apply_one(g, v, list(s), r),
-                args=(grad, lr, *var_slots), group=True))
+        for grad, mask, (_, var), var_slots in zip(grads, masks, grads_and_vars, slots):
+            if mask is None:
+                updates.append(strategy.extended.update(
+                    var, lambda v, g, r, *s: self._apply_one(g, v, list(s), r),
+                    args=(grad, lr, *var_slots), group=True))
+            else:
+                updates.append(strategy.extended.update(
+                    var, lambda v, g, m, r, *s: self._apply_rows(g, m, v, list(s), r),
+                    args=(grad, next(reduced_masks), lr, *var_slots), group=True))
         with tf.control_dependencies(updates):
             def assign(var, value_fn):
                 return strategy.extended.update(var, lambda v: v.assign(value_fn(v)), group=True)
 
             return self._finish(assign)
+
+    def _apply_rows(self, dense, mask, var, slots, lr):
+        rows = tf.reshape(tf.where(mask > 0), [-1])
+        return self._apply_sparse(tf.gather(dense, rows), rows, var, slots, lr)
 
     # -- subclass API -------------------------------------------------------
     def _slot_initial_values(self, var):
@@ -187,6 +206,28 @@ class Optimizer:
 
 def _assign_here(var, value_fn):
     return var.assign(value_fn(var))
+
+
+def _densify_sparse(grads_and_vars):
+    """Sparse gradients as (a dense per-row sum, a per-row count of the entries touching it).
+
+    Replicas touch different rows, so their IndexedSlices differ in size and cannot
+    be all-reduced as they are; the dense sum and the mask can, at a cost of one
+    vocabulary-sized tensor per variable and step.
+    """
+    dense, masks = [], []
+    for grad, var in grads_and_vars:
+        if isinstance(grad, tf.IndexedSlices):
+            rows = tf.shape(var, out_type=grad.indices.dtype)[0]
+            dense.append((tf.math.unsorted_segment_sum(grad.values, grad.indices, rows), var))
+            # A count, not a max: unsorted_segment_max fills untouched rows with the
+            # lowest float, which would cancel another replica's touch in the sum.
+            masks.append(tf.math.unsorted_segment_sum(
+                tf.ones_like(grad.indices, tf.float32), grad.indices, rows))
+        else:
+            dense.append((grad, var))
+            masks.append(None)
+    return dense, masks
 
 
 def scale_loss_for_replicas(loss):

@@ -61,12 +61,15 @@ def current_store() -> "VariableStore | None":
 class _Call:
     """What one `model_fn` call (one trace, one replica thread) has seen so far."""
 
-    __slots__ = ("store", "seen", "scopes")
+    __slots__ = ("store", "seen", "scopes", "base")
 
     def __init__(self, store: "VariableStore"):
         self.store = store
         self.seen: dict[str, int] = {}
         self.scopes: dict[str, int] = {}
+        # The name scope the call starts in: ``replica_1`` in MirroredStrategy's second
+        # replica. Keys are relative to it, so every replica asks for the same variables.
+        self.base = [p for p in tf.get_current_name_scope().split("/") if p]
 
 
 @contextlib.contextmanager
@@ -194,9 +197,12 @@ class VariableStore:
 
     def _key_for(self, requested_name: str | None) -> str:
         name = _KERAS_SUFFIX.sub("", requested_name or "Variable")
-        scope = _requested_scope()
-        base = f"{scope}/{name}" if scope and not name.startswith(scope + "/") else name
         call = _state.call
+        parts = _requested_scope().split("/") if _requested_scope() else []
+        if call.base and parts[:len(call.base)] == call.base:
+            parts = parts[len(call.base):]
+        scope = "/".join(parts)
+        base = f"{scope}/{name}" if scope and not name.startswith(scope + "/") else name
         count = call.seen.get(base, 0)
         call.seen[base] = count + 1
         return base if count == 0 else f"{base}_{count}"
