@@ -175,6 +175,7 @@ class LocalRunner:
     def _run_locked(self, store: MetadataStore, lease: Lease, pipeline: Pipeline, ids: list[str],
                     selected: set[str]) -> RunResult:
         store.mark_abandoned(pipeline.name)
+        _remove_stale_scratch(store, pipeline.root)
         run_id = store.start_run(pipeline.name)
         store.set_lock_run(lease.name, lease.token, run_id)
         result = RunResult(run_id, {}, {}, {})
@@ -299,6 +300,7 @@ class LocalRunner:
 
         # Setup failures (a locked store, a directory that cannot be made) fail the execution
         # like executor errors, so it never stays RUNNING.
+        temp_dir = os.path.join(pipeline.root, ".temp", str(execution_id))
         try:
             final_uris, outputs = {}, {}
             for key, artifact_type in component.OUTPUTS.items():
@@ -310,7 +312,6 @@ class LocalRunner:
                 os.makedirs(tmp)
                 outputs[key] = artifact_type(uri=tmp)
             store.register_outputs(execution_id, pipeline.name, component.id, outputs)
-            temp_dir = os.path.join(pipeline.root, ".temp", str(execution_id))
             os.makedirs(temp_dir, exist_ok=True)
             work_dir = self._work_dir(store, pipeline, component, fingerprint, execution_id)
 
@@ -326,6 +327,7 @@ class LocalRunner:
                 summary, details = _keep_failed_outputs(store, component.id, execution_id, outputs,
                                                         summary, details)
             store.fail_execution(execution_id, summary + "\n" + details)
+            shutil.rmtree(temp_dir, ignore_errors=True)  # scratch; the outputs are kept above
             if isinstance(e, (KeyboardInterrupt, SystemExit)):
                 raise
             raise PipelineRunError(component.id, summary, execution_id) from e
@@ -422,6 +424,16 @@ def _remove_stale_temp_dirs(store: MetadataStore, base: str) -> None:
         return
     for name in os.listdir(base):
         if name.startswith(".tmp-") and name[5:].isdigit() and store.execution_state(int(name[5:])) != RUNNING:
+            shutil.rmtree(os.path.join(base, name), ignore_errors=True)
+
+
+def _remove_stale_scratch(store: MetadataStore, root: str) -> None:
+    """Deletes ``<root>/.temp/<id>`` scratch dirs of executions that are not running (killed ones)."""
+    base = os.path.join(root, ".temp")
+    if not os.path.isdir(base):
+        return
+    for name in os.listdir(base):
+        if name.isdigit() and store.execution_state(int(name)) != RUNNING:
             shutil.rmtree(os.path.join(base, name), ignore_errors=True)
 
 

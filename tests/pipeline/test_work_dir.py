@@ -105,3 +105,27 @@ def test_a_live_execution_keeps_its_work_dir_and_the_other_gets_a_private_one(tm
     result = _run(tmp_path)  # the shared dir is free again: attempt 2 there
     assert result.outputs["Attempts"]["statistics"].properties["attempts"] == 2
     assert _work_dirs(tmp_path) == []
+
+
+def test_scratch_of_killed_and_failed_executions_is_removed(tmp_path):
+    """``<root>/.temp/<id>`` of an execution that is not running is removed by the next run;
+    a failed execution removes its own at once (its outputs are kept as failed-<id>)."""
+    import os
+
+    from pipeline import LocalRunner, Pipeline
+    from pipeline.metadata import MetadataStore
+    from tests.pipeline.toy_components import Add, Source
+
+    root = str(tmp_path / "root")
+    killed = os.path.join(root, ".temp", "999")  # an execution id no live run holds
+    os.makedirs(killed)
+    source = Source(1)
+    failing = Add(source.outputs["examples"], fail=True)
+    store_url = f"sqlite:///{tmp_path}/m.sqlite"
+    try:
+        LocalRunner().run(Pipeline("scratch", root, [source, failing], metadata=store_url))
+    except Exception:  # noqa: BLE001 - Add(fail=True) fails by design
+        pass
+    assert not os.path.exists(killed)
+    assert os.listdir(os.path.join(root, ".temp")) == []
+    assert MetadataStore(store_url).list_runs()[0]["state"] == "FAILED"
