@@ -27,12 +27,21 @@ def strategy_for(config, mode: str) -> tf.distribute.Strategy | None:
     strategy = config.train_distribute if mode == ModeKeys.TRAIN else config.eval_distribute
     if strategy is None:
         return None
+    field = "train_distribute" if mode == ModeKeys.TRAIN else "eval_distribute"
     if not isinstance(strategy, tf.distribute.Strategy):
-        field = "train_distribute" if mode == ModeKeys.TRAIN else "eval_distribute"
         raise TypeError(
             f"RunConfig({field}={strategy!r}) is not a tf.distribute.Strategy. How to fix: pass "
-            "e.g. tf.distribute.MirroredStrategy() or tf.distribute.MultiWorkerMirroredStrategy().")
+            "e.g. tf.distribute.MirroredStrategy().")
+    if not isinstance(strategy, SUPPORTED):
+        raise NotImplementedError(
+            f"RunConfig({field}={type(strategy).__name__}(...)) is not implemented yet: the "
+            f"Estimator runs under {', '.join(s.__name__ for s in SUPPORTED)} (one machine, any "
+            "number of devices). See docs/distributed.md for what runs on a cluster today.")
     return strategy
+
+
+# The strategies the Estimator's programs are tested under (tests/trainer/test_mirrored.py).
+SUPPORTED = (tf.distribute.MirroredStrategy,)
 
 
 @dataclasses.dataclass
@@ -71,10 +80,10 @@ def make_input(input_fn, mode, params, config, *, caller: str, strategy, feature
     check_global_batch(dataset.element_spec, replicas, caller=caller, strategy=strategy)
     try:
         distributed = strategy.experimental_distribute_dataset(dataset)
-    except (ValueError, TypeError) as e:
+    except (ValueError, TypeError, IndexError) as e:  # IndexError: a scalar (unbatched) element
         raise ValueError(
             f"{caller}: {type(strategy).__name__} cannot split the input_fn's dataset across "
-            f"{replicas} replicas: {e}. How to fix: return a batched dataset of (features, labels) "
+            f"{replicas} replicas ({type(e).__name__}: {e}). How to fix: return a batched dataset of (features, labels) "
             "whose batch is the global batch (e.g. .batch(64) gives each of 2 replicas 32), or "
             "take input_context and batch with input_context.get_per_replica_batch_size(...)."
         ) from None

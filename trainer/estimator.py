@@ -234,6 +234,14 @@ class Estimator:
                 log.info("Skipping training: max_steps=%d already reached (step %d).", max_steps, done)
                 return self
         hooks = _check_hooks(hooks, "Estimator.train")
+        if self._config.num_worker_replicas > 1 or self._config.num_ps_replicas:
+            # Each worker would train a model of its own and they would overwrite each
+            # other's checkpoints: refused until the cluster strategies are in.
+            raise NotImplementedError(
+                f"Estimator.train on a TF_CONFIG cluster ({self._config.num_worker_replicas} "
+                f"workers, {self._config.num_ps_replicas} ps) is not implemented yet; train on one "
+                "machine (train_distribute=tf.distribute.MirroredStrategy() for several devices). "
+                "See docs/distributed.md.")
         strategy = _distribute.strategy_for(self._config, ModeKeys.TRAIN)
         if self._config.tf_random_seed is not None:
             # Before the input_fn, as tf.estimator did: its shuffles are seeded too.

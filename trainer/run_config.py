@@ -41,9 +41,8 @@ _NOT_IMPLEMENTED = {
     "experimental_distribute": (
         None, "use train_distribute= and eval_distribute=."),
     "experimental_max_worker_delay_secs": (
-        None, "workers are not started with a delay; use a synchronous strategy "
-        "(train_distribute=tf.distribute.MultiWorkerMirroredStrategy()), whose workers step "
-        "together."),
+        None, "workers are not started with a delay (asynchronous training on a cluster is "
+        "not implemented; see docs/distributed.md)."),
     "session_creation_timeout_secs": (
         7200, "there is no session to create; how long workers wait for their peers is up "
         "to the strategy (see docs/distributed.md)."),
@@ -64,7 +63,8 @@ class RunConfig:
     fills `cluster_spec`, `task_type`, `task_id`, `is_chief` and
     `num_worker_replicas`. The chief is the ``chief`` task, or ``worker`` 0
     when the cluster has none; the ``evaluator`` is not part of the cluster.
-    Running on such a cluster is the job of ``train_distribute``.
+    Training on such a cluster is not implemented yet (``train_distribute``
+    takes a MirroredStrategy, one machine); see docs/distributed.md.
 
     tf.estimator fields that nothing reads yet (``session_config``,
     ``device_fn``, ``protocol``, ``experimental_distribute``,

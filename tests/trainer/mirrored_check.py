@@ -224,8 +224,28 @@ def checkpoint_moves(workdir):
     return diffs
 
 
+def errors(workdir):
+    """Messages for input that two replicas cannot share."""
+    x, y = iris_data()
+    messages = {}
+    cases = {
+        "unbatched": lambda: tf.data.Dataset.from_tensor_slices(({"x": x}, y)).repeat(),
+        "odd_batch": lambda: tf.data.Dataset.from_tensor_slices(({"x": x}, y)).batch(
+            5, drop_remainder=True).repeat(),
+    }
+    for name, fn in cases.items():
+        config = trainer.RunConfig(model_dir=os.path.join(workdir, "errors-" + name),
+                                   train_distribute=mirrored(), log_step_count_steps=None)
+        try:
+            trainer.Estimator(keras_model_fn, config=config).train(fn, steps=1)
+            messages[name] = None
+        except (ValueError, TypeError) as e:
+            messages[name] = str(e)
+    return messages
+
+
 def main(workdir):
-    result = {"custom": custom(workdir)}
+    result = {"custom": custom(workdir), "errors": errors(workdir)}
     features, labels = taxi_data()
     _, _, result["wide_deep"] = run_pair(wide_deep, taxi_input_fn(features, labels),
                                          taxi_input_fn(features, labels, repeat=False), workdir, "wd")

@@ -61,3 +61,10 @@ def test_export_under_the_strategy_serves_the_same_answers(measured):
 def test_checkpoints_move_between_strategy_and_none(measured):
     for order, diff in measured["checkpoint_moves"].items():
         assert diff < WEIGHTS_REL, (order, diff)
+
+
+def test_input_two_replicas_cannot_share_gets_a_clear_error(measured):
+    errors = measured["errors"]
+    assert errors["odd_batch"] and "batch of 5 does not divide across the 2 replicas" in errors["odd_batch"]
+    assert errors["unbatched"] and "cannot split the input_fn's dataset across 2 replicas" in errors["unbatched"]
+    assert all("\n" not in message for message in errors.values())
