@@ -1,0 +1,172 @@
+"""The trainer core's redesign (one program per mode, strategy-aware) measured in one run.
+
+Prints one JSON line (progress goes to stderr). ``single_process``: the taxi wide
+& deep of `taxi_wide_deep.py` (same columns and network, batch 256) with default
+RunConfig settings (no steps_per_loop, the standard hooks) trained ``--steps``
+steps by the current checkout ("after") and by a ``git worktree`` of the commit
+before the redesign (``--before``, default ee0a864; "before"), each in its own
+child process with the same Python, the two alternated ``--repeats`` times; the
+figure is steady-state examples/s (the steps after the first 100, timed by a
+hook that fetches nothing), the best run of each side, and the ratio
+after/before (> 1: the redesign is faster); the tiny iris DNN (4 features,
+hidden 10-20-10, 3 classes, batch 32) is given as steady-state ms per step and
+the ratio after/before (< 1: faster). ``mirrored``: the same taxi model under
+one MirroredStrategy over two logical CPU devices (set before TensorFlow
+starts, in a child process), the Estimator (``RunConfig(train_distribute=...)``,
+global batch 256) against the benchmark's Keras peer built and fitted inside
+the same strategy's scope: steady examples/s of each and the ratio
+Estimator/Keras. ``multi_worker``: MultiWorkerMirroredStrategy is not
+implemented by the Estimator yet. ``eval_after_eval``: after training, 5
+``evaluate`` calls on the same Estimator (its eval program is built by the
+first and reused: later calls only restore the checkpoint) against 5 calls each
+on a new Estimator over the same model_dir (a fresh build every time, as the
+code before the redesign did on every call; its own same-Estimator calls are
+given too): the mean seconds of calls 2-5 and the ratio new/same. Timings are
+wall clock on shared CPUs (other jobs may run at the same time: the load
+average is recorded) and are noisy; quote the ratios.
+
+    python benchmarks/distributed.py [--steps 1500] [--iris_steps 2000] [--repeats 3] [--quick]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import pathlib
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+
+HERE = pathlib.Path(__file__).resolve().parent
+REPO = HERE.parent
+CHILD = HERE / "distributed_child.py"
+
+
+def log(*args):
+    print(*args, file=sys.stderr, flush=True)
+
+
+def child(args, cwd, timeout):
+    """Runs distributed_child.py with ``args`` in ``cwd``; its last stdout line as JSON."""
+    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL=os.environ.get("TF_CPP_MIN_LOG_LEVEL", "2"),
+               PYTHONDONTWRITEBYTECODE="1")
+    started = time.perf_counter()
+    proc = subprocess.run([sys.executable, str(CHILD), *args], cwd=cwd, env=env, timeout=timeout,
+                          stdout=subprocess.PIPE, stderr=sys.stderr, text=True)
+    if proc.returncode:
+        raise SystemExit(f"child {args} failed with exit status {proc.returncode}")
+    log(f"child {args[0]} {args[args.index('--label') + 1] if '--label' in args else ''} "
+        f"took {time.perf_counter() - started:.0f}s")
+    return json.loads(proc.stdout.strip().splitlines()[-1])
+
+
+def git(*args):
+    return subprocess.run(["git", "-C", str(REPO), *args], check=True, stdout=subprocess.PIPE,
+                          stderr=sys.stderr, text=True).stdout.strip()
+
+
+def mean_after_first(times):
+    return statistics.mean(times[1:]) if len(times) > 1 else times[0]
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--steps", type=int, default=1500, help="taxi training steps (single and mirrored)")
+    parser.add_argument("--iris_steps", type=int, default=2000)
+    parser.add_argument("--repeats", type=int, default=3, help="before/after pairs, alternated (best kept)")
+    parser.add_argument("--evals", type=int, default=5)
+    parser.add_argument("--before", default="ee0a864", help="the commit before the redesign")
+    parser.add_argument("--quick", action="store_true", help="300 steps, one pair (a smoke run)")
+    parser.add_argument("--timeout", type=float, default=900, help="seconds per child process")
+    args = parser.parse_args(argv)
+    if args.quick:
+        args.steps, args.iris_steps, args.repeats, args.evals = 300, 300, 1, 3
+    started = time.perf_counter()
+    load_start = os.getloadavg()
+    head = git("rev-parse", "--short", "HEAD")
+    dirty = bool(git("status", "--porcelain", "--untracked-files=no", "--", "trainer"))
+    before = git("rev-parse", "--short", args.before)
+
+    common = ["--steps", str(args.steps), "--iris_steps", str(args.iris_steps)]
+    runs = {"after": [], "before": []}
+    tmp = tempfile.mkdtemp(prefix="distributed-bench-")
+    tree = os.path.join(tmp, "before")
+    git("worktree", "add", "--detach", tree, args.before)
+    try:
+        for i in range(args.repeats):
+            evals = ["--evals", str(args.evals)] if i == 0 else []
+            runs["after"].append(child(["single", "--tree", str(REPO), "--label", f"after#{i + 1}", *common,
+                                        *evals, *(["--fresh_evals"] if evals else [])],
+                                       cwd=REPO, timeout=args.timeout))
+            runs["before"].append(child(["single", "--tree", tree, "--label", f"before#{i + 1}", *common,
+                                         *evals], cwd=tree, timeout=args.timeout))
+    finally:
+        subprocess.run(["git", "-C", str(REPO), "worktree", "remove", "--force", tree], stderr=sys.stderr)
+        subprocess.run(["rm", "-rf", tmp])
+    mirrored = child(["mirrored", "--steps", str(args.steps)], cwd=REPO, timeout=args.timeout)
+
+    def best(side, model, key, pick=max):
+        return pick(r[model][key] for r in runs[side])
+
+    taxi_after, taxi_before = best("after", "taxi", "examples_per_sec"), best("before", "taxi", "examples_per_sec")
+    iris_after = best("after", "iris", "ms_per_step", min)
+    iris_before = best("before", "iris", "ms_per_step", min)
+    same = runs["after"][0]["eval_same_estimator_s"]
+    new = runs["after"][0]["eval_new_estimator_s"]
+    old_same = runs["before"][0]["eval_same_estimator_s"]
+    est_m, keras_m = mirrored["estimator"], mirrored["keras"]
+    result = {
+        "benchmark": "distributed", "after": head + ("+uncommitted trainer/ changes" if dirty else ""),
+        "before": before, "steps": args.steps, "iris_steps": args.iris_steps, "batch_size": 256,
+        "repeats": args.repeats,
+        "single_process": {
+            "taxi_examples_per_sec_after": round(taxi_after),
+            "taxi_examples_per_sec_before": round(taxi_before),
+            "taxi_ratio_after_vs_before": round(taxi_after / taxi_before, 3),
+            "taxi_examples_per_sec_after_runs": [round(r["taxi"]["examples_per_sec"]) for r in runs["after"]],
+            "taxi_examples_per_sec_before_runs": [round(r["taxi"]["examples_per_sec"]) for r in runs["before"]],
+            "taxi_end_to_end_examples_per_sec_after": round(best("after", "taxi", "examples_per_sec_end_to_end")),
+            "taxi_end_to_end_examples_per_sec_before": round(best("before", "taxi", "examples_per_sec_end_to_end")),
+            "iris_ms_per_step_after": round(iris_after, 3),
+            "iris_ms_per_step_before": round(iris_before, 3),
+            "iris_ratio_after_vs_before": round(iris_after / iris_before, 3),
+            "iris_ms_per_step_after_runs": [round(r["iris"]["ms_per_step"], 3) for r in runs["after"]],
+            "iris_ms_per_step_before_runs": [round(r["iris"]["ms_per_step"], 3) for r in runs["before"]],
+        },
+        "mirrored": {
+            "devices": mirrored["devices"], "global_batch": mirrored["global_batch"],
+            "estimator_examples_per_sec": round(est_m["examples_per_sec"]),
+            "keras_fit_examples_per_sec": round(keras_m["examples_per_sec"]),
+            "ratio_estimator_vs_keras": round(est_m["examples_per_sec"] / keras_m["examples_per_sec"], 3),
+            "estimator_end_to_end_examples_per_sec": round(est_m["examples_per_sec_end_to_end"]),
+            "keras_fit_end_to_end_examples_per_sec": round(keras_m["examples_per_sec_end_to_end"]),
+            "ratio_estimator_vs_keras_end_to_end": round(
+                est_m["examples_per_sec_end_to_end"] / keras_m["examples_per_sec_end_to_end"], 3),
+        },
+        "multi_worker": "not implemented",
+        "eval_after_eval": {
+            "calls": len(same),
+            "same_estimator_mean_s_calls_2_on": round(mean_after_first(same), 3),
+            "new_estimator_mean_s_calls_2_on": round(mean_after_first(new), 3),
+            "ratio_new_vs_same": round(mean_after_first(new) / mean_after_first(same), 1),
+            "same_estimator_first_call_s": round(same[0], 3),
+            "before_same_estimator_mean_s_calls_2_on": round(mean_after_first(old_same), 3),
+            "same_estimator_s": [round(t, 3) for t in same],
+            "new_estimator_s": [round(t, 3) for t in new],
+            "before_same_estimator_s": [round(t, 3) for t in old_same],
+        },
+        "gpu": ({"devices": mirrored["gpus"], "measured": False} if mirrored["gpus"]
+                else "not available"),
+        "load_average_start_end": [round(load_start[0], 2), round(os.getloadavg()[0], 2)],
+        "cpus": os.cpu_count(),
+        "wall_s": round(time.perf_counter() - started),
+        "note": "wall-clock timings on shared CPUs are noisy: quote the ratios",
+    }
+    print(json.dumps(result))
+
+
+if __name__ == "__main__":
+    main()
