@@ -32,6 +32,10 @@ def strategy_for(config, mode: str) -> tf.distribute.Strategy | None:
         raise TypeError(
             f"RunConfig({field}={strategy!r}) is not a tf.distribute.Strategy. How to fix: pass "
             "e.g. tf.distribute.MirroredStrategy().")
+    if isinstance(strategy, MULTI_WORKER) and mode != ModeKeys.TRAIN:
+        raise NotImplementedError(
+            f"RunConfig(eval_distribute={type(strategy).__name__}(...)) is not implemented yet: "
+            "evaluate on one machine (the evaluator task, or eval_distribute=MirroredStrategy()).")
     if not isinstance(strategy, SUPPORTED):
         raise NotImplementedError(
             f"RunConfig({field}={type(strategy).__name__}(...)) is not implemented yet: the "
@@ -40,8 +44,36 @@ def strategy_for(config, mode: str) -> tf.distribute.Strategy | None:
     return strategy
 
 
-# The strategies the Estimator's programs are tested under (tests/trainer/test_mirrored.py).
-SUPPORTED = (tf.distribute.MirroredStrategy,)
+# The strategies the Estimator's programs are tested under (tests/trainer/test_mirrored.py,
+# tests/trainer/test_multi_worker.py); the multi-worker one for training only.
+MULTI_WORKER = (tf.distribute.MultiWorkerMirroredStrategy,)
+SUPPORTED = (tf.distribute.MirroredStrategy, *MULTI_WORKER)
+
+
+def is_multi_worker(strategy) -> bool:
+    """Whether ``strategy`` spans several worker processes (a TF_CONFIG cluster)."""
+    if strategy is None or not isinstance(strategy, MULTI_WORKER):
+        return False
+    cluster = strategy.cluster_resolver.cluster_spec().as_dict()
+    return sum(len(tasks) for kind, tasks in cluster.items() if kind in ("chief", "worker")) > 1
+
+
+def stop_agreement(strategy):
+    """A function ``any_stop(flag) -> bool`` that is True on every worker when any asks to stop.
+
+    Workers step together, so a stop decision (a hook's request, NaN, the end of the data)
+    taken by one worker alone would leave the others waiting in a collective.
+    """
+    @tf.function(autograph=False)
+    def any_stop(flag):
+        votes = strategy.run(lambda f: tf.cast(f, tf.int32), args=(flag,))
+        return strategy.reduce(tf.distribute.ReduceOp.SUM, votes, axis=None) > 0
+
+    def agree(flag: bool) -> bool:
+        with strategy.scope():
+            return bool(any_stop(tf.constant(flag)))
+
+    return agree
 
 
 @dataclasses.dataclass

@@ -68,12 +68,14 @@ def _names_in(fetches) -> list[str]:
     return names
 
 
-def hooked_runs(*, session, hooks, run, steps_per_run):
+def hooked_runs(*, session, hooks, run, steps_per_run, agree_to_stop=None):
     """Calls hooks around ``run(n, fetch_names) -> (outputs, steps, exhausted)``.
 
     A generator: yields ``(outputs, steps)`` after each run's ``after_run``
     calls, so a caller can stream results (predict). ``end`` is called when
-    the loop finishes normally.
+    the loop finishes normally. ``agree_to_stop(flag) -> bool`` (several
+    workers stepping together) turns each worker's stop decision into one that
+    all of them take.
     """
     for hook in hooks:
         hook.begin()
@@ -103,7 +105,10 @@ def hooked_runs(*, session, hooks, run, steps_per_run):
                     lambda name: _to_numpy(values, outputs, name), request.fetches)
             hook.after_run(context, SessionRunValues(results, None, None))
         yield outputs, steps
-        if context.stop_requested or exhausted:
+        stop = context.stop_requested or exhausted
+        if agree_to_stop is not None:
+            stop = agree_to_stop(stop)
+        if stop:
             break
     for hook in hooks:
         hook.end(session)

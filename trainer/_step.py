@@ -39,12 +39,14 @@ class CompiledStep:
     """
 
     def __init__(self, body: Callable, element_spec, *, jit_compile: bool = False,
-                 run_eagerly: bool = False, strategy: tf.distribute.Strategy | None = None):
+                 run_eagerly: bool = False, strategy: tf.distribute.Strategy | None = None,
+                 multi_worker: bool = False):
         self._body = body
         self._element_spec = element_spec
         self._jit_compile = jit_compile
         self._run_eagerly = run_eagerly
         self._strategy = strategy
+        self._multi_worker = multi_worker
         self._compiled: dict = {}
         self._loops: dict = {}
         self._ones: dict = {}
@@ -70,6 +72,8 @@ class CompiledStep:
 
     def _run(self, iterator, n, fetch_names):
         single, run_one, run_many = self._functions(fetch_names)
+        if self._multi_worker:
+            return self._run_agreed(run_one, iterator, n)
         if run_many is None and n > 1 and self._strategy is not None and not self._run_eagerly:
             run_many = self._distributed_loop(run_one, iterator)
         if n == 1 or run_many is None:
@@ -143,6 +147,23 @@ class CompiledStep:
             functions = (single, run_one, None)
         self._compiled[key] = functions
         return functions
+
+    def _run_agreed(self, run_one, iterator, n):
+        """Several workers: step by step, each element read as an optional whose presence the
+        workers agree on, so the end of the data stops all of them at the same step (next()
+        would fail on one worker and leave the others waiting in a collective)."""
+        one = self._ones.get(("function", id(run_one)))
+        if one is None:
+            one = self._ones[("function", id(run_one))] = tf.function(self._ones[id(run_one)],
+                                                                     autograph=False)
+        outputs, done = None, 0
+        while done < n:
+            optional = iterator.get_next_as_optional()
+            if not bool(optional.has_value()):
+                return outputs, done, True
+            outputs = one(optional.get_value())
+            done += 1
+        return outputs, done, False
 
     def _distributed_loop(self, run_one, iterator):
         """The multi-step loop under a strategy, shaped by one trace of a single step."""

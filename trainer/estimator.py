@@ -196,7 +196,8 @@ class Estimator:
 
     def _compiled(self, body, element_spec, strategy):
         return CompiledStep(body, element_spec, jit_compile=self._config.jit_compile,
-                            run_eagerly=self._config.run_eagerly, strategy=strategy)
+                            run_eagerly=self._config.run_eagerly, strategy=strategy,
+                            multi_worker=_distribute.is_multi_worker(strategy))
 
     def _summary_writers(self):
         writers = {}
@@ -234,15 +235,16 @@ class Estimator:
                 log.info("Skipping training: max_steps=%d already reached (step %d).", max_steps, done)
                 return self
         hooks = _check_hooks(hooks, "Estimator.train")
-        if self._config.num_worker_replicas > 1 or self._config.num_ps_replicas:
+        strategy = _distribute.strategy_for(self._config, ModeKeys.TRAIN)
+        multi_worker = _distribute.is_multi_worker(strategy)
+        if (self._config.num_worker_replicas > 1 or self._config.num_ps_replicas) and not multi_worker:
             # Each worker would train a model of its own and they would overwrite each
-            # other's checkpoints: refused until the cluster strategies are in.
+            # other's checkpoints.
             raise NotImplementedError(
                 f"Estimator.train on a TF_CONFIG cluster ({self._config.num_worker_replicas} "
-                f"workers, {self._config.num_ps_replicas} ps) is not implemented yet; train on one "
-                "machine (train_distribute=tf.distribute.MirroredStrategy() for several devices). "
-                "See docs/distributed.md.")
-        strategy = _distribute.strategy_for(self._config, ModeKeys.TRAIN)
+                f"workers, {self._config.num_ps_replicas} ps) without "
+                "train_distribute=tf.distribute.MultiWorkerMirroredStrategy() is not implemented "
+                "(parameter servers are not either). See docs/distributed.md.")
         if self._config.tf_random_seed is not None:
             # Before the input_fn, as tf.estimator did: its shuffles are seeded too.
             tf.random.set_seed(self._config.tf_random_seed)
@@ -253,21 +255,26 @@ class Estimator:
         store, global_step, step = program.store, program.global_step, program.step
         checkpoint_step = self._restore_or_warm_start(program, latest)
         writers, writer_factory = program.writers, program.writer_factory
-        train_writer = writer_factory(self.model_dir)
+        chief = self._config.is_chief
         summary_every = self._config.save_summary_steps
+        # Only the chief writes into model_dir (checkpoints, summaries); another worker's
+        # hooks get no summary writer.
         session = TrainingSession(model_dir=self.model_dir, store=store, global_step=global_step,
                                   keep_checkpoint_max=self._config.keep_checkpoint_max,
-                                  checkpoint_step=checkpoint_step, writer_factory=writer_factory)
+                                  checkpoint_step=checkpoint_step,
+                                  writer_factory=writer_factory if chief else None)
         all_hooks = self._training_hooks(hooks, program.spec, steps, max_steps, saving_listeners)
-        if summary_every and not program.in_graph_summaries:
-            all_hooks.append(SummarySaverHook(save_steps=summary_every, summary_writer=train_writer))
+        if summary_every and not program.in_graph_summaries and chief:
+            all_hooks.append(SummarySaverHook(save_steps=summary_every,
+                                              summary_writer=writer_factory(self.model_dir)))
         iterator = iter(data.dataset)
         log.info("Training from global step %d in %s.", session.global_step, self.model_dir)
         try:
             outputs, total = run_hooked_loop(
                 session=session, hooks=all_hooks,
                 run=lambda n, names: step.run(iterator, n, names),
-                steps_per_run=self._config.steps_per_loop)
+                steps_per_run=self._config.steps_per_loop,
+                agree_to_stop=_distribute.stop_agreement(strategy) if multi_worker else None)
         finally:
             for writer in writers.values():
                 writer.flush()
@@ -281,7 +288,6 @@ class Estimator:
         store, global_step = program.store, program.global_step
         writers, writer_factory = self._summary_writers()
         program.writers, program.writer_factory = writers, writer_factory
-        train_writer = writer_factory(self.model_dir)
         summary_every = self._config.save_summary_steps
         spec_holder = {}
 
@@ -291,6 +297,7 @@ class Estimator:
         in_graph_summaries = (bool(summary_every) and not self._config.jit_compile
                               and program.strategy is None)
         program.in_graph_summaries = in_graph_summaries
+        train_writer = writer_factory(self.model_dir) if in_graph_summaries else None
 
         def summaries(before):
             if not in_graph_summaries:

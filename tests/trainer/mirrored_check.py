@@ -25,7 +25,7 @@ tf.config.set_logical_device_configuration(_cpu, [tf.config.LogicalDeviceConfigu
 import keras  # noqa: E402
 
 import trainer  # noqa: E402
-from trainer import feature_column as fc  # noqa: E402
+from tests.trainer.distributed_models import taxi_data, taxi_input_fn, wide_deep as _wide_deep  # noqa: E402
 
 GLOBAL_BATCH = 64
 STEPS = 30
@@ -88,56 +88,6 @@ def custom_input_fn(x, y, repeat=True):
         ds = tf.data.Dataset.from_tensor_slices(({"x": x}, y)).batch(GLOBAL_BATCH, drop_remainder=True)
         return ds.repeat() if repeat else ds
     return input_fn
-
-
-# --------------------------------------------------------------- wide & deep on taxi
-
-TAXI_CSV = os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))),
-                        "data", "taxi", "data.csv")
-
-
-def taxi_data():
-    import pandas as pd
-
-    frame = pd.read_csv(TAXI_CSV).head(GLOBAL_BATCH * 4)
-    features = {
-        "trip_miles": frame["trip_miles"].fillna(0).astype(np.float32).to_numpy()[:, None],
-        "fare": frame["fare"].fillna(0).astype(np.float32).to_numpy()[:, None],
-        "trip_start_hour": frame["trip_start_hour"].fillna(0).astype(np.int64).to_numpy()[:, None],
-        "payment_type": frame["payment_type"].fillna("").astype(str).to_numpy()[:, None],
-        "company": frame["company"].fillna("").astype(str).to_numpy()[:, None],
-    }
-    labels = (frame["tips"].fillna(0) > 0.2 * frame["fare"].fillna(0)).astype(np.int64).to_numpy()
-    return features, labels
-
-
-def taxi_columns():
-    hour = fc.categorical_column_with_identity("trip_start_hour", 24, default_value=0)
-    payment = fc.categorical_column_with_vocabulary_list(
-        "payment_type", ["Cash", "Credit Card", "No Charge", "Dispute", "Unknown"])
-    company = fc.categorical_column_with_hash_bucket("company", 50)
-    wide = [hour, payment, fc.crossed_column([hour, payment], 100)]
-    deep = [fc.numeric_column("trip_miles"), fc.numeric_column("fare"),
-            fc.embedding_column(company, 4), fc.indicator_column(payment)]
-    return wide, deep
-
-
-def taxi_input_fn(features, labels, repeat=True):
-    def input_fn():
-        ds = tf.data.Dataset.from_tensor_slices((features, labels)).batch(GLOBAL_BATCH, drop_remainder=True)
-        return ds.repeat() if repeat else ds
-    return input_fn
-
-
-def wide_deep(model_dir, strategy):
-    wide, deep = taxi_columns()
-    config = trainer.RunConfig(model_dir=model_dir, tf_random_seed=7, train_distribute=strategy,
-                               eval_distribute=strategy, save_checkpoints_steps=STEPS,
-                               log_step_count_steps=None)
-    return trainer.DNNLinearCombinedClassifier(
-        linear_feature_columns=wide, dnn_feature_columns=deep, dnn_hidden_units=[8, 4],
-        linear_optimizer=trainer.optimizers.Ftrl(0.05), dnn_optimizer=trainer.optimizers.Adagrad(0.05),
-        config=config)
 
 
 # --------------------------------------------------------------- comparisons
@@ -247,7 +197,8 @@ def errors(workdir):
 def main(workdir):
     result = {"custom": custom(workdir), "errors": errors(workdir)}
     features, labels = taxi_data()
-    _, _, result["wide_deep"] = run_pair(wide_deep, taxi_input_fn(features, labels),
+    _, _, result["wide_deep"] = run_pair(lambda d, s: _wide_deep(d, s, steps=STEPS, eval_distribute=s),
+                                         taxi_input_fn(features, labels),
                                          taxi_input_fn(features, labels, repeat=False), workdir, "wd")
     result["checkpoint_moves"] = checkpoint_moves(workdir)
     print(json.dumps(result))

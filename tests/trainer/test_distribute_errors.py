@@ -49,7 +49,7 @@ def test_training_on_a_tf_config_cluster_is_refused_not_run_alone(tmp_path, monk
     monkeypatch.setenv("TF_CONFIG", json.dumps({
         "cluster": {"worker": ["127.0.0.1:1", "127.0.0.1:2"]}, "task": {"type": "worker", "index": 1}}))
     est = trainer.Estimator(model_fn, config=trainer.RunConfig(model_dir=str(tmp_path)))
-    with pytest.raises(NotImplementedError, match=r"TF_CONFIG cluster \(2 workers, 0 ps\) is not implemented"):
+    with pytest.raises(NotImplementedError, match=r"TF_CONFIG cluster \(2 workers, 0 ps\) without train_distribute=tf.distribute.MultiWorkerMirroredStrategy\(\) is not implemented"):
         est.train(input_fn(), steps=1)
 
 
