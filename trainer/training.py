@@ -6,9 +6,14 @@ once every ``throttle_secs``, and calls the exporters with the result. When
 training ends, the final checkpoint is evaluated (if it was not already) and
 the exporters run with ``is_the_final_export=True``.
 
-`ContinuousEvaluator` holds the evaluate-then-export step on its own, so a
-separate evaluator task (the distributed modes, a later addition) can poll
-for checkpoints and reuse it.
+On a TF_CONFIG cluster `train_and_evaluate` dispatches on the task type, as
+tf.estimator did: the chief and the workers train (with
+``train_distribute=tf.distribute.MultiWorkerMirroredStrategy()``; only the
+chief writes); the ``evaluator`` task polls ``model_dir`` and evaluates each
+new checkpoint with `ContinuousEvaluator` (the Estimator builds its evaluation
+program once and only restores each checkpoint into it), runs the exporters,
+and stops after the checkpoint at ``max_steps``. Parameter servers are not
+implemented.
 """
 
 from __future__ import annotations
@@ -17,6 +22,8 @@ import collections
 import logging
 import os
 import time
+
+import tensorflow as tf
 
 from trainer import checkpoints
 from trainer.exporter import Exporter
@@ -96,8 +103,14 @@ class ContinuousEvaluator:
 
     def evaluate_and_export(self, checkpoint_path, *, is_the_final_export=False):
         spec = self.eval_spec
-        result = self.estimator.evaluate(spec.input_fn, steps=spec.steps, hooks=list(spec.hooks),
-                                         checkpoint_path=checkpoint_path, name=spec.name)
+        if not tf.io.gfile.exists(checkpoint_path + ".index"):
+            raise _CheckpointGone(f"{checkpoint_path}.index does not exist")
+        try:
+            result = self._evaluate(checkpoint_path)
+        except (tf.errors.NotFoundError, ValueError) as e:
+            if tf.io.gfile.exists(checkpoint_path + ".index"):
+                raise
+            raise _CheckpointGone(str(e)) from None  # deleted while being read
         self.last_evaluated_step = checkpoints.checkpoint_step(checkpoint_path)
         self.last_result = result
         for exporter in spec.exporters:
@@ -108,6 +121,11 @@ class ContinuousEvaluator:
                 log.info("Exporter %s wrote %s.", exporter.name, path)
                 self.export_results.append(path)
         return result
+
+    def _evaluate(self, checkpoint_path):
+        spec = self.eval_spec
+        return self.estimator.evaluate(spec.input_fn, steps=spec.steps, hooks=list(spec.hooks),
+                                       checkpoint_path=checkpoint_path, name=spec.name)
 
 
 class _EvaluateNewCheckpoints(CheckpointSaverListener):
@@ -133,6 +151,52 @@ class _EvaluateNewCheckpoints(CheckpointSaverListener):
         for evaluator in self._evaluators:
             evaluator.evaluate_and_export(prefix)
         return False
+
+
+POLL_SECS = 1.0  # how often the evaluator looks for a new checkpoint
+
+
+def run_evaluator(estimator, train_spec: TrainSpec, specs, *, sleep=time.sleep, poll_secs=POLL_SECS,
+                  latest=checkpoints.latest_checkpoint):
+    """The evaluator task: evaluates each new checkpoint in ``model_dir`` until ``max_steps``.
+
+    Waits ``start_delay_secs`` first, then evaluates the newest checkpoint whenever one
+    appears, at most once every ``throttle_secs`` (both from the first EvalSpec); a
+    checkpoint removed (``keep_checkpoint_max``) before it could be read is skipped with a
+    log line. After evaluating the checkpoint at ``train_spec.max_steps`` it runs the
+    exporters as the final export and returns ``(result, export paths)`` of the first
+    EvalSpec; with ``max_steps=None`` it runs until it is stopped. ``sleep``, ``poll_secs``
+    and ``latest`` (how the newest checkpoint is found) are there for tests.
+    """
+    evaluators = [ContinuousEvaluator(estimator, spec) for spec in specs]
+    first = specs[0]
+    log.info("Evaluator: waiting %s s before the first evaluation (start_delay_secs).",
+             first.start_delay_secs)
+    sleep(first.start_delay_secs)
+    last_step, last_time = None, None
+    while True:
+        prefix = latest(estimator.model_dir)
+        step = checkpoints.checkpoint_step(prefix) if prefix else None
+        throttled = last_time is not None and time.monotonic() - last_time < first.throttle_secs
+        if step is not None and step != last_step and not throttled:
+            final = train_spec.max_steps is not None and step >= train_spec.max_steps
+            last_time = time.monotonic()
+            try:
+                for evaluator in evaluators:
+                    evaluator.evaluate_and_export(prefix, is_the_final_export=final)
+            except _CheckpointGone as gone:
+                log.warning("Evaluator: skipping checkpoint %s, removed before it could be read "
+                            "(keep_checkpoint_max): %s", prefix, gone)
+            else:
+                log.info("Evaluator: evaluated checkpoint %s.", prefix)
+                if final:
+                    return evaluators[0].last_result, evaluators[0].export_results
+            last_step = step
+        sleep(poll_secs)
+
+
+class _CheckpointGone(Exception):
+    pass
 
 
 def train_and_evaluate(estimator, train_spec: TrainSpec, eval_spec):
@@ -169,13 +233,18 @@ def train_and_evaluate(estimator, train_spec: TrainSpec, eval_spec):
             "(its results go to model_dir/eval_<name>)."
         )
     config = estimator.config
-    if config.task_type not in ("worker", "chief", "master") or config.num_worker_replicas > 1 \
-            or config.num_ps_replicas:
-        raise ValueError(
-            f"train_and_evaluate got a TF_CONFIG cluster (task {config.task_type!r}, "
-            f"{config.num_worker_replicas} workers, {config.num_ps_replicas} ps); only local mode "
-            "is available so far. Unset TF_CONFIG to train in one process."
-        )
+    if config.task_type == "evaluator":
+        return run_evaluator(estimator, train_spec, specs)
+    if config.task_type == "ps" or config.num_ps_replicas:
+        raise NotImplementedError(
+            "train_and_evaluate with parameter servers (a 'ps' task in TF_CONFIG) is not "
+            "implemented yet; use workers with train_distribute=tf.distribute."
+            "MultiWorkerMirroredStrategy(). See docs/distributed.md.")
+    if config.num_worker_replicas > 1:
+        # Distributed mode: the workers train together; the evaluator task evaluates.
+        estimator.train(train_spec.input_fn, hooks=list(train_spec.hooks), max_steps=train_spec.max_steps,
+                        saving_listeners=list(train_spec.saving_listeners))
+        return None, []
     evaluators = [ContinuousEvaluator(estimator, spec) for spec in specs]
     listener = _EvaluateNewCheckpoints(evaluators, min(s.throttle_secs for s in specs))
     estimator.train(train_spec.input_fn, hooks=list(train_spec.hooks),

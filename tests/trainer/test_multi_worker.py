@@ -16,6 +16,7 @@ import sys
 import numpy as np
 import tensorflow as tf
 
+import trainer
 from trainer.cluster import launch_local_cluster
 
 CHECK = os.path.join(os.path.dirname(os.path.abspath(__file__)), "multi_worker_check.py")
@@ -62,3 +63,19 @@ def test_two_workers_train_like_one_process_and_only_the_chief_writes(tmp_path):
     print(json.dumps({"multi_worker_vs_single_weights_rel": float(worst)}))
     # Only the chief wrote into model_dir: one event file, checkpoints, nothing else.
     assert len(glob.glob(os.path.join(cluster_dir, "events.out.tfevents.*"))) == 1
+
+
+def test_train_and_evaluate_on_two_workers_and_an_evaluator(tmp_path):
+    model_dir = str(tmp_path / "model")
+    result = launch_local_cluster([sys.executable, CHECK, "tae", model_dir], workers=2, evaluator=1,
+                                  evaluator_grace=300, timeout=500, env=ENV, cwd=REPO)
+    log = "\n".join(f"[{task}] {line}" for task, line in result.lines[-60:])
+    assert result.exit_code == 0 and not result.failures, log
+    evaluator = [line for line in result.output("evaluator:0").splitlines() if line.startswith("{")]
+    assert evaluator, log
+    report = json.loads(evaluator[-1])
+    assert report["eval_step"] == 20 and report["exports"] >= 1, report  # stopped after max_steps
+    steps = sorted(trainer.hooks.read_eval_metrics(os.path.join(model_dir, "eval")))
+    assert steps and steps[-1] == 20, steps
+    exported = os.listdir(os.path.join(model_dir, "export", "latest"))
+    assert exported and tf.saved_model.load(os.path.join(model_dir, "export", "latest", sorted(exported)[-1]))

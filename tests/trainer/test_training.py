@@ -100,12 +100,66 @@ def test_spec_errors():
         trainer.exporter._loss_smaller({}, {"loss": 1.0})  # the default compare_fn
 
 
-def test_cluster_is_rejected_until_distribution_lands(tmp_path, monkeypatch):
+def test_a_worker_without_a_multi_worker_strategy_is_refused(tmp_path, monkeypatch):
     import json
     monkeypatch.setenv("TF_CONFIG", json.dumps({"cluster": {"worker": ["a:1", "b:1"]},
                                                 "task": {"type": "worker", "index": 0}}))
     est = make(tmp_path)
-    with pytest.raises(ValueError, match="only local mode is available so far"):
+    with pytest.raises(NotImplementedError, match="without train_distribute=tf.distribute.MultiWorkerMirroredStrategy"):
         trainer.train_and_evaluate(est, trainer.TrainSpec(models.train_input_fn, max_steps=1),
                                    trainer.EvalSpec(models.eval_input_fn))
     np.testing.assert_equal(est.latest_checkpoint(), None)
+
+
+def test_evaluator_task_evaluates_new_checkpoints_and_stops_at_max_steps(tmp_path, monkeypatch):
+    """The evaluator polls model_dir; between its polls this test plays the workers."""
+    import json
+
+    workers_est = make(tmp_path)
+    workers_est.train(models.train_input_fn, max_steps=20)  # checkpoint 20 is there at the start
+    monkeypatch.setenv("TF_CONFIG", json.dumps({"cluster": {"worker": ["a:1", "b:1"]},
+                                                "task": {"type": "evaluator", "index": 0}}))
+    evaluator_est = make(tmp_path)
+    assert evaluator_est.config.task_type == "evaluator"
+    polls = []
+
+    def workers(seconds):
+        polls.append(seconds)
+        if len(polls) in (2, 3):  # after each evaluation, the workers write the next checkpoint
+            workers_est.train(models.train_input_fn, max_steps=20 * len(polls))
+        assert len(polls) < 50, "the evaluator did not stop"
+
+    result, exports = trainer.training.run_evaluator(
+        evaluator_est, trainer.TrainSpec(models.train_input_fn, max_steps=60),
+        [trainer.EvalSpec(models.eval_input_fn, steps=None, start_delay_secs=3, throttle_secs=0,
+                          exporters=trainer.LatestExporter("latest", RECEIVER))],
+        sleep=workers, poll_secs=0.01)
+    assert polls[0] == 3  # start_delay_secs
+    assert result["global_step"] == 60
+    assert sorted(trainer.hooks.read_eval_metrics(evaluator_est.eval_dir())) == [20, 40, 60]
+    assert len(exports) == 3 and all("export/latest" in path for path in exports)
+    # One evaluation program, built once and only restored per checkpoint.
+    assert sum(1 for key in evaluator_est._programs if key[0] == trainer.ModeKeys.EVAL) == 1
+
+
+def test_a_checkpoint_removed_before_the_evaluator_reads_it_is_skipped(tmp_path, caplog):
+    import logging
+
+    est = make(tmp_path, keep_checkpoint_max=1)
+    est.train(models.train_input_fn, max_steps=40)
+    gone = est.latest_checkpoint()
+    for path in tf.io.gfile.glob(gone + ".*"):
+        tf.io.gfile.remove(path)
+    calls = []
+
+    def once(seconds):
+        calls.append(seconds)
+        if len(calls) > 1:
+            raise StopIteration  # end the (otherwise endless) loop: max_steps=None
+
+    with caplog.at_level(logging.WARNING, logger="trainer"), pytest.raises(StopIteration):
+        trainer.training.run_evaluator(
+            est, trainer.TrainSpec(models.train_input_fn, max_steps=None),
+            [trainer.EvalSpec(models.eval_input_fn, start_delay_secs=0)], sleep=once, poll_secs=0,
+            latest=lambda model_dir: gone)
+    assert "skipping checkpoint" in caplog.text and gone in caplog.text
