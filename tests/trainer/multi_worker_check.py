@@ -3,6 +3,7 @@
     python tests/trainer/multi_worker_check.py worker MODEL_DIR   # a task; TF_CONFIG from the launcher
     python tests/trainer/multi_worker_check.py single MODEL_DIR   # one process, no strategy
     python tests/trainer/multi_worker_check.py tae MODEL_DIR      # train_and_evaluate, any task
+    python tests/trainer/multi_worker_check.py long MODEL_DIR     # a worker, to LONG_STEPS, slowly
 
 Both train the taxi wide & deep (tests/trainer/distributed_models.py) for STEPS steps on
 the same global batches; `tests/trainer/test_multi_worker.py` compares the checkpoints.
@@ -23,6 +24,16 @@ import trainer  # noqa: E402
 from tests.trainer.distributed_models import taxi_columns, taxi_data, taxi_input_fn, wide_deep  # noqa: E402
 
 STEPS = 20
+LONG_STEPS = 60
+
+
+class Slow(trainer.SessionRunHook):
+    """Paces training so a test can kill a worker between two checkpoints."""
+
+    def after_run(self, run_context, run_values):
+        import time
+
+        time.sleep(0.2)
 
 
 def train_and_evaluate(model_dir: str) -> None:
@@ -46,6 +57,15 @@ def train_and_evaluate(model_dir: str) -> None:
 def main(mode: str, model_dir: str) -> None:
     if mode == "tae":
         train_and_evaluate(model_dir)
+        return
+    if mode == "long":
+        estimator = wide_deep(model_dir, tf.distribute.MultiWorkerMirroredStrategy(), steps=10)
+        latest = estimator.latest_checkpoint()
+        start = int(estimator.get_variable_value("global_step")) if latest else 0
+        print(json.dumps({"start_step": start}), flush=True)
+        features, labels = taxi_data()
+        estimator.train(taxi_input_fn(features, labels), max_steps=LONG_STEPS, hooks=[Slow()])
+        print(json.dumps({"global_step": int(estimator.get_variable_value("global_step"))}), flush=True)
         return
     strategy = tf.distribute.MultiWorkerMirroredStrategy() if mode == "worker" else None
     estimator = wide_deep(model_dir, strategy, steps=10)

@@ -17,7 +17,7 @@ import numpy as np
 import tensorflow as tf
 
 import trainer
-from trainer.cluster import launch_local_cluster
+from trainer.cluster import LocalCluster, launch_local_cluster
 
 CHECK = os.path.join(os.path.dirname(os.path.abspath(__file__)), "multi_worker_check.py")
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
@@ -79,3 +79,36 @@ def test_train_and_evaluate_on_two_workers_and_an_evaluator(tmp_path):
     assert steps and steps[-1] == 20, steps
     exported = os.listdir(os.path.join(model_dir, "export", "latest"))
     assert exported and tf.saved_model.load(os.path.join(model_dir, "export", "latest", sorted(exported)[-1]))
+
+
+def test_a_killed_worker_is_restarted_and_the_cluster_resumes_from_the_last_checkpoint(tmp_path):
+    """SIGKILL worker 1 after checkpoint 10: the chief's collective fails at once (it exits),
+    the launcher restarts both, and they resume from the newest checkpoint to max_steps."""
+    import time
+
+    model_dir = str(tmp_path / "model")
+    cluster = LocalCluster([sys.executable, CHECK, "long", model_dir], workers=2, max_restarts=2,
+                           timeout=500, kill_grace=5, env=ENV, cwd=REPO)
+    with cluster:
+        try:
+            cluster.start()
+            deadline = time.monotonic() + 300
+            while not (_checkpoint(model_dir) or "").endswith("-10"):
+                assert time.monotonic() < deadline, "no checkpoint 10"
+                time.sleep(0.2)
+            cluster.kill("worker:1")
+            result = cluster.wait()
+        finally:
+            for task in cluster.tasks.values():
+                for pid in task.pids:
+                    try:
+                        os.kill(pid, 9)
+                    except ProcessLookupError:
+                        pass
+    log = "\n".join(f"[{task}] {line}" for task, line in result.lines[-80:])
+    assert result.exit_code == 0, log
+    assert result.tasks["worker:1"].restarts >= 1, log
+    assert _checkpoint(model_dir).endswith("-60"), log
+    starts = [json.loads(line)["start_step"] for line in result.output("worker:1").splitlines()
+              if line.startswith('{"start_step"')]
+    assert starts[0] == 0 and len(starts) >= 2 and starts[-1] >= 10, (starts, log)  # resumed
