@@ -28,6 +28,7 @@ import hashlib
 import importlib
 import inspect
 import json
+import os
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any, ClassVar
 
@@ -266,3 +267,16 @@ def check_channel_type(component: str, key: str, channel: Any, expected: type[Ar
 def as_tuple(value: Sequence[Any] | None) -> tuple[Any, ...]:
     """Normalizes a list argument to a tuple so parameters stay hashable and frozen."""
     return tuple(value) if value is not None else ()
+
+
+def process_alive(pid: int | None) -> bool:
+    """Whether a process with this pid runs on this host (one owned by another user counts)."""
+    if not pid:
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True

@@ -25,6 +25,7 @@ from typing import Any
 import sqlalchemy as sa
 
 from components.artifacts import Artifact, artifact_class
+from components.base import process_alive
 
 RUNNING, COMPLETE, CACHED, FAILED, ABANDONED = "RUNNING", "COMPLETE", "CACHED", "FAILED", "ABANDONED"
 PENDING, PUBLISHED = "PENDING", "PUBLISHED"
@@ -156,7 +157,7 @@ class MetadataStore:
             for row in rows:
                 if row["id"] in leased:
                     continue
-                if row["host"] == socket.gethostname() and _alive(row["pid"]):
+                if row["host"] == socket.gethostname() and process_alive(row["pid"]):
                     continue
                 conn.execute(runs.update().where(runs.c.id == row["id"]).values(
                     state=ABANDONED, finished=_now(), error="process died"))
@@ -206,7 +207,7 @@ class MetadataStore:
             return True, holder
         if holder is None:  # released between the statements: try again
             return self.try_lock(name, token, lease_s=lease_s)
-        if holder.host == socket.gethostname() and holder.pid and not _alive(holder.pid):
+        if holder.host == socket.gethostname() and holder.pid and not process_alive(holder.pid):
             with self.engine.begin() as conn:  # its process died: take it over now
                 taken = conn.execute(locks.update().where(
                     locks.c.name == name, locks.c.token == holder.token).values(**mine)).rowcount
@@ -543,15 +544,3 @@ def _artifact(row: Any) -> Artifact:
     art = artifact_class(row["type"])(uri=row["uri"], properties=json.loads(row["properties"]), id=row["id"])
     art.properties["_state"] = row["state"]
     return art
-
-
-def _alive(pid: int | None) -> bool:
-    if not pid:
-        return False
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True

@@ -23,7 +23,7 @@ import socket
 import time
 import uuid
 
-from components.base import ExecutionContext
+from components.base import ExecutionContext, process_alive
 from components.trainer.model_paths import serving_model_path
 
 TEMP_PREFIX = ".tmp-"
@@ -79,7 +79,7 @@ def remove_stale_staging(model_dir: str, *, now: float | None = None) -> list[st
         path = os.path.join(model_dir, name)
         parts = name[len(TEMP_PREFIX):].split("-", 3)
         if len(parts) == 4 and parts[2].isdigit() and parts[3] == socket.gethostname():
-            stale = int(parts[2]) != os.getpid() and not _alive(int(parts[2]))
+            stale = int(parts[2]) != os.getpid() and not process_alive(int(parts[2]))
         else:
             try:
                 stale = now - os.path.getmtime(path) > STALE_STAGING_SECONDS
@@ -185,13 +185,3 @@ def run(ctx: ExecutionContext) -> None:
         ctx.report(f"pushed version {version} to {final}")
     out.properties.update(pushed=True, version=version, pushed_destination=final, reused=reused,
                           removed_versions=removed, model_id=model.id)
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
