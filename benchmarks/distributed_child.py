@@ -2,6 +2,7 @@
 
     python benchmarks/distributed_child.py single --tree TREE [--steps N] [--iris_steps N] [--evals K]
     python benchmarks/distributed_child.py mirrored [--steps N]
+    python -m trainer.cluster --worker 2 -- python benchmarks/distributed_child.py multi_worker --model_dir D
 
 ``single`` imports ``trainer`` from TREE (the current checkout, or a worktree of
 the commit before the redesign) and times, with default RunConfig settings (no
@@ -9,7 +10,9 @@ steps_per_loop, the standard hooks): the taxi wide & deep, the tiny iris DNN, an
 K evaluations on the trained Estimator (plus, with ``--fresh_evals``, K
 evaluations each on a new Estimator over the same model_dir). ``mirrored`` gives
 the one physical CPU two logical devices before TensorFlow starts, then times
-the Estimator and Keras ``fit`` under one MirroredStrategy. Only the public
+the Estimator and Keras ``fit`` under one MirroredStrategy. ``multi_worker``
+is one task of a two-worker cluster: the Estimator and Keras ``fit`` under one
+MultiWorkerMirroredStrategy, each process on its own CPU cores. Only the public
 ``trainer`` API that exists on both sides of the redesign is used.
 """
 
@@ -53,6 +56,11 @@ def _timer_hook(trainer):
 
         def after_run(self, run_context, run_values):
             self.stamps.append(time.perf_counter())
+
+        def steps_until_needed(self, global_step):
+            # Any run length: a measuring device must not change what it measures (the
+            # standard hooks size the runs). Ignored by trees before steps_per_loop=None.
+            return None
 
         def steady_steps_per_sec(self, steps):
             # Calls may run several steps each: steps per call = steps / calls.
@@ -113,7 +121,7 @@ def run_single(args):
     tf.keras.utils.set_random_seed(1)
     train, evaluation, sizes = prepare()
     result = {"tree": str(args.tree), "trainer_file": trainer.__file__}
-    config = trainer.RunConfig(tf_random_seed=1)  # defaults: standard hooks, one step per call
+    config = trainer.RunConfig(tf_random_seed=1)  # defaults: the standard hooks size the runs
     with tempfile.TemporaryDirectory() as root:
         model_dir = os.path.join(root, "taxi")
         est = taxi_estimator(trainer, model_dir, sizes, config)
@@ -172,9 +180,35 @@ def run_mirrored(args):
     print(json.dumps(result), flush=True)
 
 
+def run_multi_worker(args):
+    """One task of a two-worker cluster (TF_CONFIG from trainer.cluster); worker 0 prints the JSON."""
+    import tensorflow as tf
+    strategy = tf.distribute.MultiWorkerMirroredStrategy()  # first: before the runtime starts
+    trainer = _import_trainer(HERE.parent)
+    from taxi_data import input_fn, prepare
+    import taxi_wide_deep
+    tf.keras.utils.set_random_seed(1)
+    train, evaluation, sizes = prepare()
+    chief = strategy.cluster_resolver.task_id == 0
+    result = {"workers": strategy.num_replicas_in_sync, "global_batch": args.batch_size}
+    config = trainer.RunConfig(tf_random_seed=1, train_distribute=strategy)
+    est = taxi_estimator(trainer, os.path.join(args.model_dir, "estimator"), sizes, config)
+    log(f"[multi_worker] Estimator: {args.steps} steps ...")
+    result["estimator"] = time_train(trainer, est, input_fn(train, args.batch_size, True),
+                                     args.steps, args.batch_size)
+    log(f"[multi_worker] Keras fit: {args.steps} steps ...")
+    with strategy.scope():  # the same Keras peer as `mirrored`, under this strategy
+        keras = taxi_wide_deep.run_keras(train, evaluation, sizes, args.steps, args.batch_size)
+    result["keras"] = {"examples_per_sec": keras["steady"],
+                       "examples_per_sec_end_to_end": keras["end_to_end"]}
+    if chief:
+        print(json.dumps(result), flush=True)
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("mode", choices=["single", "mirrored"])
+    parser.add_argument("mode", choices=["single", "mirrored", "multi_worker"])
+    parser.add_argument("--model_dir", help="multi_worker: the shared model_dir")
     parser.add_argument("--tree", default=str(HERE.parent))
     parser.add_argument("--label", default="single")
     parser.add_argument("--steps", type=int, default=1500)
@@ -183,7 +217,7 @@ def main(argv=None):
     parser.add_argument("--evals", type=int, default=0)
     parser.add_argument("--fresh_evals", action="store_true")
     args = parser.parse_args(argv)
-    {"single": run_single, "mirrored": run_mirrored}[args.mode](args)
+    {"single": run_single, "mirrored": run_mirrored, "multi_worker": run_multi_worker}[args.mode](args)
 
 
 if __name__ == "__main__":

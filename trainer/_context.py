@@ -23,6 +23,7 @@ class ModelFnContext:
     tape: tf.GradientTape | None = None
 
 
+@tf.autograph.experimental.do_not_convert
 def current() -> ModelFnContext | None:
     return getattr(_local, "context", None)
 
@@ -37,6 +38,7 @@ def model_fn_context(context: ModelFnContext) -> Iterator[ModelFnContext]:
         _local.context = previous
 
 
+@tf.autograph.experimental.do_not_convert
 def get_global_step() -> tf.Variable | None:
     """Returns the global step variable inside a `model_fn`, else None.
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import time
 
 import numpy as np
 import tensorflow as tf
@@ -68,35 +69,77 @@ def _names_in(fetches) -> list[str]:
     return names
 
 
+# steps_per_run=None: runs grow by doubling while one takes less than AUTO_TARGET_S, up to
+# AUTO_MAX_STEPS, and shrink when one takes longer, so time-based hooks (every N seconds)
+# stay on time; every hook's steps_until_needed caps each run.
+AUTO_TARGET_S = 1.0
+AUTO_MAX_STEPS = 1000
+
+
+class _RunLength:
+    """How many steps the next run takes: ``fixed``, or (None) what the hooks allow."""
+
+    def __init__(self, fixed):
+        self.fixed = fixed
+        self.cap = 1
+
+    def next(self, hooks, session) -> int:
+        if self.fixed is not None:
+            return self.fixed
+        n = self.cap
+        if n > 1:
+            step = session.global_step
+            for hook in hooks:
+                until = hook.steps_until_needed(step)
+                if until is not None:
+                    n = min(n, max(1, int(until)))
+                    if n == 1:
+                        break
+        return n
+
+    def ran(self, steps, seconds) -> None:
+        if self.fixed is None and steps:
+            self.cap = (min(AUTO_MAX_STEPS, max(self.cap, 2 * steps)) if seconds < AUTO_TARGET_S
+                        else max(1, steps // 2))
+
+
 def hooked_runs(*, session, hooks, run, steps_per_run, agree_to_stop=None):
     """Calls hooks around ``run(n, fetch_names) -> (outputs, steps, exhausted)``.
 
     A generator: yields ``(outputs, steps)`` after each run's ``after_run``
     calls, so a caller can stream results (predict). ``end`` is called when
-    the loop finishes normally. ``agree_to_stop(flag) -> bool`` (several
-    workers stepping together) turns each worker's stop decision into one that
-    all of them take.
+    the loop finishes normally. ``steps_per_run``: steps per run, or None for
+    as many as every hook's `SessionRunHook.steps_until_needed` allows (a run
+    that takes over a second shrinks the next). ``agree_to_stop(flag) -> bool``
+    (several workers stepping together) turns each worker's stop decision into
+    one that all of them take; it needs a fixed ``steps_per_run``.
     """
+    if steps_per_run is None and agree_to_stop is not None:
+        raise ValueError("hooked_runs: workers that agree on stopping need a fixed steps_per_run.")
+    length = _RunLength(steps_per_run)
     for hook in hooks:
         hook.begin()
     for hook in hooks:
         hook.after_create_session(session, None)
     while True:
-        n = steps_per_run
+        n = length.next(hooks, session)
         if session.step_limit is not None:
             n = min(n, session.step_limit - session.global_step)
             if n <= 0:
                 break
         context = SessionRunContext(original_args=SessionRunArgs(list(BASE_FETCHES)),
-                                    session=session)
+                                    session=session, steps=n)
         requests = [hook.before_run(context) for hook in hooks]
         names = set()
         for request in requests:
             if request is not None:
                 names.update(_names_in(request.fetches))
+        started = time.perf_counter()
         outputs, steps, exhausted = run(n, tuple(sorted(names)))
+        length.ran(steps, time.perf_counter() - started)
         if steps == 0:
             break
+        context.steps = steps
         values = {}
         for hook, request in zip(hooks, requests):
             results = None
@@ -129,6 +172,7 @@ def _to_numpy(cache, outputs, name):
     return cache[name]
 
 
+@tf.autograph.experimental.do_not_convert
 def resolve_fetches(names, spec, outputs) -> dict:
     """Finds each hook-requested tensor: outputs, prediction keys, then graph names."""
     found = {}

@@ -36,12 +36,17 @@ class CompiledStep:
         element_spec: the dataset's element spec.
         jit_compile: XLA-compile the body.
         run_eagerly: no `tf.function` at all (for debugging a model_fn).
+        strategy: run the body in every replica of this strategy.
+        multi_worker: the strategy spans workers (each step read as an agreed optional).
+        stop_on_nonfinite: an output key (``"loss"``): a run of several steps ends after
+            the first step whose value is NaN or infinite, so hooks see that step.
     """
 
     def __init__(self, body: Callable, element_spec, *, jit_compile: bool = False,
                  run_eagerly: bool = False, strategy: tf.distribute.Strategy | None = None,
-                 multi_worker: bool = False):
+                 multi_worker: bool = False, stop_on_nonfinite: str | None = None):
         self._body = body
+        self._stop_key = stop_on_nonfinite
         self._element_spec = element_spec
         self._jit_compile = jit_compile
         self._run_eagerly = run_eagerly
@@ -74,7 +79,8 @@ class CompiledStep:
         single, run_one, run_many = self._functions(fetch_names)
         if self._multi_worker:
             return self._run_agreed(run_one, iterator, n)
-        if run_many is None and n > 1 and self._strategy is not None and not self._run_eagerly:
+        if (run_many is None and n > 1 and self._strategy is not None and not self._run_eagerly
+                and not self._jit_compile):  # XLA under a strategy: one step per call
             run_many = self._distributed_loop(run_one, iterator)
         if n == 1 or run_many is None:
             try:
@@ -120,31 +126,43 @@ class CompiledStep:
                 features, labels = split_element(next(iterator))
                 return single(features, labels)
 
-            functions = (single, run_one, _make_loop(single, concrete.structured_outputs))
+            functions = (single, run_one, _make_loop(single, concrete.structured_outputs,
+                                                     stop_key=self._stop_key))
         self._compiled[key] = functions
         return functions
 
     def _distributed_functions(self, key, step, features_spec, labels_spec):
         del features_spec, labels_spec  # The distributed iterator carries them.
         strategy = self._strategy
-        single = step if self._run_eagerly else tf.function(step, jit_compile=self._jit_compile or None)
+        # The body is traced inline into each calling function (run_one, the multi-step loop),
+        # converted by AutoGraph here (a model_fn may use Python control flow on tensors; the
+        # callers are not AutoGraph functions): an inner tf.function called from the loop's
+        # tf.cond branch failed at run time with "You must feed a value for placeholder tensor
+        # 'while/cond/Placeholder'" (TF 2.21). XLA needs its own function: with jit_compile,
+        # runs under a strategy are one step each.
+        if self._run_eagerly:
+            replica_fn = step
+        elif self._jit_compile:
+            replica_fn = tf.function(step, jit_compile=True)
+        else:
+            replica_fn = tf.autograph.to_graph(step)
 
         def one(element):
             features, labels = split_element(element)
-            return reduce_outputs(strategy, strategy.run(single, args=(features, labels)))
+            return reduce_outputs(strategy, strategy.run(replica_fn, args=(features, labels)))
 
         if self._run_eagerly:
             def run_eager(iterator):
                 return one(next(iterator))
 
-            functions = (single, run_eager, None)
+            functions = (step, run_eager, None)
         else:
             @tf.function(autograph=False)
             def run_one(iterator):
                 return one(next(iterator))
 
             self._ones[id(run_one)] = one
-            functions = (single, run_one, None)
+            functions = (step, run_one, None)
         self._compiled[key] = functions
         return functions
 
@@ -171,7 +189,7 @@ class CompiledStep:
         if loop is None:
             structure = run_one.get_concrete_function(iterator).structured_outputs
             loop = self._loops[id(run_one)] = _make_loop(self._ones[id(run_one)], structure,
-                                                         whole_element=True)
+                                                         whole_element=True, stop_key=self._stop_key)
         return loop
 
 
@@ -211,10 +229,18 @@ def _reduce_one(strategy, name, value):
     return tf.concat(local, axis=0)
 
 
-def _make_loop(single, output_structure, *, whole_element=False):
+def _make_loop(single, output_structure, *, whole_element=False, stop_key=None):
     flat = tf.nest.flatten(output_structure)
     if any(not isinstance(t, tf.Tensor) for t in flat):
         return None  # sparse/ragged outputs: run step by step
+    if stop_key is not None and not (isinstance(output_structure, dict) and stop_key in output_structure
+                                     and output_structure[stop_key].dtype.is_floating):
+        stop_key = None
+
+    def finite(outputs):
+        if stop_key is None:
+            return tf.constant(True)
+        return tf.reduce_all(tf.math.is_finite(outputs[stop_key]))
 
     def initial():
         return tf.nest.map_structure(
@@ -227,8 +253,8 @@ def _make_loop(single, output_structure, *, whole_element=False):
 
     @tf.function(autograph=False)
     def run_many(iterator, n):
-        def cond(i, exhausted, _):
-            return tf.logical_and(i < n, tf.logical_not(exhausted))
+        def cond(i, exhausted, outputs):
+            return tf.logical_and(tf.logical_and(i < n, tf.logical_not(exhausted)), finite(outputs))
 
         def loop_body(i, exhausted, outputs):
             optional = iterator.get_next_as_optional()

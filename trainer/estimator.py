@@ -194,10 +194,11 @@ class Estimator:
             self._programs[key] = program
         return program
 
-    def _compiled(self, body, element_spec, strategy):
+    def _compiled(self, body, element_spec, strategy, *, stop_on_nonfinite=None):
         return CompiledStep(body, element_spec, jit_compile=self._config.jit_compile,
                             run_eagerly=self._config.run_eagerly, strategy=strategy,
-                            multi_worker=_distribute.is_multi_worker(strategy))
+                            multi_worker=_distribute.is_multi_worker(strategy),
+                            stop_on_nonfinite=stop_on_nonfinite)
 
     def _summary_writers(self):
         writers = {}
@@ -273,7 +274,9 @@ class Estimator:
             outputs, total = run_hooked_loop(
                 session=session, hooks=all_hooks,
                 run=lambda n, names: step.run(iterator, n, names),
-                steps_per_run=self._config.steps_per_loop,
+                # Workers must agree on every run's length: auto sizing is per process.
+                steps_per_run=(self._config.steps_per_loop if self._config.steps_per_loop is not None
+                               else 1 if multi_worker else None),
                 agree_to_stop=_distribute.stop_agreement(strategy) if multi_worker else None)
         finally:
             for writer in writers.values():
@@ -325,7 +328,9 @@ class Estimator:
             outputs.update(resolve_fetches(fetch_names, spec, outputs))
             return outputs
 
-        program.step = self._compiled(body, program.element_spec_for_build, program.strategy)
+        # A run of several steps ends at a NaN/inf loss, so the NanTensorHook sees its step.
+        program.step = self._compiled(body, program.element_spec_for_build, program.strategy,
+                                      stop_on_nonfinite="loss")
         program.step.build(BASE_FETCHES, program.iterator_for_build())
         program.spec = spec_holder["spec"]
 
@@ -385,7 +390,8 @@ class Estimator:
         outputs, total = run_hooked_loop(
             session=session, hooks=eval_hooks,
             run=lambda n, names: counter.run(step, iterator, n, names),
-            steps_per_run=max(self._config.steps_per_loop, 1 if eval_hooks else 100))
+            steps_per_run=(None if eval_hooks else 100) if self._config.steps_per_loop is None
+            else max(self._config.steps_per_loop, 1 if eval_hooks else 100))
         if total == 0:
             raise ValueError(
                 "Estimator.evaluate: the input_fn produced no batches. Check its data source "
@@ -618,6 +624,7 @@ def _mark_metric_objects_local(store, metric_ops):
                 store.local_names.add(key)
 
 
+@tf.autograph.experimental.do_not_convert
 def _train_op_dependency(train_op) -> list:
     """What "after the train_op" depends on: the op, or the update behind a variable result.
 

@@ -61,12 +61,14 @@ class Optimizer:
         self.name = name or type(self).__name__
 
     # -- the TF1 surface --------------------------------------------------
+    @tf.autograph.experimental.do_not_convert
     def minimize(self, loss, global_step=None, var_list=None, name=None):
         """Computes gradients of ``loss`` and applies them; returns the update op."""
         del name
         grads_and_vars = self.compute_gradients(loss, var_list=var_list)
         return self.apply_gradients(grads_and_vars, global_step=global_step)
 
+    @tf.autograph.experimental.do_not_convert
     def compute_gradients(self, loss, var_list=None):
         """Returns ``[(gradient, variable)]`` for the trainable variables (or ``var_list``)."""
         context = _context.current()
@@ -90,6 +92,7 @@ class Optimizer:
             )
         return pairs
 
+    @tf.autograph.experimental.do_not_convert
     def apply_gradients(self, grads_and_vars, global_step=None, name=None):
         """Applies gradients; increments ``global_step`` if given. Returns an op."""
         del name
@@ -230,6 +233,7 @@ def _densify_sparse(grads_and_vars):
     return dense, masks
 
 
+@tf.autograph.experimental.do_not_convert
 def scale_loss_for_replicas(loss):
     """``loss / num_replicas_in_sync`` inside a replica of a multi-replica strategy, else ``loss``.
 
@@ -410,6 +414,7 @@ class KerasOptimizer(Optimizer):
         super().__init__(1.0, name=getattr(keras_optimizer, "name", "keras_optimizer"))
         self.keras_optimizer = keras_optimizer
 
+    @tf.autograph.experimental.do_not_convert
     def apply_gradients(self, grads_and_vars, global_step=None, name=None):
         pairs = [(g, v) for g, v in grads_and_vars if g is not None]
         with tf.name_scope("optimizer"):
@@ -450,6 +455,7 @@ _BY_NAME = {"SGD": SGD, "Adagrad": Adagrad, "Adam": Adam, "Ftrl": Ftrl, "RMSProp
             "Momentum": Momentum}
 
 
+@tf.autograph.experimental.do_not_convert
 def get(optimizer, learning_rate: float | None = None) -> Optimizer:
     """Resolves an optimizer given by name, class, instance or Keras optimizer.
 

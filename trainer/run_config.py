@@ -63,8 +63,9 @@ class RunConfig:
     fills `cluster_spec`, `task_type`, `task_id`, `is_chief` and
     `num_worker_replicas`. The chief is the ``chief`` task, or ``worker`` 0
     when the cluster has none; the ``evaluator`` is not part of the cluster.
-    Training on such a cluster is not implemented yet (``train_distribute``
-    takes a MirroredStrategy, one machine); see docs/distributed.md.
+    Training on such a cluster takes
+    ``train_distribute=tf.distribute.MultiWorkerMirroredStrategy()``;
+    parameter servers are not implemented yet (see docs/distributed.md).
 
     tf.estimator fields that nothing reads yet (``session_config``,
     ``device_fn``, ``protocol``, ``experimental_distribute``,
@@ -73,9 +74,20 @@ class RunConfig:
     NotImplementedError, naming the field, for any other value.
 
     Beyond tf.estimator:
-        steps_per_loop: training steps run inside one compiled call. Hooks
-            see every run, i.e. every ``steps_per_loop`` steps, and checkpoints
-            land on run boundaries. 1 gives tf.estimator's per-step hooks.
+        steps_per_loop: training steps run inside one compiled call (a
+            `tf.while_loop`). None (the default): as many as every hook allows.
+            Each hook says how many steps may pass before it needs a run's values
+            (`SessionRunHook.steps_until_needed`): the standard hooks answer from
+            their schedule, so logging every 100 steps gives runs of 100 steps that
+            end on the logged step; a hook that does not answer (your own
+            SessionRunHook subclass, unless it overrides the method) gets every
+            step, as in tf.estimator. Runs grow by doubling from one step while a
+            run takes under a second (at most 1000 steps) and shrink when one takes
+            longer, so time-based hooks stay on time. A run ends early at a NaN or
+            infinite loss. On a multi-worker cluster None means one step per run.
+            An int N: N steps per run; hooks see every run, i.e. every N steps,
+            and checkpoints land on run boundaries. 1 gives tf.estimator's
+            per-step hooks exactly.
         jit_compile: compile the step with XLA.
         run_eagerly: call the model_fn eagerly, step by step, so it can be
             debugged with pdb or print.
@@ -103,7 +115,7 @@ class RunConfig:
     experimental_max_worker_delay_secs: int | None = None
     session_creation_timeout_secs: int = 7200
     checkpoint_save_graph_def: bool = True
-    steps_per_loop: int = 1
+    steps_per_loop: int | None = None
     jit_compile: bool = False
     run_eagerly: bool = False
     tf_config: dict | None = dataclasses.field(default=None, compare=False)
@@ -119,9 +131,12 @@ class RunConfig:
             value = getattr(self, name)
             if value is not None and (not isinstance(value, (int, float)) or value < 0):
                 raise ValueError(f"RunConfig got {name}={value!r}; expected a number >= 0 or None.")
-        if not isinstance(self.steps_per_loop, int) or self.steps_per_loop < 1:
+        if self.steps_per_loop is not None and (not isinstance(self.steps_per_loop, int)
+                                                or isinstance(self.steps_per_loop, bool)
+                                                or self.steps_per_loop < 1):
             raise ValueError(
-                f"RunConfig got steps_per_loop={self.steps_per_loop!r}; expected an int >= 1."
+                f"RunConfig got steps_per_loop={self.steps_per_loop!r}; expected an int >= 1, "
+                "or None (as many steps per run as the hooks allow)."
             )
         for name, (default, instead) in _NOT_IMPLEMENTED.items():
             value = getattr(self, name)

@@ -52,6 +52,7 @@ _state = threading.local()
 _KERAS_SUFFIX = re.compile(r":\d+$")
 
 
+@tf.autograph.experimental.do_not_convert
 def current_store() -> "VariableStore | None":
     """Returns the store of the `model_fn` call in progress (on this thread), or None."""
     call = getattr(_state, "call", None)
@@ -87,6 +88,7 @@ def local_variables() -> Iterator[None]:
         _state.local = previous
 
 
+@tf.autograph.experimental.do_not_convert
 def unique_scope_name(base: str) -> str:
     """Returns the absolute scope ``<current>/base``, ``<current>/base_1``, ...
 
@@ -161,6 +163,7 @@ class VariableStore:
         finally:
             _state.call = previous
 
+    @tf.autograph.experimental.do_not_convert
     def get_or_create(self, key: str, initializer, *, trainable: bool = False,
                       dtype=None, local: bool = False,
                       aggregation=tf.VariableAggregation.NONE) -> tf.Variable:

@@ -62,6 +62,7 @@ class DenseFeatures(tf.Module):
         """The layer's variables (`LayerState`)."""
         return self._state
 
+    @tf.autograph.experimental.do_not_convert
     def build(self) -> None:
         """Creates the variables; called by the first `__call__`."""
         if self._built:
@@ -71,6 +72,7 @@ class DenseFeatures(tf.Module):
             column.create_state(self._state)
         self._built = True
 
+    @tf.autograph.experimental.do_not_convert
     def __call__(self, features: Mapping[str, Any], cols_to_output_tensors: dict | None = None,
                  training: bool | None = None) -> tf.Tensor:
         """Returns the ``[batch, total width]`` float32 input tensor.
@@ -107,6 +109,7 @@ class DenseFeatures(tf.Module):
         return {c: _column_variables(self._state, c) for c in self._columns}
 
 
+@tf.autograph.experimental.do_not_convert
 def input_layer(features: Mapping[str, Any], feature_columns, trainable: bool = True,
                 cols_to_vars: dict | None = None, cols_to_output_tensors: dict | None = None,
                 name: str = "input_layer") -> tf.Tensor:

@@ -87,6 +87,7 @@ class LinearModel(tf.Module):
         """The ``[units]`` bias variable (after the first call)."""
         return self._state.get_variable("", "bias_weights")
 
+    @tf.autograph.experimental.do_not_convert
     def build(self) -> None:
         """Creates the variables; called by the first `__call__`."""
         if self._built:
@@ -100,6 +101,7 @@ class LinearModel(tf.Module):
         self._state.create_variable("", "bias_weights", (self._units,), tf.zeros)
         self._built = True
 
+    @tf.autograph.experimental.do_not_convert
     def __call__(self, features: Mapping[str, Any]) -> tf.Tensor:
         """Returns the ``[batch, units]`` float32 weighted sum."""
         # A FeatureCache may be passed to share column transforms between layers
@@ -132,6 +134,7 @@ class LinearModel(tf.Module):
         return tf.matmul(tf.reshape(dense, tf.stack([batch, _width(column)])), weights)
 
 
+@tf.autograph.experimental.do_not_convert
 def linear_model(features: Mapping[str, Any], feature_columns, units: int = 1,
                  sparse_combiner: str = "sum", trainable: bool = True,
                  cols_to_vars: dict | None = None, name: str = "linear_model") -> tf.Tensor:

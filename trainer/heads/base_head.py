@@ -75,6 +75,7 @@ class Head:
     def _process_labels(self, labels):
         raise NotImplementedError
 
+    @tf.autograph.experimental.do_not_convert
     def loss(self, labels, logits, features=None, mode=None, regularization_losses=None):
         """The training loss (a scalar), with the head's reduction and weights."""
         del mode
@@ -102,6 +103,7 @@ class Head:
         return loss, unweighted, weights
 
     # -- the spec -------------------------------------------------------------------
+    @tf.autograph.experimental.do_not_convert
     def create_estimator_spec(self, features, mode, logits, labels=None, optimizer=None,
                               trainable_variables=None, train_op_fn=None, update_ops=None,
                               regularization_losses=None):
@@ -168,6 +170,7 @@ class Head:
         raise NotImplementedError
 
     # -- predictions and export -----------------------------------------------------------
+    @tf.autograph.experimental.do_not_convert
     def predictions(self, logits, keys=None) -> dict:
         raise NotImplementedError
 

@@ -66,6 +66,7 @@ class BinaryClassHead(Head):
         return tf.nn.sigmoid_cross_entropy_with_logits(labels=tf.cast(labels, tf.float32),
                                                        logits=logits)
 
+    @tf.autograph.experimental.do_not_convert
     def predictions(self, logits, keys=None):
         logits = self._check_logits(logits)
         logistic = tf.sigmoid(logits)

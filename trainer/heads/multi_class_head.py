@@ -51,6 +51,7 @@ class MultiClassHead(Head):
     def _unweighted_loss(self, labels, logits):
         return tf.nn.sparse_softmax_cross_entropy_with_logits(labels=labels[:, 0], logits=logits)[:, None]
 
+    @tf.autograph.experimental.do_not_convert
     def predictions(self, logits, keys=None):
         logits = self._check_logits(logits)
         class_ids = tf.argmax(logits, axis=1)[:, None]

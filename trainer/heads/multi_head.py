@@ -56,6 +56,7 @@ class MultiHead(Head):
             )
         return labels[head.name]
 
+    @tf.autograph.experimental.do_not_convert
     def predictions(self, logits, keys=None):
         split = self._split_logits(logits)
         predictions = {}
@@ -64,6 +65,7 @@ class MultiHead(Head):
                 predictions[f"{head.name}/{key}"] = value
         return predictions if keys is None else {k: predictions[k] for k in keys}
 
+    @tf.autograph.experimental.do_not_convert
     def loss(self, labels, logits, features=None, mode=None, regularization_losses=None):
         split = self._split_logits(logits)
         total = tf.add_n([w * head.loss(self._labels_for(labels, head), split[head.name], features, mode)
@@ -72,6 +74,7 @@ class MultiHead(Head):
             total += tf.add_n(list(regularization_losses))
         return total
 
+    @tf.autograph.experimental.do_not_convert
     def create_estimator_spec(self, features, mode, logits, labels=None, optimizer=None,
                               trainable_variables=None, train_op_fn=None, update_ops=None,
                               regularization_losses=None):

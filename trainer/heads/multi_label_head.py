@@ -74,6 +74,7 @@ class MultiLabelHead(Head):
         losses = tf.nn.sigmoid_cross_entropy_with_logits(labels=tf.cast(labels, tf.float32), logits=logits)
         return tf.reduce_mean(losses, axis=-1, keepdims=True)
 
+    @tf.autograph.experimental.do_not_convert
     def predictions(self, logits, keys=None):
         logits = self._check_logits(logits)
         names = class_strings(self.label_vocabulary, self.n_classes)

@@ -50,6 +50,7 @@ class RegressionHead(Head):
     def _unweighted_loss(self, labels, logits):
         return tf.square(labels - logits)
 
+    @tf.autograph.experimental.do_not_convert
     def predictions(self, logits, keys=None):
         logits = self._check_logits(logits)
         values = self.inverse_link_fn(logits) if self.inverse_link_fn else logits

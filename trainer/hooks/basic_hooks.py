@@ -60,6 +60,14 @@ class SecondOrStepTimer:
     def last_triggered_step(self):
         return self._last_step
 
+    def steps_until_trigger(self, step: int) -> int | None:
+        """Steps from ``step`` to the next step that triggers (>= 1); None for a seconds timer."""
+        if self._every_secs is not None:
+            return None
+        if self._last_step is None:
+            return 1
+        return max(1, self._last_step + self._every_steps - step)
+
 
 def _global_step(session) -> int:
     return int(session.global_step)
@@ -91,6 +99,9 @@ class StopAtStepHook(SessionRunHook):
     def after_run(self, run_context, run_values):
         if run_values.results >= self._last_step:
             run_context.request_stop()
+
+    def steps_until_needed(self, global_step):
+        return None  # the loop cuts runs at session.limit_steps
 
 
 class LoggingTensorHook(SessionRunHook):
@@ -132,7 +143,10 @@ class LoggingTensorHook(SessionRunHook):
             self._timer.reset()
 
     def before_run(self, run_context):
-        self._should_log = bool(self._timer and self._timer.should_trigger_for_step(self._iter))
+        # Iterations are steps: a run of several steps logs the values of its last one
+        # when the trigger falls inside it.
+        last = self._iter + run_context.steps - 1
+        self._should_log = bool(self._timer and self._timer.should_trigger_for_step(last))
         if self._should_log or self._at_end:
             return SessionRunArgs(dict(self._tensors))
         return None
@@ -140,10 +154,16 @@ class LoggingTensorHook(SessionRunHook):
     def after_run(self, run_context, run_values):
         if run_values.results is not None:
             self._last = run_values.results
+        self._iter += run_context.steps
         if self._should_log:
             self._log(run_values.results)
-            self._timer.update_last_triggered_step(self._iter)
-        self._iter += 1
+            self._timer.update_last_triggered_step(self._iter - 1)
+
+    def steps_until_needed(self, global_step):
+        if self._timer is None:
+            return None  # at_end only: the last run's values
+        # The run's last iteration (self._iter + n - 1) is the next one that triggers.
+        return self._timer.steps_until_trigger(self._iter - 1)
 
     def end(self, session):
         if self._at_end and self._last is not None:
@@ -176,6 +196,9 @@ class StepCounterHook(SessionRunHook):
     def before_run(self, run_context):
         return SessionRunArgs("global_step")
 
+    def steps_until_needed(self, global_step):
+        return self._timer.steps_until_trigger(global_step)
+
     def after_run(self, run_context, run_values):
         step = int(run_values.results)
         if self._timer.should_trigger_for_step(step):
@@ -189,8 +212,15 @@ class StepCounterHook(SessionRunHook):
 
 
 class NanLossDuringTrainingError(RuntimeError):
+    """The loss was NaN; ``global_step`` is the step after which it was seen (when known)."""
+
+    def __init__(self, global_step=None):
+        super().__init__(global_step)
+        self.global_step = global_step
+
     def __str__(self):
-        return "NaN loss during training."
+        where = f" (global step {self.global_step})" if self.global_step is not None else ""
+        return f"NaN loss during training{where}."
 
 
 class NanTensorHook(SessionRunHook):
@@ -206,13 +236,19 @@ class NanTensorHook(SessionRunHook):
         self._fail = fail_on_nan_loss
 
     def before_run(self, run_context):
-        return SessionRunArgs(self._loss)
+        return SessionRunArgs({"loss": self._loss, "step": "global_step"})
+
+    def steps_until_needed(self, global_step):
+        # A run of several steps stops at the first step whose loss is not finite (the
+        # training loop's own check), so its last loss is the one to look at.
+        return None
 
     def after_run(self, run_context, run_values):
-        if np.any(np.isnan(run_values.results)):
+        if np.any(np.isnan(run_values.results["loss"])):
+            step = int(run_values.results["step"])
             if self._fail:
-                log.error("Model diverged with loss = NaN.")
-                raise NanLossDuringTrainingError
+                log.error("Model diverged with loss = NaN at global step %d.", step)
+                raise NanLossDuringTrainingError(step)
             log.warning("Model diverged with loss = NaN; stopping.")
             run_context.request_stop()
 
@@ -244,6 +280,9 @@ class SummarySaverHook(SessionRunHook):
     def before_run(self, run_context):
         self._request = True
         return SessionRunArgs({"global_step": "global_step", **self._tensors})
+
+    def steps_until_needed(self, global_step):
+        return self._timer.steps_until_trigger(global_step)
 
     def after_run(self, run_context, run_values):
         step = int(run_values.results["global_step"])
@@ -305,6 +344,9 @@ class CheckpointSaverHook(SessionRunHook):
 
     def before_run(self, run_context):
         return SessionRunArgs("global_step")
+
+    def steps_until_needed(self, global_step):
+        return self._timer.steps_until_trigger(global_step)
 
     def after_run(self, run_context, run_values):
         step = int(run_values.results)

@@ -59,6 +59,9 @@ class _StopOnPredicateHook(SessionRunHook):
     def before_run(self, run_context):
         return SessionRunArgs("global_step")
 
+    def steps_until_needed(self, global_step):
+        return self._timer.steps_until_trigger(global_step)
+
     def after_run(self, run_context, run_values):
         step = int(run_values.results)
         if self._timer.should_trigger_for_step(step):

@@ -1,8 +1,10 @@
 """The SessionRunHook protocol of tf.estimator, on an eager/`tf.function` loop.
 
 There is no `tf.Session` any more, so a "run" is one call of the compiled
-step function (one step, or `RunConfig.steps_per_loop` steps). The protocol
-is otherwise the same:
+step function: one step, `RunConfig.steps_per_loop` steps, or (the default,
+``steps_per_loop=None``) as many steps as every hook allows, which each hook
+says with `SessionRunHook.steps_until_needed`. The protocol is otherwise the
+same:
 
 ``begin()`` → ``after_create_session(session, coord)`` → for each run
 ``before_run(run_context)`` → *run* → ``after_run(run_context, run_values)``
@@ -60,6 +62,20 @@ class SessionRunHook:
     def end(self, session):  # pylint: disable=unused-argument
         """Called once at the end (not when the loop raised)."""
 
+    def steps_until_needed(self, global_step: int) -> int | None:  # pylint: disable=unused-argument
+        """How many steps the next run may take before this hook must see one (beyond tf.estimator).
+
+        With ``RunConfig(steps_per_loop=None)`` (the default) the loop runs as many steps
+        per compiled call as every hook allows: the smallest answer of all hooks. ``None``
+        means any number (the hook is happy with the last step's values of each run);
+        ``k`` means the next run ends at most ``k`` steps from now, so the hook's
+        ``after_run`` sees the values of exactly that step. The default, 1, keeps
+        tf.estimator's contract (``after_run`` after every step) for hooks that do not say
+        otherwise. The standard hooks answer from their schedule (every N steps: the steps
+        left to the next trigger; every N seconds: None).
+        """
+        return 1
+
 
 class SessionRunArgs(collections.namedtuple("SessionRunArgs", ["fetches", "feed_dict", "options"])):
     """What a hook asks for in `before_run`: tensor names to fetch.
@@ -84,10 +100,14 @@ class SessionRunValues(collections.namedtuple("SessionRunValues", ["results", "o
 class SessionRunContext:
     """Passed to `before_run`/`after_run`; lets a hook stop the loop."""
 
-    def __init__(self, original_args=None, session=None):
+    def __init__(self, original_args=None, session=None, steps=1):
         self._original_args = original_args
         self._session = session
         self._stop_requested = False
+        self.steps = steps
+
+    # ``steps``: in before_run, how many steps this run takes at most; in after_run, how
+    # many it took (fewer when the data ended). 1 under tf.estimator's per-step runs.
 
     @property
     def original_args(self):
