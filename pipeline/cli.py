@@ -34,6 +34,9 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--to", dest="to_nodes", action="append", default=[], metavar="NODE",
                      help="run only this node and what is upstream of it")
     run.add_argument("--no-cache", action="store_true", help="rerun every selected component")
+    run.add_argument("--verbose", action="store_true",
+                     help="show TensorFlow's, Beam's and the components' own output on the terminal "
+                          "(by default it goes only to <root>/logs/<run>/<node>.log)")
     run.add_argument("--lock-timeout", type=float, default=None, metavar="SECONDS",
                      help="wait this long for another run of the pipeline on the same metadata store "
                           "(default $PIPELINE_LOCK_TIMEOUT or 600)")
@@ -108,15 +111,25 @@ def _cmd_run(args: argparse.Namespace) -> int:
     from pipeline.progress import RichProgress
     from pipeline.runner import LocalRunner, PipelineRunError
 
-    console = Console(stderr=True)
+    quiet = not args.verbose
+    terminal = None
+    if quiet:
+        from pipeline.logs import quiet_environment, terminal_stream
+
+        quiet_environment()  # before anything loads TensorFlow
+        terminal = terminal_stream()
+    console = Console(file=terminal) if terminal is not None else Console(stderr=True)
     pipeline = load_pipeline(args.file, root=args.root, beam_args=args.beam_args, metadata=args.metadata,
                              overrides=args.overrides)
     try:
-        result = LocalRunner(RichProgress(console), lock_timeout=args.lock_timeout).run(
+        result = LocalRunner(RichProgress(console), lock_timeout=args.lock_timeout, quiet=quiet,
+                             terminal=terminal).run(
             pipeline, from_nodes=args.from_nodes, to_nodes=args.to_nodes,
             enable_cache=False if args.no_cache else None)
     except PipelineRunError as e:
         console.print("[bold red]error:[/] " + str(e).replace("[", r"\["))
+        if e.log_path and os.path.exists(e.log_path):
+            console.print(f"full log: {e.log_path}", markup=False, highlight=False)
         return 1
     print(f"run {result.run_id}: executed {result.executed}, cached {result.cached}")
     from pipeline.serving_hints import serving_hints

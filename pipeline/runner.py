@@ -38,6 +38,7 @@ import shutil
 import time
 import traceback
 from collections.abc import Iterable
+from typing import IO
 
 from components.artifacts import Artifact
 from components.base import (
@@ -46,6 +47,7 @@ from components.base import (
 )
 from components.resolver.base import Resolver
 from pipeline.dsl import Pipeline, downstream_closure, upstream_closure
+from pipeline.logs import component_log, log_path
 from pipeline.metadata import CACHED, COMPLETE, FAILED, RUNNING, Lease, LockInfo, LockTimeout, MetadataStore
 from pipeline.progress import ProgressListener
 
@@ -63,6 +65,7 @@ class PipelineRunError(RuntimeError):
         super().__init__(f"{component_id} failed: {message}")
         self.component_id = component_id
         self.execution_id = execution_id
+        self.log_path: str | None = None  # the component's full log, when the runner wrote one
 
 
 class PipelineLockedError(PipelineRunError):
@@ -108,11 +111,19 @@ class LocalRunner:
             `DEFAULT_LOCK_TIMEOUT_S` (600). 0 fails at once.
         lock_lease: Seconds after its holder's last renewal that the run lock is taken over
             (default 60; renewed every ``lock_lease / 4``).
+        quiet: Send everything a component writes to stderr (TensorFlow's C++ lines, Beam,
+            subprocesses) to its log file only, ``<root>/logs/<run id>/<node id>.log``
+            (`pipeline.logs`); the log files are written either way.
+        terminal: With ``quiet``, where the project's own warnings still go (the CLI passes
+            the terminal's stderr).
     """
 
     def __init__(self, listener: ProgressListener | None = None, *, lock_timeout: float | None = None,
-                 lock_lease: float = DEFAULT_LOCK_LEASE_S):
+                 lock_lease: float = DEFAULT_LOCK_LEASE_S, quiet: bool = False,
+                 terminal: IO[str] | None = None):
         self.listener = listener or ProgressListener()
+        self.quiet = quiet
+        self.terminal = terminal
         self._use_cache = True
         if lock_timeout is None:
             raw = os.environ.get(LOCK_TIMEOUT_ENV, "")
@@ -193,10 +204,16 @@ class LocalRunner:
                         "was unreachable or this machine was suspended, check that first.")
                 started = time.monotonic()
                 self.listener.on_component_start(component.id)
-                if isinstance(component, Resolver):
-                    state, outputs = self._run_resolver(store, pipeline, run_id, component, result)
-                else:
-                    state, outputs = self._run_component(store, pipeline, run_id, component, result)
+                path = log_path(pipeline.root, run_id, component.id)
+                try:
+                    with component_log(path, quiet=self.quiet, terminal=self.terminal):
+                        if isinstance(component, Resolver):
+                            state, outputs = self._run_resolver(store, pipeline, run_id, component, result)
+                        else:
+                            state, outputs = self._run_component(store, pipeline, run_id, component, result)
+                except PipelineRunError as e:
+                    e.log_path = path
+                    raise
                 result.states[component.id] = state
                 result.outputs[component.id] = outputs
                 result.seconds[component.id] = time.monotonic() - started
