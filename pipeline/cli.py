@@ -34,6 +34,8 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--to", dest="to_nodes", action="append", default=[], metavar="NODE",
                      help="run only this node and what is upstream of it")
     run.add_argument("--no-cache", action="store_true", help="rerun every selected component")
+    run.add_argument("--require-push", action="store_true",
+                     help="exit with status 3 when the run completes without pushing a model (for schedulers)")
     run.add_argument("--verbose", action="store_true",
                      help="show TensorFlow's, Beam's and the components' own output on the terminal "
                           "(by default it goes only to <root>/logs/<run>/<node>.log)")
@@ -141,7 +143,32 @@ def _cmd_run(args: argparse.Namespace) -> int:
         from rich.markup import escape
 
         console.print("[yellow]warning:[/] no serving hints: " + escape(str(e)))
-    return 0
+    return _push_outcome(result, console, require=args.require_push)
+
+
+NOT_PUSHED_EXIT = 3
+
+
+def _push_outcome(result: Any, console: Any, *, require: bool) -> int:
+    """Says which Pushers did not push and why; the exit status under ``--require-push``."""
+    pushed_any, lines = False, []
+    for node, produced in result.outputs.items():
+        for artifact in produced.values():
+            if artifact.TYPE_NAME != "PushedModel":
+                continue
+            if artifact.properties.get("pushed"):  # now, or by the cached execution reused
+                pushed_any = True
+                continue
+            reason = artifact.properties.get("reason", "no reason recorded")
+            lines.append(f"{node}: not pushed: {reason}")
+    for line in lines:
+        console.print("[yellow]" + line.replace("[", r"\[") + "[/]", soft_wrap=True)
+    if not require or pushed_any:
+        return 0
+    if not lines:
+        console.print("[yellow]--require-push: this run has no Pusher output (no Pusher in the "
+                      "pipeline, or it was left out with --from/--to)[/]")
+    return NOT_PUSHED_EXIT
 
 
 def _cmd_runs(args: argparse.Namespace) -> int:
