@@ -65,11 +65,33 @@ def _write_cache_entry(records: list[bytes], path: str) -> None:
             writer.write(record)
 
 
-def _split_of(instance: dict) -> str:
-    value = instance.pop(SPLIT_COLUMN)
-    while not isinstance(value, (bytes, str)):
-        value = value[0]
-    return value.decode() if isinstance(value, bytes) else value
+def _split_names_of(column: Any) -> list[str]:
+    """The split name of each row of the passthrough column (list<binary>, one value per row)."""
+    return [value[0].decode() if isinstance(value[0], bytes) else value[0] for value in column.to_pylist()]
+
+
+def _encode_by_split(element: Any, names: list[str], encoder: Any) -> Any:
+    """(record batch, unary passthrough) -> (split index, serialized tf.Example) per row.
+
+    TransformDataset may batch rows of several splits together, so the split column is read
+    per row (or once, when TFT passed it through as one value for the whole batch).
+    """
+    import pyarrow as pa
+
+    batch, unary = element
+    if SPLIT_COLUMN in unary:
+        yield from ((names.index(_split_names_of(unary[SPLIT_COLUMN])[0]), record)
+                    for record in encoder.encode(batch))
+        return
+    index = batch.schema.get_field_index(SPLIT_COLUMN)
+    rows = _split_names_of(batch.column(index))
+    body = batch.remove_column(index)
+    if len(set(rows)) == 1:
+        yield from ((names.index(rows[0]), record) for record in encoder.encode(body))
+        return
+    for split in sorted(set(rows)):
+        mask = pa.array([row == split for row in rows])
+        yield from ((names.index(split), record) for record in encoder.encode(body.filter(mask)))
 
 
 def dataset_key_name(examples: Any, split: str) -> str:
@@ -86,10 +108,10 @@ def build_preprocessing_fn(params: Any, schema: Any):
 
 def run(ctx: ExecutionContext) -> None:
     import apache_beam as beam
-    import tensorflow_transform as tft
     import tensorflow_transform.beam as tft_beam
     from tensorflow_transform.beam import analyzer_cache
     from tensorflow_transform.beam.analysis_graph_builder import get_analysis_dataset_keys
+    from tfx_bsl.coders import example_coder
     from tfx_bsl.public import tfxio as tfxio_lib
 
     from components.schema_gen.executor import load_schema
@@ -156,11 +178,14 @@ def run(ctx: ExecutionContext) -> None:
         names = list(current.split_names)
         tagged = [read(current, split) | f"Tag[{split}]" >> beam.Map(_tag, split) for split in names]
         flat = tagged[0] if len(tagged) == 1 else tagged | "FlattenSplits" >> beam.Flatten()
+        # Record batches, encoded to tf.Examples a batch at a time in C++ (tfx-bsl), not one
+        # Python dict per row: 'output_record_batches=True', as TFT's warning advises.
         transformed, metadata = ((flat, _tagged_config(adapter_config)), transform_fn) | \
-            "TransformSplits" >> tft_beam.TransformDataset()
-        coder = tft.coders.ExampleProtoCoder(metadata.schema)
+            "TransformSplits" >> tft_beam.TransformDataset(output_record_batches=True)
+        encoder = (metadata.deferred_metadata
+                   | "Encoder" >> beam.Map(lambda m: example_coder.RecordBatchToExamplesEncoder(m.schema)))
         routed = (transformed
-                  | "EncodeWithSplit" >> beam.Map(lambda d: (names.index(_split_of(d)), coder.encode(d)))
+                  | "EncodeWithSplit" >> beam.FlatMap(_encode_by_split, names, beam.pvalue.AsSingleton(encoder))
                   | "RouteSplits" >> beam.Partition(lambda pair, n: pair[0], len(names)))
         for index, split in enumerate(names):
             os.makedirs(data_out.split_uri(split), exist_ok=True)
