@@ -134,11 +134,11 @@ def _cmd_run(args: argparse.Namespace) -> int:
             console.print(f"full log: {e.log_path}", markup=False, highlight=False)
         return 1
     print(f"run {result.run_id}: executed {result.executed}, cached {result.cached}")
-    from pipeline.serving_hints import serving_hints
+    from pipeline.serving_hints import serving_hints, this_python
 
     try:
         for hints in serving_hints(result.outputs, root=pipeline.root, executed=result.executed):
-            print("\n".join(hints.lines()))
+            print("\n".join(hints.lines(python=this_python())))
     except OSError as e:  # the run succeeded; only the hints could not be made
         from rich.markup import escape
 

@@ -64,6 +64,18 @@ class ServingHints:
         return lines
 
 
+def this_python(cwd: str | None = None) -> str:
+    """How to call the interpreter running now, for a printed command: relative to ``cwd``
+    when it lives below it (``.venv/bin/python``), else its absolute path."""
+    import sys
+
+    exe = sys.executable or "python3"
+    here = os.path.abspath(cwd or os.getcwd())
+    if os.path.abspath(exe).startswith(here + os.sep):
+        return shlex.quote(os.path.relpath(exe, here))
+    return shlex.quote(exe)
+
+
 def _serving_method(saved_model_dir: str) -> str:
     from trainer.export.saved_model import signature_defs
 

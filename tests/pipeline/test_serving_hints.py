@@ -35,3 +35,16 @@ def test_hints_for_a_pusher_that_ran(tmp_path):
     assert "serving.client regress --server 127.0.0.1:8500 --model taxi" in lines
     [cached] = serving_hints(_outputs(str(version)), root=str(tmp_path), executed=["Trainer"])
     assert "\n".join(cached.lines()).startswith("Nothing new to push: taxi version 7")
+
+
+def test_printed_interpreter_is_the_one_running(tmp_path, monkeypatch):
+    import sys
+
+    from pipeline.serving_hints import this_python
+
+    venv_python = tmp_path / "proj" / ".venv" / "bin" / "python"
+    monkeypatch.setattr(sys, "executable", str(venv_python))
+    assert this_python(str(tmp_path / "proj")) == ".venv/bin/python"
+    assert this_python(str(tmp_path / "elsewhere")) == str(venv_python)
+    monkeypatch.setattr(sys, "executable", "/usr/local/bin/python3.11")
+    assert this_python(str(tmp_path)) == "/usr/local/bin/python3.11"
