@@ -3,15 +3,18 @@
 A *run* executes up to ``n`` steps inside one `tf.function` call: with
 ``n == 1`` the step reads the next element itself (end of data surfaces as
 `tf.errors.OutOfRangeError`); with ``n > 1`` a `tf.while_loop` pulls optional
-elements and stops early when the data ends. The per-step body is its own
-`tf.function` (optionally XLA-compiled), traced once per set of fetched names,
-so the variables it creates exist before anything executes — the Estimator
-restores the checkpoint in between.
+elements and stops early when the data ends (or, for training, after a step
+whose loss is NaN or infinite). The per-step body is its own `tf.function`
+(optionally XLA-compiled), traced once per set of fetched names, so the
+variables it creates exist before anything executes — the Estimator restores
+the checkpoint in between.
 
 Under a `tf.distribute.Strategy` (not the default one) each step runs the body
 in every replica with ``strategy.run``, always under ``strategy.scope()``; the
-build is the first trace of that step (the first replica creates each
-variable as a distributed variable, the others get it back from the store).
+body is converted by AutoGraph once and traced inline into each calling
+function (one step, the loop); the build is the first trace of that step (the
+first replica creates each variable as a distributed variable, the others get
+it back from the store).
 Outputs are reduced by a declared rule (`reduce_outputs`): ``loss`` is
 averaged, ``global_step`` taken from the first replica, ``predictions`` and
 other batched tensors concatenated along the batch dimension (this worker's
