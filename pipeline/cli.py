@@ -43,8 +43,9 @@ def _parser() -> argparse.ArgumentParser:
                      help="wait this long for another run of the pipeline on the same metadata store "
                           "(default $PIPELINE_LOCK_TIMEOUT or 600)")
     run.add_argument("--set", action="append", default=[], dest="overrides", metavar="KEY=VALUE",
-                     help="override a field of a .yaml spec (dotted KEY, VALUE parsed as YAML); repeat it, "
-                          "e.g. --set training.steps=200 --set push.model_name=taxi")
+                     help="override a field of a .yaml spec (dotted KEY, VALUE parsed as YAML), or pass a "
+                          "keyword argument to a .py file's create_pipeline(); repeat it, "
+                          "e.g. --set training.steps=200 --set push.model_name=taxi, or --set data_root=DIR")
     for name, help_ in (("runs", "list runs"), ("lineage", "show where an artifact came from")):
         p = sub.add_parser(name, help=help_)
         if name == "lineage":
@@ -62,16 +63,15 @@ def load_pipeline(path: str, *, root: str | None = None, beam_args: list[str] | 
                   metadata: str | None = None, overrides: list[str] | None = None) -> Any:
     """Builds the Pipeline from a .yaml spec or a .py file defining ``create_pipeline``.
 
-    ``overrides`` (``KEY=VALUE``, the CLI's ``--set``) change fields of a .yaml spec.
+    ``overrides`` (``KEY=VALUE``, the CLI's ``--set``) change fields of a .yaml spec, or pass
+    keyword arguments to a .py file's ``create_pipeline`` (``--set data_root=/data/taxi``; the
+    VALUE is parsed as YAML, so ``--set train_steps=200`` gives an int).
     """
     if path.endswith((".yaml", ".yml")):
         from pipeline.yaml_spec import build_pipeline, load_spec
 
         return build_pipeline(load_spec(path, overrides=overrides or ()), root=root,
                               beam_pipeline_args=beam_args, metadata=metadata)
-    if overrides:
-        raise ValueError(f"pipeline got --set {overrides[0]!r} for file={path!r}; --set changes .yaml specs only. "
-                         "How to fix: pass the value to create_pipeline() in the .py file.")
     if not path.endswith(".py") or not os.path.isfile(path):
         raise ValueError(f"pipeline got file={path!r}; expected an existing .py or .yaml file. "
                          "How to fix: check the path.")
@@ -84,13 +84,40 @@ def load_pipeline(path: str, *, root: str | None = None, beam_args: list[str] | 
         raise ValueError(f"pipeline got file={path!r}, which defines no create_pipeline(). How to fix: define "
                          "create_pipeline(*, root=..., beam_pipeline_args=..., metadata=...) returning a Pipeline.")
     accepted = inspect.signature(create).parameters
-    overrides = {k: v for k, v in (("root", root), ("beam_pipeline_args", beam_args), ("metadata", metadata))
-                 if v is not None}
-    unsupported = [k for k in overrides if k not in accepted]
+    kwargs = {k: v for k, v in (("root", root), ("beam_pipeline_args", beam_args), ("metadata", metadata))
+              if v is not None}
+    unsupported = [k for k in kwargs if k not in accepted]
     if unsupported:
         raise ValueError(f"{path}: create_pipeline() does not accept {unsupported}. How to fix: add those "
                          "keyword arguments to it.")
-    return create(**overrides)
+    takes_any = any(p.kind is inspect.Parameter.VAR_KEYWORD for p in accepted.values())
+    for override in overrides or ():
+        key, value = _py_override(path, override)
+        if key not in accepted and not takes_any:
+            names = [n for n, p in accepted.items() if p.kind in (p.KEYWORD_ONLY, p.POSITIONAL_OR_KEYWORD)]
+            raise ValueError(f"{path}: --set {override!r}: create_pipeline() has no parameter {key!r}. "
+                             f"How to fix: use one of {names}, or add {key!r} to create_pipeline().")
+        if key in kwargs:
+            raise ValueError(f"{path}: --set {override!r} repeats --{key.replace('_', '-')}. How to fix: give "
+                             "it once.")
+        kwargs[key] = value
+    return create(**kwargs)
+
+
+def _py_override(path: str, override: str) -> tuple[str, Any]:
+    """``KEY=VALUE`` for a .py pipeline: a create_pipeline() keyword and its YAML-parsed value."""
+    import yaml
+
+    key, sep, raw = override.partition("=")
+    key = key.strip()
+    if not sep or not key.isidentifier():
+        raise ValueError(f"{path}: --set {override!r}: expected KEY=VALUE with KEY a create_pipeline() "
+                         "parameter name, e.g. --set data_root=/data/taxi.")
+    try:
+        return key, yaml.safe_load(raw) if raw.strip() else raw
+    except yaml.YAMLError as e:
+        raise ValueError(f"{path}: --set {override!r}: VALUE is not valid YAML ({e}). How to fix: quote it, "
+                         f"e.g. --set '{key}=\"...\"'.") from None
 
 
 def _store(args: argparse.Namespace) -> Any:

@@ -61,3 +61,18 @@ def test_parameters_json_tags_dataclass_types():
     assert '"__type__": "Hashed"' in a and a != b
     with pytest.raises(TypeError, match="parameters_to_json got parameters=3; expected a dataclass"):
         parameters_to_json(3)
+
+
+def test_set_passes_keyword_arguments_to_a_py_pipeline(tmp_path):
+    p = load_pipeline(os.path.join(REPO, "pipeline/examples/taxi_full_pipeline.py"), root=str(tmp_path),
+                      overrides=["data_root=/data/taxi", "train_steps=200", "file_pattern=span-*.csv"])
+    example_gen = p.component("ExampleGen").parameters
+    assert (example_gen.input_base, example_gen.file_pattern) == ("/data/taxi", "span-*.csv")
+    assert p.component("Trainer").parameters.train_steps == 200  # parsed as YAML: an int
+    with pytest.raises(ValueError, match=r"create_pipeline\(\) has no parameter 'data_dir'.*data_root"):
+        load_pipeline(os.path.join(REPO, "pipeline/examples/taxi_full_pipeline.py"), overrides=["data_dir=/x"])
+    with pytest.raises(ValueError, match="expected KEY=VALUE"):
+        load_pipeline(os.path.join(REPO, "pipeline/examples/taxi_full_pipeline.py"), overrides=["data_root"])
+    with pytest.raises(ValueError, match="repeats --root"):
+        load_pipeline(os.path.join(REPO, "pipeline/examples/taxi_full_pipeline.py"), root=str(tmp_path),
+                      overrides=["root=/elsewhere"])
