@@ -8,6 +8,7 @@ Example:
     $ python -m pipeline run pipeline/examples/taxi_pipeline.py --beam-arg=--direct_num_workers=1
     $ python -m pipeline runs --root /tmp/taxi
     $ python -m pipeline lineage 12 --root /tmp/taxi
+    $ python -m pipeline run-node pipeline/examples/taxi.yaml --node Trainer --run-key manual__1
 """
 
 from __future__ import annotations
@@ -46,6 +47,18 @@ def _parser() -> argparse.ArgumentParser:
                      help="override a field of a .yaml spec (dotted KEY, VALUE parsed as YAML), or pass a "
                           "keyword argument to a .py file's create_pipeline(); repeat it, "
                           "e.g. --set training.steps=200 --set push.model_name=taxi, or --set data_root=DIR")
+    node = sub.add_parser("run-node", help="run one node of a run (for an orchestrator's task, e.g. in a "
+                          "container): its inputs are what its producers made in the same run")
+    node.add_argument("file", help="pipeline.py or pipeline.yaml, as for run")
+    node.add_argument("--node", required=True, metavar="ID", help="the component or resolver id")
+    node.add_argument("--run-key", required=True, metavar="KEY",
+                      help="the orchestrator's run id (e.g. Airflow's run_id); one key per pipeline run")
+    node.add_argument("--root", help="pipeline root (artifacts + default SQLite metadata)")
+    node.add_argument("--metadata", help="SQLAlchemy URL of the (shared) metadata store")
+    node.add_argument("--beam-arg", action="append", default=None, dest="beam_args", metavar="ARG",
+                      help="a Beam pipeline arg, as for run")
+    node.add_argument("--set", action="append", default=[], dest="overrides", metavar="KEY=VALUE",
+                      help="override a field of a .yaml spec or a create_pipeline() argument, as for run")
     for name, help_ in (("runs", "list runs"), ("lineage", "show where an artifact came from")):
         p = sub.add_parser(name, help=help_)
         if name == "lineage":
@@ -173,6 +186,24 @@ def _cmd_run(args: argparse.Namespace) -> int:
     return _push_outcome(result, console, require=args.require_push)
 
 
+def _cmd_run_node(args: argparse.Namespace) -> int:
+    """Exit 0 when the node executed or came from the cache; 1 with a one-line error otherwise."""
+    from pipeline.launcher import PipelineRunError, launch_node
+
+    pipeline = load_pipeline(args.file, root=args.root, beam_args=args.beam_args, metadata=args.metadata,
+                             overrides=args.overrides)
+    try:
+        result = launch_node(pipeline, args.node, args.run_key)
+    except PipelineRunError as e:
+        log = f" (full log: {e.log_path})" if e.log_path and os.path.exists(e.log_path) else ""
+        print(f"error: {e}{log}".replace("\n", " "), file=sys.stderr)
+        return 1
+    outputs = ", ".join(f"{key}={art.id}" for key, art in result.outputs.items())
+    print(f"{result.node_id}: {result.state} (run {result.run_id}, key {args.run_key!r}, execution "
+          f"{result.execution_id}){': ' + outputs if outputs else ''}")
+    return 0
+
+
 NOT_PUSHED_EXIT = 3
 
 
@@ -261,7 +292,8 @@ def _join_beam_args(argv: list[str]) -> list[str]:
 
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(_join_beam_args(list(sys.argv[1:] if argv is None else argv)))
-    command = {"run": _cmd_run, "runs": _cmd_runs, "lineage": _cmd_lineage, "check": _cmd_check}[args.command]
+    command = {"run": _cmd_run, "run-node": _cmd_run_node, "runs": _cmd_runs, "lineage": _cmd_lineage,
+               "check": _cmd_check}[args.command]
     try:
         return command(args)
     except (ValueError, TypeError) as e:

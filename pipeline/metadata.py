@@ -1,7 +1,13 @@
 """The metadata store: runs, executions, artifacts and lineage, in SQL via SQLAlchemy.
 
-SQLite by default; any SQLAlchemy URL (PostgreSQL, MySQL) when several
-machines share one store.
+SQLite by default (embedded, one machine); PostgreSQL (``postgresql+psycopg://...``) when
+several machines share one store. The schema is versioned with Alembic
+(``pipeline/migrations``): opening a store upgrades it to the newest revision, and a
+store made before the schema was versioned is upgraded in place, keeping its rows.
+
+Runs and executions carry a heartbeat: the process running them renews ``expires``
+(`Heartbeat`); one whose owner stopped renewing past ``expires`` is ABANDONED by
+`MetadataStore.mark_abandoned`. See docs/orchestration.md.
 
 Example:
     >>> store = MetadataStore("sqlite://")
@@ -14,6 +20,7 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
+import functools
 import json
 import os
 import socket
@@ -31,17 +38,49 @@ RUNNING, COMPLETE, CACHED, FAILED, ABANDONED = "RUNNING", "COMPLETE", "CACHED", 
 PENDING, PUBLISHED = "PENDING", "PUBLISHED"
 INPUT, OUTPUT = "INPUT", "OUTPUT"
 
+SCHEMA_REVISION = "0002"  # the head of pipeline/migrations/versions (a test checks they agree)
+DEFAULT_HEARTBEAT_LEASE_S = 60.0
+_UTC = dt.timezone.utc
+
+
+class UTCDateTime(sa.types.TypeDecorator):
+    """A ``TIMESTAMP WITH TIME ZONE`` column that Python code reads and writes as naive UTC.
+
+    PostgreSQL stores an instant; SQLite stores the UTC text it always did. Naive values
+    are taken to be UTC, aware ones are converted.
+    """
+
+    impl = sa.DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: dt.datetime | None, dialect: Any) -> dt.datetime | None:
+        if value is None:
+            return None
+        value = value.replace(tzinfo=_UTC) if value.tzinfo is None else value.astimezone(_UTC)
+        return value.replace(tzinfo=None) if dialect.name == "sqlite" else value
+
+    def process_result_value(self, value: dt.datetime | None, dialect: Any) -> dt.datetime | None:
+        if value is not None and value.tzinfo is not None:
+            value = value.astimezone(_UTC).replace(tzinfo=None)
+        return value
+
+
 _meta = sa.MetaData()
 runs = sa.Table(
     "runs", _meta,
     sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
     sa.Column("pipeline", sa.String(200), nullable=False, index=True),
     sa.Column("state", sa.String(20), nullable=False),
-    sa.Column("started", sa.DateTime, nullable=False),
-    sa.Column("finished", sa.DateTime),
+    sa.Column("started", UTCDateTime, nullable=False),
+    sa.Column("finished", UTCDateTime),
     sa.Column("host", sa.String(200)),
     sa.Column("pid", sa.Integer),
     sa.Column("error", sa.Text),
+    sa.Column("run_key", sa.String(200)),  # the orchestrator's run id; unique per pipeline
+    sa.Column("node", sa.String(200)),  # the owner's machine identity (`machine_identity`)
+    sa.Column("heartbeat", UTCDateTime),  # the owner's last renewal
+    sa.Column("expires", UTCDateTime),  # abandoned once this passes without a renewal
+    sa.Index("ix_runs_pipeline_run_key", "pipeline", "run_key", unique=True),
 )
 executions = sa.Table(
     "executions", _meta,
@@ -53,10 +92,15 @@ executions = sa.Table(
     sa.Column("state", sa.String(20), nullable=False),
     sa.Column("fingerprint", sa.String(64), index=True),
     sa.Column("parameters", sa.Text),
-    sa.Column("started", sa.DateTime, nullable=False),
-    sa.Column("finished", sa.DateTime),
+    sa.Column("started", UTCDateTime, nullable=False),
+    sa.Column("finished", UTCDateTime),
     sa.Column("cached_from", sa.Integer),
     sa.Column("error", sa.Text),
+    sa.Column("host", sa.String(200)),
+    sa.Column("pid", sa.Integer),
+    sa.Column("node", sa.String(200)),
+    sa.Column("heartbeat", UTCDateTime),
+    sa.Column("expires", UTCDateTime),
 )
 artifacts = sa.Table(
     "artifacts", _meta,
@@ -69,7 +113,7 @@ artifacts = sa.Table(
     sa.Column("component", sa.String(200), nullable=False),
     sa.Column("output_key", sa.String(200), nullable=False),
     sa.Column("span", sa.Integer),
-    sa.Column("created", sa.DateTime, nullable=False),
+    sa.Column("created", UTCDateTime, nullable=False),
 )
 events = sa.Table(
     "events", _meta,
@@ -87,14 +131,46 @@ locks = sa.Table(
     sa.Column("host", sa.String(200)),
     sa.Column("pid", sa.Integer),
     sa.Column("run_id", sa.Integer),
-    sa.Column("acquired", sa.DateTime, nullable=False),
-    sa.Column("renewed", sa.DateTime, nullable=False),
-    sa.Column("expires", sa.DateTime, nullable=False),
+    sa.Column("node", sa.String(200)),
+    sa.Column("acquired", UTCDateTime, nullable=False),
+    sa.Column("renewed", UTCDateTime, nullable=False),
+    sa.Column("expires", UTCDateTime, nullable=False),
 )
 
 
 def _now() -> dt.datetime:
     return dt.datetime.now(dt.timezone.utc).replace(tzinfo=None)
+
+
+@functools.lru_cache(maxsize=1)
+def machine_identity() -> str:
+    """This kernel boot and pid namespace: where a pid means one process.
+
+    Two rows with the same identity were written under one kernel and pid namespace, so a
+    pid that is not alive here is a process that is gone. Containers that share a host
+    name but not a pid namespace get different identities; the hostname alone is not enough.
+    """
+    parts = [socket.gethostname()]
+    for path, read in (("/proc/sys/kernel/random/boot_id", lambda p: open(p).read().strip()),
+                       ("/proc/self/ns/pid", os.readlink)):
+        try:
+            parts.append(read(path))
+        except OSError:
+            return ""  # unknown: no same-machine fast path, leases only
+    return ":".join(parts)[:200]
+
+
+def _owner(lease_s: float) -> dict[str, Any]:
+    """The columns that say who runs a row and until when it counts as alive."""
+    now = _now()
+    return {"host": socket.gethostname(), "pid": os.getpid(), "node": machine_identity(),
+            "heartbeat": now, "expires": now + dt.timedelta(seconds=lease_s)}
+
+
+def _owner_gone(row: Any) -> bool:
+    """The row's process ran under this kernel and pid namespace and is gone (provably dead)."""
+    node = machine_identity()
+    return bool(node) and row["node"] == node and not process_alive(row["pid"])
 
 
 class MetadataStore:
@@ -111,60 +187,109 @@ class MetadataStore:
             # SQLite: several processes share one file; wait for a writer instead of failing at once.
             kwargs = {"connect_args": {"timeout": 30}} if url.startswith("sqlite") else {}
             self.engine = sa.create_engine(url, **kwargs)
-        except sa.exc.ArgumentError as e:
+        except (sa.exc.ArgumentError, sa.exc.NoSuchModuleError) as e:
             raise ValueError(
                 f"MetadataStore got url={url!r}; expected a SQLAlchemy URL such as "
-                f"'sqlite:////tmp/metadata.sqlite'. How to fix: correct the URL ({e})."
+                f"'sqlite:////tmp/metadata.sqlite' or 'postgresql+psycopg://user@host:5432/db'. "
+                f"How to fix: correct the URL ({e})."
             ) from None
-        for attempt in range(5):  # two processes creating the tables at once: one sees them created
-            try:
-                _meta.create_all(self.engine)
-                break
-            except sa.exc.OperationalError:
-                if attempt == 4:
-                    raise
-                time.sleep(0.2 * (attempt + 1))
         self.url = url
+        if self.schema_revision() != SCHEMA_REVISION:
+            from pipeline.migrations import upgrade
+
+            upgrade(self.engine)
+
+    def schema_revision(self) -> str | None:
+        """The store's Alembic revision; None before the schema was versioned (or created)."""
+        try:
+            with self.engine.connect() as conn:
+                return conn.execute(sa.text("SELECT version_num FROM alembic_version")).scalar()
+        except sa.exc.DBAPIError:
+            return None
 
     # Runs ------------------------------------------------------------------
-    def start_run(self, pipeline: str) -> int:
-        with self.engine.begin() as conn:
-            result = conn.execute(runs.insert().values(
-                pipeline=pipeline, state=RUNNING, started=_now(),
-                host=socket.gethostname(), pid=os.getpid()))
-            return int(result.inserted_primary_key[0])
+    def start_run(self, pipeline: str, *, run_key: str | None = None,
+                  lease_s: float = DEFAULT_HEARTBEAT_LEASE_S) -> int:
+        """Records a RUNNING run owned by this process (renew it with `Heartbeat`).
+
+        Raises:
+            ValueError: the pipeline already has a run with this ``run_key``.
+        """
+        try:
+            with self.engine.begin() as conn:
+                result = conn.execute(runs.insert().values(
+                    pipeline=pipeline, state=RUNNING, started=_now(), run_key=run_key, **_owner(lease_s)))
+                return int(result.inserted_primary_key[0])
+        except sa.exc.IntegrityError:
+            raise ValueError(f"MetadataStore got run_key={run_key!r}; pipeline {pipeline!r} already has a "
+                             "run with that key. How to fix: pass a new key, or use ensure_run to join "
+                             "it.") from None
+
+    def ensure_run(self, pipeline: str, run_key: str, *, lease_s: float = DEFAULT_HEARTBEAT_LEASE_S) -> int:
+        """The id of the pipeline's run ``run_key``, recorded RUNNING if it is new.
+
+        A run that was ABANDONED (nothing of it ran for a lease) is RUNNING again. Two
+        processes asking at once get the same run: the unique (pipeline, run_key) index
+        lets one insert win and the other read it.
+        """
+        for _ in range(3):
+            with self.engine.begin() as conn:
+                row = conn.execute(sa.select(runs.c.id, runs.c.state).where(
+                    runs.c.pipeline == pipeline, runs.c.run_key == run_key)).first()
+                if row is not None:
+                    if row.state == ABANDONED:
+                        conn.execute(runs.update().where(runs.c.id == row.id, runs.c.state == ABANDONED)
+                                     .values(state=RUNNING, finished=None, error=None, **_owner(lease_s)))
+                    return int(row.id)
+            try:
+                return self.start_run(pipeline, run_key=run_key, lease_s=lease_s)
+            except ValueError:
+                continue  # another process inserted it first: read it
+        raise RuntimeError(f"could not record run {run_key!r} of pipeline {pipeline!r} in {self.url}")
 
     def finish_run(self, run_id: int, state: str, error: str | None = None) -> None:
         with self.engine.begin() as conn:
             conn.execute(runs.update().where(runs.c.id == run_id).values(
                 state=state, finished=_now(), error=error))
 
-    def mark_abandoned(self, pipeline: str) -> int:
-        """Marks RUNNING runs of the pipeline whose owner is gone ABANDONED; returns how many.
-
-        A run is left alone while it holds an unexpired lock (see `lock`), and while its
-        process is alive when it runs on this host. So a run elsewhere is only abandoned
-        once its lock expired or was released: call this while holding the pipeline's
-        run lock, as `LocalRunner` does.
-        """
-        count = 0
+    def renew(self, *, run_id: int | None = None, execution_ids: tuple[int, ...] = (),
+              lease_s: float = DEFAULT_HEARTBEAT_LEASE_S) -> None:
+        """Extends the heartbeat of this process's RUNNING run and executions by ``lease_s``."""
         now = _now()
+        values = {"heartbeat": now, "expires": now + dt.timedelta(seconds=lease_s)}
         with self.engine.begin() as conn:
-            rows = conn.execute(sa.select(runs).where(
-                runs.c.pipeline == pipeline, runs.c.state == RUNNING)).mappings().all()
-            leased = {r[0] for r in conn.execute(sa.select(locks.c.run_id).where(
-                locks.c.expires >= now, locks.c.run_id.is_not(None))).all()}
-            for row in rows:
-                if row["id"] in leased:
-                    continue
-                if row["host"] == socket.gethostname() and process_alive(row["pid"]):
-                    continue
-                conn.execute(runs.update().where(runs.c.id == row["id"]).values(
-                    state=ABANDONED, finished=_now(), error="process died"))
+            if run_id is not None:
+                conn.execute(runs.update().where(runs.c.id == run_id, runs.c.state == RUNNING).values(**values))
+            if execution_ids:
                 conn.execute(executions.update().where(
-                    executions.c.run_id == row["id"], executions.c.state == RUNNING
-                ).values(state=ABANDONED, finished=_now(), error="process died"))
-                count += 1
+                    executions.c.id.in_(execution_ids), executions.c.state == RUNNING).values(**values))
+
+    def mark_abandoned(self, pipeline: str) -> int:
+        """Marks RUNNING runs and executions of the pipeline whose owner is gone ABANDONED.
+
+        An owner is gone when it stopped renewing the row's heartbeat past its ``expires``
+        (it was killed, frozen or cut off from the store), or, at once, when it ran under
+        this kernel and pid namespace (`machine_identity`) and its pid is not alive. A row
+        whose owner renews it is never touched, whichever machine it runs on. Each row is
+        flipped by one conditional UPDATE, so a renewal racing with this call wins or loses
+        as a whole. Returns how many runs were abandoned.
+        """
+        now = _now()
+        count = 0
+        gone = {"finished": now, "error": "process died or stopped renewing its heartbeat"}
+        with self.engine.begin() as conn:
+            for table in (executions, runs):
+                rows = conn.execute(sa.select(table.c.id, table.c.node, table.c.pid, table.c.expires).where(
+                    table.c.pipeline == pipeline, table.c.state == RUNNING)).mappings().all()
+                for row in rows:
+                    expired = row["expires"] is None or row["expires"] < now
+                    if not (expired or _owner_gone(row)):
+                        continue
+                    condition = [table.c.id == row["id"], table.c.state == RUNNING]
+                    if not _owner_gone(row):  # not renewed since it was read
+                        condition.append(sa.or_(table.c.expires.is_(None), table.c.expires < now))
+                    done = conn.execute(table.update().where(*condition).values(state=ABANDONED, **gone)).rowcount
+                    count += done if table is runs else 0
         return count
 
     def list_runs(self, limit: int = 50) -> list[dict[str, Any]]:
@@ -185,12 +310,12 @@ class MetadataStore:
 
         Returns (True, the lock) when taken, else (False, its holder). A lock whose holder
         stopped renewing it past its expiry, or whose process on this host is gone, is
-        taken over. Each step is one conditional statement, so two processes racing for a
+        taken over (under this kernel and pid namespace only, see `machine_identity`). Each step is one conditional statement, so two processes racing for a
         lock never both get it.
         """
         now = _now()
         mine = {"token": token, "host": socket.gethostname(), "pid": os.getpid(), "run_id": None,
-                "acquired": now, "renewed": now, "expires": now + dt.timedelta(seconds=lease_s)}
+                "node": machine_identity(), "acquired": now, "renewed": now, "expires": now + dt.timedelta(seconds=lease_s)}
         try:
             with self.engine.begin() as conn:
                 conn.execute(locks.insert().values(name=name, **mine))
@@ -207,7 +332,7 @@ class MetadataStore:
             return True, holder
         if holder is None:  # released between the statements: try again
             return self.try_lock(name, token, lease_s=lease_s)
-        if holder.host == socket.gethostname() and holder.pid and not process_alive(holder.pid):
+        if _owner_gone({"node": holder.node, "pid": holder.pid}):
             with self.engine.begin() as conn:  # its process died: take it over now
                 taken = conn.execute(locks.update().where(
                     locks.c.name == name, locks.c.token == holder.token).values(**mine)).rowcount
@@ -244,14 +369,16 @@ class MetadataStore:
     # Executions -------------------------------------------------------------
     def start_execution(self, run_id: int, pipeline: str, component: str, component_type: str, *,
                         fingerprint: str, parameters: str, state: str = RUNNING,
-                        cached_from: int | None = None) -> int:
+                        cached_from: int | None = None,
+                        lease_s: float = DEFAULT_HEARTBEAT_LEASE_S) -> int:
+        """Records an execution; a RUNNING one is owned by this process (renew it with `Heartbeat`)."""
         with self.engine.begin() as conn:
             now = _now()
             result = conn.execute(executions.insert().values(
                 run_id=run_id, pipeline=pipeline, component=component,
                 component_type=component_type, state=state, fingerprint=fingerprint,
                 parameters=parameters, started=now, cached_from=cached_from,
-                finished=now if state != RUNNING else None))
+                finished=now if state != RUNNING else None, **_owner(lease_s)))
             return int(result.inserted_primary_key[0])
 
     def record_inputs(self, execution_id: int, inputs: dict[str, list[Artifact]]) -> None:
@@ -339,6 +466,29 @@ class MetadataStore:
                 sa.select(events.c.key, artifacts).join(artifacts, events.c.artifact_id == artifacts.c.id)
                 .where(events.c.execution_id == execution_id, events.c.kind == OUTPUT)).mappings().all()
         return {row["key"]: _artifact(row) for row in rows}
+
+    def run_outputs(self, run_id: int, component: str) -> dict[str, list[Artifact]] | None:
+        """What the node's newest COMPLETE or CACHED execution in the run output (key -> artifacts
+        in the order recorded); None when the node has not completed in that run."""
+        with self.engine.connect() as conn:
+            execution_id = conn.execute(sa.select(executions.c.id).where(
+                executions.c.run_id == run_id, executions.c.component == component,
+                executions.c.state.in_((COMPLETE, CACHED))).order_by(executions.c.id.desc())).scalar()
+            if execution_id is None:
+                return None
+            rows = conn.execute(
+                sa.select(events.c.key, artifacts).join(artifacts, events.c.artifact_id == artifacts.c.id)
+                .where(events.c.execution_id == execution_id, events.c.kind == OUTPUT)
+                .order_by(events.c.id)).mappings().all()
+        outputs: dict[str, list[Artifact]] = {}
+        for row in rows:
+            outputs.setdefault(row["key"], []).append(_artifact(row))
+        return outputs
+
+    def run_id_of(self, pipeline: str, run_key: str) -> int | None:
+        with self.engine.connect() as conn:
+            return conn.execute(sa.select(runs.c.id).where(
+                runs.c.pipeline == pipeline, runs.c.run_key == run_key)).scalar()
 
     # Artifacts ---------------------------------------------------------------
     def published(self, pipeline: str, component: str, output_key: str) -> list[Artifact]:
@@ -440,6 +590,7 @@ class LockInfo:
     host: str | None
     pid: int | None
     run_id: int | None
+    node: str | None
     acquired: dt.datetime
     renewed: dt.datetime
     expires: dt.datetime
@@ -538,6 +689,66 @@ class Lease:
             self._thread.join()
             self._thread = None
         self.store.release_lock(self.name, self.token)
+
+
+class Heartbeat:
+    """Renews a run's and its executions' ``expires`` every ``lease_s / 4`` s from a thread.
+
+    While it beats, `MetadataStore.mark_abandoned` leaves them alone on every machine; once
+    the process stops (killed, frozen, cut off), they are abandoned ``lease_s`` after the
+    last renewal. Hosts sharing a store must agree on the time within a fraction of ``lease_s``.
+
+    Example:
+        >>> store = MetadataStore("sqlite://")
+        >>> with Heartbeat(store, run_id=store.start_run("demo"), lease_s=30) as beat:
+        ...     beat.add(42)  # an execution id this process now runs
+    """
+
+    def __init__(self, store: MetadataStore, *, run_id: int | None = None,
+                 lease_s: float = DEFAULT_HEARTBEAT_LEASE_S):
+        if not lease_s > 0:
+            raise ValueError(f"Heartbeat got lease_s={lease_s!r}; expected a positive number of seconds. "
+                             "How to fix: pass e.g. lease_s=60.")
+        self.store, self.run_id, self.lease_s = store, run_id, float(lease_s)
+        self._executions: set[int] = set()
+        self._lock = threading.Lock()
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def add(self, execution_id: int) -> None:
+        with self._lock:
+            self._executions.add(execution_id)
+
+    def discard(self, execution_id: int) -> None:
+        with self._lock:
+            self._executions.discard(execution_id)
+
+    def beat(self) -> None:
+        """Renews now (the thread calls this every ``lease_s / 4`` s)."""
+        with self._lock:
+            ids = tuple(sorted(self._executions))
+        self.store.renew(run_id=self.run_id, execution_ids=ids, lease_s=self.lease_s)
+
+    def __enter__(self) -> Heartbeat:
+        url = self.store.engine.url
+        if not (url.get_backend_name() == "sqlite" and url.database in (None, "", ":memory:")):
+            # (An in-memory store is private to this process and to one thread's connection.)
+            self._thread = threading.Thread(target=self._run, name="metadata heartbeat", daemon=True)
+            self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join()
+            self._thread = None
+
+    def _run(self) -> None:
+        while not self._stop.wait(self.lease_s / 4):
+            try:
+                self.beat()
+            except sa.exc.SQLAlchemyError:  # the store is unreachable for a moment: the next beat retries
+                pass
 
 
 def _artifact(row: Any) -> Artifact:

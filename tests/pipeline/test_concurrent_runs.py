@@ -162,8 +162,8 @@ def _toy(root):
     return Pipeline("toy", str(root), [source, Add(source.outputs["examples"], add=1)])
 
 
-def _hold(store, name, *, host="other-host.example", pid=4242, run_id=None, expires_in=60.0):
-    """Writes a lock row as another process would have."""
+def _hold(store, name, *, host="other-host.example", pid=4242, run_id=None, expires_in=60.0, node=None):
+    """Writes a lock row as another process would have (``node``: its `machine_identity`)."""
     import datetime as dt
 
     from pipeline.metadata import locks
@@ -172,7 +172,19 @@ def _hold(store, name, *, host="other-host.example", pid=4242, run_id=None, expi
     with store.engine.begin() as conn:
         conn.execute(locks.insert().values(
             name=name, token="someone-else", host=host, pid=pid, run_id=run_id, acquired=now,
-            renewed=now, expires=now + dt.timedelta(seconds=expires_in)))
+            renewed=now, expires=now + dt.timedelta(seconds=expires_in), node=node))
+
+
+def _heartbeat(store, run_id, *, host="other-host.example", expires_in):
+    """Makes a run look like another machine's, whose heartbeat expires in ``expires_in`` s."""
+    import datetime as dt
+
+    from pipeline.metadata import runs
+
+    now = dt.datetime.now(dt.timezone.utc).replace(tzinfo=None)
+    with store.engine.begin() as conn:
+        conn.execute(runs.update().where(runs.c.id == run_id).values(
+            host=host, node=f"{host}:boot:pidns", heartbeat=now, expires=now + dt.timedelta(seconds=expires_in)))
 
 
 def test_a_held_lock_makes_the_run_fail_after_the_timeout_with_the_holders_name(tmp_path):
@@ -199,9 +211,7 @@ def test_an_expired_lock_is_taken_over_and_its_run_abandoned(tmp_path):
 
     store = MetadataStore(f"sqlite:///{tmp_path}/metadata.sqlite")
     stale_run = store.start_run("toy")
-    with store.engine.begin() as conn:  # that run is on another machine, which stopped renewing
-        from pipeline.metadata import runs
-        conn.execute(runs.update().where(runs.c.id == stale_run).values(host="other-host.example"))
+    _heartbeat(store, stale_run, expires_in=-1)  # that run is on another machine, which stopped renewing
     _hold(store, "run:toy", run_id=stale_run, expires_in=-1)
     result = LocalRunner(lock_timeout=0).run(_toy(tmp_path))
     assert result.executed == ["Source", "Add"]
@@ -210,24 +220,25 @@ def test_an_expired_lock_is_taken_over_and_its_run_abandoned(tmp_path):
 
 
 def test_a_lock_of_a_dead_process_on_this_host_is_taken_over_at_once(tmp_path):
+    """Only under this kernel and pid namespace (`machine_identity`) does a dead pid prove it."""
     import socket
 
     from pipeline.runner import LocalRunner
 
+    from pipeline.metadata import machine_identity
+
     store = MetadataStore(f"sqlite:///{tmp_path}/metadata.sqlite")
-    _hold(store, "run:toy", host=socket.gethostname(), pid=2**22 + 12345, expires_in=600)
+    _hold(store, "run:toy", host=socket.gethostname(), pid=2**22 + 12345, expires_in=600,
+          node=machine_identity())
     assert LocalRunner(lock_timeout=0).run(_toy(tmp_path)).executed == ["Source", "Add"]
 
 
-def test_a_run_on_another_host_holding_a_live_lock_is_never_abandoned(tmp_path):
-    from pipeline.metadata import runs
-
+def test_a_run_on_another_host_with_a_live_heartbeat_is_never_abandoned(tmp_path):
     store = MetadataStore(f"sqlite:///{tmp_path}/metadata.sqlite")
     live, dead = store.start_run("toy"), store.start_run("toy")
-    with store.engine.begin() as conn:
-        conn.execute(runs.update().values(host="other-host.example"))
-    _hold(store, "run:toy", run_id=live)
-    _hold(store, "node:toy:Trainer", run_id=dead, expires_in=-1)  # its lease ran out
+    _heartbeat(store, live, expires_in=60)
+    _heartbeat(store, dead, expires_in=-1)  # its lease ran out
+    _hold(store, "run:toy", run_id=dead)  # a lock it holds changes nothing: the heartbeat counts
     assert store.mark_abandoned("toy") == 1
     assert {r["id"]: r["state"] for r in store.list_runs()} == {live: "RUNNING", dead: "ABANDONED"}
 

@@ -151,7 +151,7 @@ def test_remaining_error_messages(tmp_path):
     source = Source()
     add = Add(source.outputs["examples"])
     add.inputs["examples"].policy = "sideways"
-    with pytest.raises(ValueError, match="LocalRunner got channel policy='sideways'"):
+    with pytest.raises(ValueError, match="Launcher got channel policy='sideways'"):
         LocalRunner().run(Pipeline("p", str(tmp_path), [source, add]))
 
 
