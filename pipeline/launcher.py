@@ -23,7 +23,7 @@ ever cleaned up. See docs/orchestration.md.
 
 Example:
     >>> from pipeline.launcher import launch_node
-    >>> # launch_node(my_pipeline, "Trainer", run_key="scheduled__2026-01-01")  # doctest: +SKIP
+    >>> # launch_node(my_pipeline, "Trainer", run_key="scheduled__2026-01-01")
 """
 
 from __future__ import annotations

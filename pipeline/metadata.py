@@ -309,9 +309,9 @@ class MetadataStore:
         """Takes (or renews) the lock ``name`` for ``token`` for ``lease_s`` seconds.
 
         Returns (True, the lock) when taken, else (False, its holder). A lock whose holder
-        stopped renewing it past its expiry, or whose process on this host is gone, is
-        taken over (under this kernel and pid namespace only, see `machine_identity`). Each step is one conditional statement, so two processes racing for a
-        lock never both get it.
+        stopped renewing it past its expiry, or whose process is gone (known only under this
+        kernel and pid namespace, see `machine_identity`), is taken over. Each step is one
+        conditional statement, so two processes racing for a lock never both get it.
         """
         now = _now()
         mine = {"token": token, "host": socket.gethostname(), "pid": os.getpid(), "run_id": None,
@@ -614,8 +614,8 @@ class Lease:
 
     The holder renews it every ``lease_s / 4`` seconds; a holder that stops renewing (killed,
     frozen, cut off from the store) loses it ``lease_s`` after its last renewal, and the
-    next one to ask takes it over. A holder on this host whose process is gone loses it
-    at once. Hosts sharing a store must agree on the time within a fraction of ``lease_s``.
+    next one to ask takes it over. A holder whose process is gone under this kernel and pid
+    namespace (`machine_identity`) loses it at once. Hosts sharing a store must agree on the time within a fraction of ``lease_s``.
 
     Example:
         >>> lease = MetadataStore("sqlite://").lock("run:demo", lease_s=30)

@@ -15,8 +15,8 @@ every ``lock_lease / 4`` seconds. Another run waits for it up to ``lock_timeout`
 seconds (default `DEFAULT_LOCK_TIMEOUT_S`, or the environment variable
 ``PIPELINE_LOCK_TIMEOUT``), then finds what the first one finished in the cache, or
 fails with `PipelineLockedError` naming the holder. A lock whose holder stopped
-renewing it for ``lock_lease`` seconds (or whose process on this host is gone) is
-taken over.
+renewing it for ``lock_lease`` seconds (or whose process is gone under this kernel and
+pid namespace, `pipeline.metadata.machine_identity`) is taken over.
 
 A partial run (``from_nodes`` / ``to_nodes``) takes the latest published outputs of the
 producers it leaves out, whichever run made them; every other input comes from this run.
