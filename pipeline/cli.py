@@ -8,6 +8,7 @@ Example:
     $ python -m pipeline run pipeline/examples/taxi_pipeline.py --beam-arg=--direct_num_workers=1
     $ python -m pipeline runs --root /tmp/taxi
     $ python -m pipeline lineage 12 --root /tmp/taxi
+    $ python -m pipeline report --root /tmp/taxi --run 3
     $ python -m pipeline run-node pipeline/examples/taxi.yaml --node Trainer --run-key manual__1
 """
 
@@ -47,6 +48,13 @@ def _parser() -> argparse.ArgumentParser:
                      help="override a field of a .yaml spec (dotted KEY, VALUE parsed as YAML), or pass a "
                           "keyword argument to a .py file's create_pipeline(); repeat it, "
                           "e.g. --set training.steps=200 --set push.model_name=taxi, or --set data_root=DIR")
+    run.add_argument("--no-report", action="store_true",
+                     help="do not write the run's HTML report (<root>/reports/run-<N>.html)")
+    report = sub.add_parser("report", help="write a run's HTML report (DAG, statistics, metrics, lineage)")
+    report.add_argument("--root", help="pipeline root holding metadata.sqlite")
+    report.add_argument("--metadata", help="SQLAlchemy URL of the metadata store")
+    report.add_argument("--run", type=int, help="run id (default: the newest run)")
+    report.add_argument("--out", help="HTML file to write (default: <root>/reports/run-<N>.html)")
     node = sub.add_parser("run-node", help="run one node of a run (for an orchestrator's task, e.g. in a "
                           "container): its inputs are what its producers made in the same run")
     node.add_argument("file", help="pipeline.py or pipeline.yaml, as for run")
@@ -172,6 +180,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
         console.print("[bold red]error:[/] " + str(e).replace("[", r"\["))
         if e.log_path and os.path.exists(e.log_path):
             console.print(f"full log: {e.log_path}", markup=False, highlight=False)
+        _print_report(pipeline, console, args, execution_id=e.execution_id)
         return 1
     print(f"run {result.run_id}: executed {result.executed}, cached {result.cached}")
     from pipeline.serving_hints import serving_hints, this_python
@@ -183,7 +192,31 @@ def _cmd_run(args: argparse.Namespace) -> int:
         from rich.markup import escape
 
         console.print("[yellow]warning:[/] no serving hints: " + escape(str(e)))
-    return _push_outcome(result, console, require=args.require_push)
+    status = _push_outcome(result, console, require=args.require_push)
+    _print_report(pipeline, console, args, run_id=result.run_id)
+    return status
+
+
+def _print_report(pipeline: Any, console: Any, args: argparse.Namespace, *, run_id: int | None = None,
+                  execution_id: int | None = None) -> None:
+    """Writes the run's HTML report and prints its path (not under --no-report)."""
+    if args.no_report or (run_id is None and execution_id is None):
+        return
+    from pipeline.report import report_after_run
+
+    try:
+        print(f"report: {report_after_run(pipeline, run_id=run_id, execution_id=execution_id)}")
+    except Exception as e:  # noqa: BLE001 (the run's outcome stands; only its report is missing)
+        from rich.markup import escape
+
+        console.print(f"[yellow]warning:[/] no report: {type(e).__name__}: " + escape(str(e)))
+
+
+def _cmd_report(args: argparse.Namespace) -> int:
+    from pipeline.report import write_report
+
+    print(write_report(root=args.root, metadata=args.metadata, run=args.run, out=args.out))
+    return 0
 
 
 def _cmd_run_node(args: argparse.Namespace) -> int:
@@ -293,7 +326,7 @@ def _join_beam_args(argv: list[str]) -> list[str]:
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(_join_beam_args(list(sys.argv[1:] if argv is None else argv)))
     command = {"run": _cmd_run, "run-node": _cmd_run_node, "runs": _cmd_runs, "lineage": _cmd_lineage,
-               "check": _cmd_check}[args.command]
+               "check": _cmd_check, "report": _cmd_report}[args.command]
     try:
         return command(args)
     except (ValueError, TypeError) as e:
