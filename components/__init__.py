@@ -5,7 +5,7 @@ TensorFlow, tf.Transform) are imported only when a component runs.
 """
 
 from components.artifacts import (  # noqa: F401
-    Artifact, ExampleAnomalies, ExampleStatistics, Examples, InfraBlessing, Model,
+    Artifact, ExampleAnomalies, ExampleStatistics, Examples, InferenceResult, InfraBlessing, Model,
     ModelBlessing, ModelEvaluation, ModelRun, PushedModel, Schema, TransformCache,
     TransformGraph,
 )

@@ -152,12 +152,39 @@ class PushedModel(Artifact):
     TYPE_NAME = "PushedModel"
 
 
+class InferenceResult(_SplitArtifact):
+    """BulkInferrer's predictions, one directory per split.
+
+    Each ``Split-<name>`` holds ``prediction_logs-*.gz`` (gzip TFRecords of TF Serving
+    ``PredictionLog`` protos, request and response per example) and, per requested format,
+    ``predictions.csv`` / ``predictions.parquet`` (key columns, then prediction columns).
+    Properties: ``inferred`` (False when the model was not blessed: nothing was scored and
+    ``reason`` says why), ``reason``, ``split_names``, ``row_counts``, ``signature_name``,
+    ``method``, ``columns``, ``key_columns``, ``output_formats``, ``model_id``, ``examples_id``,
+    ``span``.
+    """
+
+    TYPE_NAME = "InferenceResult"
+
+    @property
+    def inferred(self) -> bool:
+        return bool(self.properties.get("inferred"))
+
+    def prediction_logs_pattern(self, split: str) -> str:
+        return os.path.join(self.split_uri(split), "prediction_logs-*.gz")
+
+    def table_path(self, split: str, output_format: str) -> str:
+        """``Split-<split>/predictions.<output_format>`` (``csv`` or ``parquet``)."""
+        return os.path.join(self.split_uri(split), f"predictions.{output_format}")
+
+
 ARTIFACT_TYPES: dict[str, type[Artifact]] = {
     cls.TYPE_NAME: cls
     for cls in (
         Artifact, Examples, ExampleStatistics, Schema, ExampleAnomalies,
         TransformGraph, TransformCache, Model, ModelRun, ModelEvaluation,
         ModelBlessing, InfraBlessing, PushedModel,
+        InferenceResult,
     )
 }
 
