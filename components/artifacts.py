@@ -178,6 +178,24 @@ class InferenceResult(_SplitArtifact):
         return os.path.join(self.split_uri(split), f"predictions.{output_format}")
 
 
+class HyperParameters(Artifact):
+    """The Tuner's best hyperparameters: ``best_hyperparameters.json`` and the study's ``trials.csv``.
+
+    Properties: ``values`` (name -> value), ``metric``, ``direction``, ``best_value``,
+    ``best_trial``, ``trials`` (state -> count), ``study_name``, ``storage``, ``mean_trial_seconds``.
+    """
+
+    TYPE_NAME = "HyperParameters"
+
+    @property
+    def best_hyperparameters_path(self) -> str:
+        return os.path.join(self.uri, "best_hyperparameters.json")
+
+    @property
+    def trials_path(self) -> str:
+        return os.path.join(self.uri, "trials.csv")
+
+
 ARTIFACT_TYPES: dict[str, type[Artifact]] = {
     cls.TYPE_NAME: cls
     for cls in (
@@ -185,6 +203,7 @@ ARTIFACT_TYPES: dict[str, type[Artifact]] = {
         TransformGraph, TransformCache, Model, ModelRun, ModelEvaluation,
         ModelBlessing, InfraBlessing, PushedModel,
         InferenceResult,
+        HyperParameters,
     )
 }
 

@@ -1,10 +1,11 @@
-"""The YAML spec's model, training, evaluation and push sections: checks and components.
+"""The YAML spec's model, training, tuning, evaluation and push sections: checks and components.
 
 ``check_model_sections(spec)`` validates the sections against each other (load_spec
-calls it); ``model_components(...)`` builds WarmStartResolver -> Trainer ->
-BaselineResolver -> Evaluator, InfraValidator -> Pusher from them (the Trainer warm-starts
+calls it); ``model_components(...)`` builds [Tuner ->] WarmStartResolver -> Trainer ->
+BaselineResolver -> Evaluator, InfraValidator -> Pusher from them: the Trainer warm-starts
 from, and the Evaluator compares against, the latest blessed model, as in docs/pipeline.md
-"Scheduled retraining"). The task follows ``model.estimator``:
+"Scheduled retraining"; with ``tuning``, the Trainer applies the Tuner's best values to
+``model.args`` (docs/tuner.md). The task follows ``model.estimator``:
 a ``*Regressor`` is a regression (float label, regression metrics, Regress requests),
 every other canned estimator a binary classification.
 
@@ -80,7 +81,7 @@ def task_of(estimator: str) -> str:
 def check_model_sections(spec: PipelineSpec) -> None:
     """Raises ValueError naming the field when the model sections do not fit together."""
     if spec.model is None:
-        for field in ("training", "evaluation", "push"):
+        for field in ("training", "tuning", "evaluation", "push"):
             if getattr(spec, field) is not None:
                 raise ValueError(f"{field}: given without model; expected model (and training) with it. "
                                  "How to fix: add model: {estimator: ..., args: {...}}, or remove "
@@ -98,6 +99,8 @@ def check_model_sections(spec: PipelineSpec) -> None:
                          "and the Evaluator evaluates on 'eval'. How to fix: name the splits train and eval.")
     task = task_of(spec.model.estimator)
     _check_args(spec.model.estimator, spec.model.args, task)
+    if spec.tuning is not None:
+        check_tuning(spec)
     if spec.evaluation is not None:
         for name, bound in spec.evaluation.thresholds.items():
             _check_threshold(name, bound, spec.model.estimator, task)
@@ -132,6 +135,70 @@ def _check_args(estimator: str, args: dict[str, Any], task: str) -> None:
     if task == REGRESSION and args.get("label_dimension", 1) != 1:
         raise ValueError(f"model.args.label_dimension: got {args['label_dimension']!r}; the YAML pipeline "
                          f"regresses one target ({estimator}). How to fix: remove it.")
+
+
+def check_tuning(spec: PipelineSpec) -> None:
+    """Raises ValueError naming the ``tuning.*`` field that cannot tune ``model.estimator``."""
+    from components.tuner.component import default_metric, metrics_for
+
+    tuning, estimator = spec.tuning, spec.model.estimator
+    if not tuning.space:
+        raise ValueError("tuning.space: empty; expected hyperparameters to search. How to fix: e.g. space: "
+                         "{learning_rate: {low: 0.01, high: 0.3, log: true}} (names: docs/tuner.md).")
+    space_of(spec)
+    metrics = metrics_for(estimator)
+    metric = tuning.metric or default_metric(estimator)
+    if metric not in metrics:
+        raise ValueError(f"tuning.metric: got {metric!r}; expected one of {sorted(metrics)} (the Estimator's "
+                         f"evaluation metrics of {estimator}). How to fix: pick one of those.")
+    if tuning.direction is not None and tuning.direction != metrics[metric]:
+        raise ValueError(f"tuning.direction: got {tuning.direction!r}, but {metric} is better when "
+                         f"{'higher' if metrics[metric] == 'maximize' else 'lower'}; expected {metrics[metric]!r}. "
+                         "How to fix: remove direction (it follows the metric).")
+    if tuning.storage is not None and "://" not in tuning.storage:
+        raise ValueError(f"tuning.storage: got {tuning.storage!r}; expected a SQLAlchemy URL of a database for the "
+                         "study (not the metadata store's), or null for a SQLite file next to the Tuner's outputs. "
+                         "How to fix: e.g. storage: postgresql+psycopg://host/optuna.")
+
+
+def space_of(spec: PipelineSpec) -> dict[str, Any]:
+    """``tuning.space`` as Choice / Range objects, each checked against model.estimator and the features.
+
+    A YAML list is a Choice (``hidden_units: [[64, 32], [128, 64]]``), a mapping a Range
+    (``learning_rate: {low: 0.01, high: 0.3, log: true}``).
+    """
+    from components.trainer.hyperparameters import check_hyperparameter
+    from components.tuner.space import Choice, Range, check_dimension
+
+    try:
+        features = spec.feature_spec
+    except ValueError:
+        features = None  # load_spec reports the features section's own error
+    space = {}
+    for name, entry in spec.tuning.space.items():
+        field = f"tuning.space.{name}"
+        if isinstance(entry, list):
+            dimension: Any = Choice(*entry)
+        elif isinstance(entry, dict):
+            unknown = sorted(set(entry) - {"low", "high", "log", "step"})
+            if unknown or not {"low", "high"} <= set(entry):
+                raise ValueError(f"{field}: got keys {sorted(entry)}; a range takes low, high and optionally log, "
+                                 f"step. How to fix: e.g. {name}: {{low: 0.01, high: 0.3, log: true}}"
+                                 f"{', or a list of choices' if unknown else ''}.")
+            if not isinstance(entry.get("log", False), bool):
+                raise ValueError(f"{field}.log: got {entry['log']!r}; expected true or false. How to fix: "
+                                 "log: true samples in log space.")
+            dimension = Range(**entry)
+        else:
+            raise ValueError(f"{field}: got {entry!r}; expected a list of choices or a range {{low, high, log, "
+                             f"step}}. How to fix: e.g. {name}: [a, b], or {name}: {{low: 1, high: 8}}.")
+        try:
+            check_hyperparameter(name, spec.model.estimator, features)
+            check_dimension(name, dimension)
+        except ValueError as e:
+            raise ValueError(f"{field}: {e}.") from None
+        space[name] = dimension
+    return space
 
 
 def _check_threshold(name: str, bound: Any, estimator: str, task: str) -> None:
@@ -170,7 +237,7 @@ def push_destination(spec: PipelineSpec, root: str) -> str:
 
 def model_components(spec: PipelineSpec, *, features: FeatureSpec, examples: Channel, schema: Channel,
                      transform: Component, root: str, statistics: Channel | None = None) -> list[Component]:
-    """The components after Transform: resolvers, Trainer, Evaluator, InfraValidator, Pusher.
+    """The components after Transform: Tuner, resolvers, Trainer, Evaluator, InfraValidator, Pusher.
 
     This is the one place the YAML wires the model. The Trainer's ``base_model`` is the
     newest model blessed and pushed before Transform's examples were made (nothing on the
@@ -195,13 +262,15 @@ def model_components(spec: PipelineSpec, *, features: FeatureSpec, examples: Cha
 
     model, training = spec.model, spec.training
     task = task_of(model.estimator)
+    canned = CannedEstimatorConfig(model.estimator, feature_spec=features, kwargs=dict(model.args),
+                                   batch_size=training.batch_size, random_seed=training.random_seed)
+    tuner = _tuner(spec, canned, transform) if spec.tuning is not None else None
     warm = LatestBlessedModelResolver(before=transform.outputs["transformed_examples"], id="WarmStartResolver")
     trainer = Trainer(
         transform.outputs["transformed_examples"], transform.outputs["transform_graph"], schema,
         base_model=warm.outputs["model"], statistics=statistics, train_steps=training.steps,
-        eval_steps=training.eval_steps,
-        canned=CannedEstimatorConfig(model.estimator, feature_spec=features, kwargs=dict(model.args),
-                                     batch_size=training.batch_size, random_seed=training.random_seed))
+        eval_steps=training.eval_steps, canned=canned,
+        hyperparameters=tuner.outputs["best_hyperparameters"] if tuner else None)
     destination, model_name = push_destination(spec, root), push_model_name(spec)
     # Pushed before this candidate was trained: an unchanged rerun stays cached instead of judging
     # the served model against itself and pushing it again.
@@ -220,4 +289,19 @@ def model_components(spec: PipelineSpec, *, features: FeatureSpec, examples: Cha
     infra = InfraValidator(trainer.outputs["model"], examples, request_kinds=REQUEST_KINDS[task])
     pusher = Pusher(trainer.outputs["model"], model_blessing=evaluator.outputs["blessing"],
                     infra_blessing=infra.outputs["blessing"], push_destination=destination, model_name=model_name)
-    return [warm, trainer, baseline, evaluator, infra, pusher]
+    return [*([tuner] if tuner else []), warm, trainer, baseline, evaluator, infra, pusher]
+
+
+def _tuner(spec: PipelineSpec, canned: Any, transform: Component) -> Component:
+    """The Tuner of ``tuning``: it tunes the Trainer's canned config; steps default to training's."""
+    from components.tuner import Pruner, Tuner
+
+    tuning, training = spec.tuning, spec.training
+    return Tuner(
+        transform.outputs["transformed_examples"], transform.outputs["transform_graph"], canned=canned,
+        space=space_of(spec), trials=tuning.trials, steps=tuning.steps or training.steps,
+        eval_every=tuning.eval_every, eval_steps=tuning.eval_steps or training.eval_steps, metric=tuning.metric,
+        direction=tuning.direction, sampler=tuning.sampler, seed=tuning.seed,
+        pruner=Pruner(tuning.pruner.type, startup_trials=tuning.pruner.startup_trials,
+                      warmup_steps=tuning.pruner.warmup_steps),
+        storage=tuning.storage, study_name=tuning.study_name)

@@ -1,10 +1,12 @@
 """The YAML pipeline spec: point the pipeline at a new data set without writing Python.
 
 ``load_spec(path)`` parses and validates the whole file (data, label, features,
-validation, schema, model, training, evaluation, push); ``build_pipeline(spec)``
+validation, schema, model, training, tuning, evaluation, push); ``build_pipeline(spec)``
 makes the Pipeline: ExampleGen -> StatisticsGen -> SchemaGen -> ExampleValidator ->
 Transform, and with ``model`` + ``training`` the Trainer, resolver, Evaluator,
-InfraValidator and Pusher (pipeline/yaml_model.py). See docs/pipeline_yaml.md.
+InfraValidator and Pusher, with ``tuning`` also a Tuner whose best values the Trainer
+applies to ``model.args`` (pipeline/yaml_model.py). See docs/pipeline_yaml.md and
+docs/tuner.md.
 
 Example:
     >>> spec = load_spec("pipeline/examples/taxi.yaml")
@@ -89,6 +91,37 @@ class TrainingSection(_Section):
     random_seed: int | None = None
 
 
+class PrunerSection(_Section):
+    """``tuning.pruner``: components.tuner.Pruner."""
+
+    type: Literal["median", "hyperband", "none"] = "median"
+    startup_trials: int = Field(default=2, ge=0)
+    warmup_steps: int = Field(default=0, ge=0)
+
+
+class TuningSection(_Section):
+    """The Tuner (components.tuner); ``space`` entries are checked against model.estimator
+    by ``pipeline.yaml_model.check_tuning``."""
+
+    trials: int = Field(ge=1)
+    steps: int | None = Field(default=None, ge=1)
+    eval_every: int | None = Field(default=None, ge=1)
+    eval_steps: int | None = Field(default=None, ge=1)
+    metric: str | None = None
+    direction: Literal["maximize", "minimize"] | None = None
+    sampler: Literal["tpe", "random"] = "tpe"
+    seed: int | None = Field(default=None, ge=0)
+    pruner: PrunerSection = PrunerSection()
+    storage: str | None = None
+    study_name: str | None = None
+    space: dict[str, Any]
+
+    @field_validator("pruner", mode="before")
+    @classmethod
+    def _pruner_by_name(cls, value: Any) -> Any:
+        return {"type": value} if isinstance(value, str) else value
+
+
 class Bound(_Section):
     """One threshold; names and directions: ``pipeline.yaml_model.METRICS``."""
 
@@ -120,6 +153,7 @@ class PipelineSpec(_Section):
     transform: TransformSection = TransformSection()
     model: ModelSection | None = None
     training: TrainingSection | None = None
+    tuning: TuningSection | None = None
     evaluation: EvaluationSection | None = None
     push: PushSection | None = None
     beam_args: list[str] = Field(default_factory=list)
@@ -180,7 +214,8 @@ def load_spec(path: str, *, overrides: Sequence[str] = ()) -> PipelineSpec:
         spec.feature_spec  # noqa: B018 - validates the features section
     except ValidationError as e:
         problems = "; ".join(_problem(err) for err in e.errors())
-        hint = " How to fix: see docs/pipeline_yaml.md." if any(err["loc"] for err in e.errors()) else ""
+        doc = "docs/tuner.md" if all(err["loc"][:1] == ("tuning",) for err in e.errors()) else "docs/pipeline_yaml.md"
+        hint = f" How to fix: see {doc}." if any(err["loc"] for err in e.errors()) else ""
         raise ValueError(f"{path}: {problems}.{hint}") from None
     except (ValueError, TypeError) as e:
         raise ValueError(f"{path}: {e}") from None

@@ -25,6 +25,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from components.feature_spec import Bucketized, Crossed, Embedding, FeatureSpec, Hashed, Numeric, Vocabulary
+from components.trainer.fn_args import FnArgs, transformed_input_fn
 
 CANNED_ESTIMATORS = ("LinearClassifier", "DNNClassifier", "DNNLinearCombinedClassifier",
                      "BaselineClassifier", "LinearRegressor", "DNNRegressor",
@@ -129,3 +130,30 @@ def build_estimator(config: CannedEstimatorConfig, transform_graph_path: str, *,
     config_ = trainer.RunConfig(tf_random_seed=config.random_seed,
                                 save_checkpoints_steps=config.save_checkpoints_steps)
     return getattr(trainer, name)(model_dir=model_dir, config=config_, **kwargs)
+
+
+def canned_trainer_fn(config: CannedEstimatorConfig, fn_args: FnArgs, *,
+                      warm_start_from: str | None = None) -> dict[str, Any]:
+    """What a user's ``trainer_fn`` returns, for a canned model: the estimator and its specs.
+
+    The Trainer trains this; the Tuner trains one per trial (with the trial's values applied
+    to ``config`` and its own model_dir in ``fn_args.model_run_dir``), so both read the
+    transformed examples and build the model the same way.
+
+    Returns:
+        ``{"estimator", "train_spec", "eval_spec"}``: train to ``fn_args.train_steps`` on
+        ``fn_args.train_files`` (shuffled, repeated); evaluate ``fn_args.eval_steps`` batches
+        of ``fn_args.eval_files`` (one pass, in order).
+    """
+    import trainer
+
+    estimator = build_estimator(config, fn_args.transform_graph_path, model_dir=fn_args.model_run_dir,
+                                warm_start_from=warm_start_from)
+    train_input = transformed_input_fn(fn_args.train_files, fn_args.transform_graph_path,
+                                       label_key=fn_args.label_key, batch_size=config.batch_size)
+    eval_input = transformed_input_fn(fn_args.eval_files, fn_args.transform_graph_path,
+                                      label_key=fn_args.label_key, batch_size=config.batch_size,
+                                      num_epochs=1, shuffle=False)
+    return {"estimator": estimator,
+            "train_spec": trainer.TrainSpec(train_input, max_steps=fn_args.train_steps),
+            "eval_spec": trainer.EvalSpec(eval_input, steps=fn_args.eval_steps, throttle_secs=0)}

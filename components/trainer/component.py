@@ -21,7 +21,8 @@ import os
 from collections.abc import Mapping
 from typing import Any
 
-from components.artifacts import Examples, ExampleStatistics, Model, ModelRun, Schema, TransformGraph
+from components.artifacts import (
+    Examples, ExampleStatistics, HyperParameters, Model, ModelRun, Schema, TransformGraph)
 from components.base import Channel, Component, InputSpec, file_digest
 from components.trainer.canned_config import CannedEstimatorConfig
 
@@ -103,6 +104,11 @@ class Trainer(Component):
             them from a scan of the transformed train split that stops at the second value.
             After training, metrics one class leaves undefined (AUC) are left out of
             ``metrics`` and listed in ``undefined_metrics`` with the reason, not recorded as 0.
+        hyperparameters: Optional HyperParameters (the Tuner's ``best_hyperparameters``). A
+            canned model gets its values applied to ``canned`` (`apply_hyperparameters`: e.g.
+            ``hidden_units`` sets ``dnn_hidden_units`` of a wide & deep model); a trainer_fn
+            reads them in ``fn_args.hyperparameters``. The Model records them in the
+            ``hyperparameters`` property.
         module_file, trainer_fn, canned, train_steps, eval_steps, label_key, train_split,
             eval_split, custom_config: See TrainerParameters.
         id: Node id (default "Trainer").
@@ -110,14 +116,15 @@ class Trainer(Component):
 
     INPUTS = {"examples": InputSpec(Examples), "transform_graph": InputSpec(TransformGraph),
               "schema": InputSpec(Schema), "base_model": InputSpec(Model, optional=True),
-              "statistics": InputSpec(ExampleStatistics, optional=True)}
+              "statistics": InputSpec(ExampleStatistics, optional=True),
+              "hyperparameters": InputSpec(HyperParameters, optional=True)}
     OUTPUTS = {"model": Model, "model_run": ModelRun}
     PARAMETERS = TrainerParameters
     EXECUTOR = "components.trainer.executor:run"
 
     def __init__(self, examples: Channel, transform_graph: Channel, schema: Channel, *,
                  base_model: Channel | None = None, statistics: Channel | None = None,
-                 module_file: str | None = None,
+                 hyperparameters: Channel | None = None, module_file: str | None = None,
                  trainer_fn: str = "trainer_fn", canned: CannedEstimatorConfig | None = None,
                  train_steps: int = 1000, eval_steps: int | None = None, label_key: str | None = None,
                  train_split: str = "train", eval_split: str = "eval",
@@ -130,7 +137,8 @@ class Trainer(Component):
             os.path.abspath(module_file) if module_file else None, trainer_fn, canned, train_steps,
             eval_steps, label_key, train_split, eval_split, dict(custom_config or {}))
         super().__init__(inputs={"examples": examples, "transform_graph": transform_graph,
-                                 "schema": schema, "base_model": base_model, "statistics": statistics},
+                                 "schema": schema, "base_model": base_model, "statistics": statistics,
+                                 "hyperparameters": hyperparameters},
                          parameters=parameters, id=id)
 
     def fingerprint_extras(self) -> dict[str, str]:
@@ -139,16 +147,17 @@ class Trainer(Component):
         if self.parameters.module_file:
             extras["module_file"] = file_digest(self.parameters.module_file)
         here = os.path.dirname(__file__)
-        for name in ("canned_config.py", "serving_export.py", "fn_args.py", "warm_start.py", "label_check.py"):
+        for name in ("canned_config.py", "serving_export.py", "fn_args.py", "warm_start.py", "label_check.py",
+                     "hyperparameters.py"):
             extras[name] = file_digest(os.path.join(here, name))
         # The Estimator code itself: a changed trainer package (e.g. renamed variables) must not
         # reuse a cached model, nor resume a killed run's checkpoint written by the old code.
-        extras["trainer_package"] = _trainer_package_digest()
+        extras["trainer_package"] = trainer_package_digest()
         return extras
 
 
 @functools.lru_cache(maxsize=1)
-def _trainer_package_digest() -> str:
+def trainer_package_digest() -> str:
     """SHA-256 over the ``trainer`` package's .py files (found without importing TensorFlow)."""
     spec = importlib.util.find_spec("trainer")
     root = list(spec.submodule_search_locations)[0]

@@ -10,11 +10,15 @@ on to the same absolute ``train_steps`` (a warm start only applies to an empty
 model_dir). The model_dir is copied into the ``model_run`` output once training ends.
 A canned model warm-starts from the base Model's checkpoint re-indexed to this run's
 vocabularies (`components.trainer.warm_start`). Before training, a classifier's label must
-have two values in the train split (`components.trainer.label_check`).
+have two values in the train split (`components.trainer.label_check`). The Tuner's best
+hyperparameters, when given, are applied to the canned config first
+(`components.trainer.hyperparameters`), so warm-start checks and the recorded architecture
+see the tuned model.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import glob
 import importlib.util
 import os
@@ -22,8 +26,9 @@ import shutil
 from typing import Any
 
 from components.base import ComponentError, ExecutionContext
-from components.trainer.canned_config import build_estimator
-from components.trainer.fn_args import FnArgs, transformed_input_fn
+from components.trainer.canned_config import canned_trainer_fn
+from components.trainer.fn_args import FnArgs
+from components.trainer.hyperparameters import apply_hyperparameters, read_best_hyperparameters
 from components.trainer.label_check import (
     check_label, label_values_from_examples, label_values_from_statistics, undefined_metrics)
 from components.trainer.model_paths import CHECKPOINT_DIR, SERVING_DIR, checkpoint_path
@@ -54,22 +59,6 @@ def _check_result(result: Any) -> dict:
             "How to fix: return {'estimator': est, 'train_spec': trainer.TrainSpec(...), "
             "'eval_spec': trainer.EvalSpec(...)}.")
     return result
-
-
-def _canned_result(params: Any, fn_args: FnArgs, warm_start_from: str | None) -> dict:
-    import trainer
-
-    config = params.canned
-    estimator = build_estimator(config, fn_args.transform_graph_path, model_dir=fn_args.model_run_dir,
-                                warm_start_from=warm_start_from)
-    train_input = transformed_input_fn(fn_args.train_files, fn_args.transform_graph_path,
-                                       label_key=fn_args.label_key, batch_size=config.batch_size)
-    eval_input = transformed_input_fn(fn_args.eval_files, fn_args.transform_graph_path,
-                                      label_key=fn_args.label_key, batch_size=config.batch_size,
-                                      num_epochs=1, shuffle=False)
-    return {"estimator": estimator,
-            "train_spec": trainer.TrainSpec(train_input, max_steps=fn_args.train_steps),
-            "eval_spec": trainer.EvalSpec(eval_input, steps=fn_args.eval_steps, throttle_secs=0)}
 
 
 def _copy_checkpoint(estimator: Any, target_dir: str) -> str:
@@ -106,6 +95,7 @@ def run(ctx: ExecutionContext) -> None:
     model, model_run = ctx.outputs["model"], ctx.outputs["model_run"]
     base = (ctx.inputs.get("base_model") or [None])[0]
     model_dir = os.path.join(ctx.work_dir, "model_dir") if ctx.work_dir else model_run.uri
+    params, tuned = _with_hyperparameters(ctx, params)
     fn_args = FnArgs(
         train_files=(examples.file_pattern(params.train_split),),
         eval_files=(examples.file_pattern(params.eval_split),),
@@ -113,14 +103,14 @@ def run(ctx: ExecutionContext) -> None:
         schema_path=ctx.input("schema").schema_path, train_steps=params.train_steps,
         eval_steps=params.eval_steps, serving_model_dir=os.path.join(model.uri, SERVING_DIR),
         model_run_dir=model_dir, base_model=checkpoint_path(base) if base else None,
-        custom_config=dict(params.custom_config), label_key=params.label_key)
+        custom_config=dict(params.custom_config), label_key=params.label_key, hyperparameters=tuned)
     _check_label_classes(ctx, params, fn_args)
     resumed_from = _checkpoint_step(model_dir)
     start, warm_start_from = _start(ctx, params, fn_args, base, resumed_from)
     if params.module_file:
         result = _check_result(load_trainer_fn(params.module_file, params.trainer_fn)(fn_args))
     else:
-        result = _canned_result(params, fn_args, warm_start_from)
+        result = canned_trainer_fn(params.canned, fn_args, warm_start_from=warm_start_from)
     estimator = result["estimator"]
     ctx.report(f"training {type(estimator).__name__} to step {params.train_steps}")
     if params.module_file:
@@ -154,7 +144,27 @@ def run(ctx: ExecutionContext) -> None:
         model.properties.update(
             architecture=architecture(params.canned),
             vocabularies=save_vocabularies(params.canned, fn_args.transform_graph_path, model.uri))
+    if ctx.inputs.get("hyperparameters"):
+        model.properties.update(hyperparameters=tuned, hyperparameters_id=ctx.input("hyperparameters").id)
     model_run.properties.update(metrics=metrics, undefined_metrics=undefined, **start)
+
+
+def _with_hyperparameters(ctx: ExecutionContext, params: Any) -> tuple[Any, dict[str, Any]]:
+    """The parameters with the Tuner's values applied to a canned config, and the values ({} without)."""
+    artifacts = ctx.inputs.get("hyperparameters") or []
+    if not artifacts:
+        return params, {}
+    values = read_best_hyperparameters(artifacts[0])
+    if params.canned is None:  # a trainer_fn reads them from fn_args.hyperparameters
+        ctx.report(f"hyperparameters for trainer_fn: {values}")
+        return params, values
+    try:
+        canned = apply_hyperparameters(params.canned, values)
+    except ValueError as e:
+        raise ComponentError(f"Trainer got hyperparameters from artifact {artifacts[0].id}: {e} The Tuner "
+                             "must tune the Trainer's estimator.") from None
+    ctx.report(f"tuned hyperparameters: {values}")
+    return dataclasses.replace(params, canned=canned), values
 
 
 def _check_label_classes(ctx: ExecutionContext, params: Any, fn_args: FnArgs) -> None:

@@ -32,6 +32,8 @@ class FnArgs:
         base_model: A checkpoint prefix to warm-start from (the latest blessed Model's), or None.
         custom_config: Free-form user settings from the component.
         label_key: The label column (from the FeatureSpec, or given to the Trainer).
+        hyperparameters: The Tuner's best values (name -> value), empty without a
+            ``hyperparameters`` input; a trainer_fn builds its model from them.
     """
 
     train_files: tuple[str, ...]
@@ -45,6 +47,7 @@ class FnArgs:
     base_model: str | None = None
     custom_config: Mapping[str, Any] = dataclasses.field(default_factory=dict)
     label_key: str | None = None
+    hyperparameters: Mapping[str, Any] = dataclasses.field(default_factory=dict)
 
 
 def transformed_input_fn(file_patterns: Sequence[str], transform_graph_path: str, *, label_key: str,
