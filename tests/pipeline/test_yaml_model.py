@@ -152,7 +152,7 @@ def test_overrides(tmp_path):
     assert empty_section == {"push": {"model_name": "taxi"}}
 
 
-def test_cli_set_is_for_yaml_only(tmp_path, capsys):
+def test_cli_set_on_yaml_and_py(tmp_path, capsys):
     from pipeline.cli import main
 
     assert main(["check", MODEL_PATH := _write(tmp_path, MODEL), "--set", "training.steps=0"]) == 2
@@ -160,7 +160,7 @@ def test_cli_set_is_for_yaml_only(tmp_path, capsys):
     assert main(["check", MODEL_PATH, "--set", "push.model_name=m"]) == 0
     assert "-> Pusher" in capsys.readouterr().out
     assert main(["check", os.path.join(REPO, "pipeline", "examples", "taxi_pipeline.py"), "--set", "a=1"]) == 2
-    assert "--set changes .yaml specs only" in capsys.readouterr().err
+    assert "create_pipeline() has no parameter 'a'" in capsys.readouterr().err
 
 
 @pytest.mark.slow
