@@ -26,6 +26,7 @@ import apache_beam as beam
 import numpy as np
 
 from components.base import ComponentError, DataError
+from components.beam_utils import component_error_in, quiet_component_error_tracebacks
 from components.bulk_inferrer.component import CSV, PARQUET
 from components.bulk_inferrer.prediction_logs import prediction_logs
 from components.bulk_inferrer.signature import ScoringSignature
@@ -37,8 +38,6 @@ LOGS_FILE, TABLE_FILE = "prediction_logs", "predictions"
 _LOG = logging.getLogger(__name__)
 _REMOTE_ERROR = re.compile(r"components\.base\.(?:DataError|ComponentError): (.+?)(?: \[while running '.*)?$",
                            re.MULTILINE)
-_BEAM_ERROR_LOGGERS = ("apache_beam.runners.common", "apache_beam.runners.worker.sdk_worker",
-                       "apache_beam.runners.direct.executor")
 FIX = ("score Examples that carry the raw features the model was trained on (the columns of the "
        "ExampleGen that fed its Transform), or pick the model trained for this data")
 
@@ -265,20 +264,6 @@ def _arrow_table(batch: Any) -> Any:
     return pa.Table.from_batches([batch])
 
 
-class _DropComponentErrorTraceback(logging.Filter):
-    """Beam logs a DoFn's exception with its traceback before re-raising it; for a ComponentError
-    the runner prints the one-line message, so the traceback goes to DEBUG instead of the console."""
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        cause = record.exc_info[1] if record.exc_info else None
-        while cause is not None and not isinstance(cause, ComponentError):
-            cause = cause.__cause__ or cause.__context__
-        if cause is None:
-            return True
-        _LOG.debug("Beam reported: %s", record.getMessage(), exc_info=record.exc_info)
-        return False
-
-
 @contextlib.contextmanager
 def component_errors_surface() -> Iterator[None]:
     """Runs a Beam pipeline so that a ComponentError raised in a DoFn reaches the caller as itself.
@@ -286,16 +271,11 @@ def component_errors_surface() -> Iterator[None]:
     Beam re-raises a DoFn's exception wrapped (a RuntimeError naming the step); the
     ComponentError stays in the chain and is raised again, alone.
     """
-    loggers = [logging.getLogger(name) for name in _BEAM_ERROR_LOGGERS]
-    log_filter = _DropComponentErrorTraceback()
-    for logger in loggers:
-        logger.addFilter(log_filter)
     try:
-        yield
+        with quiet_component_error_tracebacks():
+            yield
     except Exception as e:  # noqa: BLE001 - re-raised below, as the user-facing error when there is one
-        cause = e
-        while cause is not None and not isinstance(cause, ComponentError):
-            cause = cause.__cause__ or cause.__context__
+        cause = component_error_in(e)
         if cause is not None:
             raise cause from None
         # A worker in another process (--direct_running_mode=multi_processing, a remote runner)
@@ -304,6 +284,3 @@ def component_errors_surface() -> Iterator[None]:
         if match:
             raise ComponentError(match.group(1).strip()) from e
         raise
-    finally:
-        for logger in loggers:
-            logger.removeFilter(log_filter)

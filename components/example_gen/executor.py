@@ -15,7 +15,6 @@ pipeline with its DataError (Beam's own log of it, with traceback, goes to DEBUG
 
 from __future__ import annotations
 
-import contextlib
 import json
 import logging
 import os
@@ -24,7 +23,7 @@ from typing import Any
 import apache_beam as beam  # executors are imported only when their component runs
 
 from components.base import ComponentError, DataError, ExecutionContext
-from components.beam_utils import make_pipeline, runner_name
+from components.beam_utils import make_pipeline, quiet_component_error_tracebacks, runner_name
 from components.example_gen.component import ExampleGenParameters
 from components.example_gen.expressions import Expression
 from components.example_gen.records import (
@@ -37,8 +36,6 @@ QUARANTINE_FILE = "quarantine/rows.jsonl"
 NAMESPACE = "ExampleGen"
 BAD = "bad"
 _LOG = logging.getLogger(__name__)
-_BEAM_ERROR_LOGGERS = ("apache_beam.runners.common", "apache_beam.runners.worker.sdk_worker",
-                       "apache_beam.runners.direct.executor")
 
 
 def run(ctx: ExecutionContext) -> None:
@@ -73,7 +70,7 @@ def run(ctx: ExecutionContext) -> None:
     os.makedirs(os.path.dirname(quarantine), exist_ok=True)
     _ = converted[BAD] | "Quarantine" >> beam.io.WriteToText(quarantine, shard_name_template="")
     try:
-        with _quiet_beam_data_errors():
+        with quiet_component_error_tracebacks():
             result = pipeline.run()
             result.wait_until_finish()
     except Exception as e:  # Beam wraps executor errors; surface the user-facing one
@@ -143,33 +140,6 @@ def _largest_quarantined(quarantine: str) -> dict[str, Any] | None:
     except (OSError, ValueError):
         return None
     return largest
-
-
-class _DropDataErrorTraceback(logging.Filter):
-    """Beam logs a DoFn's exception with its traceback before re-raising it; for a DataError the
-    runner prints the one-line message, so the traceback goes to DEBUG instead of the console."""
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        cause = record.exc_info[1] if record.exc_info else None
-        while cause is not None and not isinstance(cause, ComponentError):
-            cause = cause.__cause__ or cause.__context__
-        if cause is None:
-            return True
-        _LOG.debug("Beam reported: %s", record.getMessage(), exc_info=record.exc_info)
-        return False
-
-
-@contextlib.contextmanager
-def _quiet_beam_data_errors() -> Any:
-    loggers = [logging.getLogger(name) for name in _BEAM_ERROR_LOGGERS]
-    log_filter = _DropDataErrorTraceback()
-    for logger in loggers:
-        logger.addFilter(log_filter)
-    try:
-        yield
-    finally:
-        for logger in loggers:
-            logger.removeFilter(log_filter)
 
 
 class ConvertFile(beam.DoFn):
