@@ -244,10 +244,14 @@ class NanTensorHook(SessionRunHook):
         return None
 
     def after_run(self, run_context, run_values):
-        if np.any(np.isnan(run_values.results["loss"])):
-            step = int(run_values.results["step"])
+        results = run_values.results
+        # The hook fetches {"loss", "step"}; a caller that drives it by hand (as
+        # tf.estimator's tests did) may pass the loss value alone.
+        loss = results["loss"] if isinstance(results, dict) else results
+        if np.any(np.isnan(loss)):
+            step = int(results["step"]) if isinstance(results, dict) else None
             if self._fail:
-                log.error("Model diverged with loss = NaN at global step %d.", step)
+                log.error("Model diverged with loss = NaN at global step %s.", step)
                 raise NanLossDuringTrainingError(step)
             log.warning("Model diverged with loss = NaN; stopping.")
             run_context.request_stop()
