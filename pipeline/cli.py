@@ -305,7 +305,10 @@ def _cmd_lineage(args: argparse.Namespace) -> int:
 
 
 def _cmd_check(args: argparse.Namespace) -> int:
+    from components.evaluator.component import check_evaluators
+
     pipeline = load_pipeline(args.file, overrides=args.overrides)
+    check_evaluators(pipeline.components)  # each Evaluator's task and label against its Trainer's model
     print(f"{pipeline.name}: {' -> '.join(c.id for c in pipeline.components)} (root {pipeline.root})")
     return 0
 

@@ -5,9 +5,12 @@ calls it); ``model_components(...)`` builds [Tuner ->] WarmStartResolver -> Trai
 BaselineResolver -> Evaluator, InfraValidator -> Pusher from them: the Trainer warm-starts
 from, and the Evaluator compares against, the latest blessed model, as in docs/pipeline.md
 "Scheduled retraining"; with ``tuning``, the Trainer applies the Tuner's best values to
-``model.args`` (docs/tuner.md). The task follows ``model.estimator``:
-a ``*Regressor`` is a regression (float label, regression metrics, Regress requests),
-every other canned estimator a binary classification.
+``model.args`` (docs/tuner.md). The task follows ``model.estimator`` and ``model.args``:
+a ``*Regressor`` is a regression (float label, regression metrics, Regress requests), a
+classifier with ``n_classes`` > 2 a multi-class classification (softmax probabilities,
+SparseCategoricalAccuracy / SparseCategoricalCrossentropy), every other classifier a binary
+one. ``model.args.label_vocabulary`` (the class names in id order) makes the label a string
+column whose values are those names; the served model then answers with the names.
 
 Threshold names are TFMA's metric names (what the Evaluator reports); ``METRICS``
 maps each to its TFMA class, the tasks it applies to and what "better" means for
@@ -16,8 +19,8 @@ maps each to its TFMA class, the tasks it applies to and what "better" means for
 Example:
     >>> METRICS["auc"].tfma_class, METRICS["mean_squared_error"].higher_is_better
     ('AUC', False)
-    >>> task_of("DNNLinearCombinedRegressor")
-    'regression'
+    >>> task_of("DNNLinearCombinedRegressor"), task_of("DNNClassifier", {"n_classes": 3})
+    ('regression', 'multiclass')
 """
 
 from __future__ import annotations
@@ -26,7 +29,7 @@ import dataclasses
 import os
 from typing import TYPE_CHECKING, Any
 
-from components.evaluator.component import CLASSIFICATION, REGRESSION
+from components.evaluator.component import CLASSIFICATION, MULTICLASS, REGRESSION, canned_task
 
 if TYPE_CHECKING:
     from components.base import Channel, Component
@@ -34,6 +37,7 @@ if TYPE_CHECKING:
     from pipeline.yaml_spec import PipelineSpec
 
 BOTH = (CLASSIFICATION, REGRESSION)
+ALL_TASKS = (CLASSIFICATION, MULTICLASS, REGRESSION)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -53,7 +57,7 @@ class MetricInfo:
 
 
 METRICS: dict[str, MetricInfo] = {
-    "example_count": MetricInfo("ExampleCount", BOTH, None),
+    "example_count": MetricInfo("ExampleCount", ALL_TASKS, None),
     "mean_label": MetricInfo("MeanLabel", BOTH, None),
     "mean_prediction": MetricInfo("MeanPrediction", BOTH, None),
     "auc": MetricInfo("AUC", (CLASSIFICATION,), True),
@@ -65,17 +69,34 @@ METRICS: dict[str, MetricInfo] = {
     "mean_squared_error": MetricInfo("MeanSquaredError", (REGRESSION,), False),
     "mean_absolute_error": MetricInfo("MeanAbsoluteError", (REGRESSION,), False),
     "squared_pearson_correlation": MetricInfo("SquaredPearsonCorrelation", (REGRESSION,), True),
+    "sparse_categorical_accuracy": MetricInfo("SparseCategoricalAccuracy", (MULTICLASS,), True),
+    "sparse_categorical_crossentropy": MetricInfo("SparseCategoricalCrossentropy", (MULTICLASS,), False),
 }
 
 # model.args the pipeline sets itself (from features, the Trainer's run and the base model).
 RESERVED_ARGS = ("feature_columns", "linear_feature_columns", "dnn_feature_columns", "model_dir", "config",
                  "warm_start_from")
-REQUEST_KINDS = {CLASSIFICATION: ("classify", "predict"), REGRESSION: ("regress", "predict")}
+REQUEST_KINDS = {CLASSIFICATION: ("classify", "predict"), MULTICLASS: ("classify", "predict"),
+                 REGRESSION: ("regress", "predict")}
 
 
-def task_of(estimator: str) -> str:
-    """``"regression"`` for a ``*Regressor``, else ``"classification"``."""
-    return REGRESSION if estimator.endswith("Regressor") else CLASSIFICATION
+def task_of(estimator: str, args: dict[str, Any] | None = None) -> str:
+    """``"regression"`` for a ``*Regressor``, ``"multiclass"`` for n_classes > 2, else ``"classification"``."""
+    return canned_task(estimator, args)
+
+
+def metric_info(name: str, task: str) -> tuple[str, MetricInfo] | None:
+    """A threshold name's (table name, MetricInfo): a name of ``METRICS``, or a name the Evaluator maps
+    for ``task`` (``accuracy``, ``SparseCategoricalAccuracy``, ``AUC`` ...) to a metric of the table."""
+    if name in METRICS:
+        return name, METRICS[name]
+    from components.evaluator.metric_names import resolve_metric
+
+    try:
+        class_name = resolve_metric(name, task).class_name
+    except ValueError:
+        return None
+    return next(((n, m) for n, m in METRICS.items() if m.tfma_class == class_name and task in m.tasks), None)
 
 
 def check_model_sections(spec: PipelineSpec) -> None:
@@ -97,11 +118,18 @@ def check_model_sections(spec: PipelineSpec) -> None:
     if split.partition_feature is None and not {"train", "eval"} <= set(split.ratios):
         raise ValueError(f"data.split.ratios: got splits {list(split.ratios)}; the Trainer trains on 'train' "
                          "and the Evaluator evaluates on 'eval'. How to fix: name the splits train and eval.")
-    task = task_of(spec.model.estimator)
+    task = task_of(spec.model.estimator, spec.model.args)
     _check_args(spec.model.estimator, spec.model.args, task)
     if spec.tuning is not None:
         check_tuning(spec)
     if spec.evaluation is not None:
+        from components.evaluator.metric_names import resolve_metric
+
+        for i, name in enumerate(spec.evaluation.metrics):
+            try:
+                resolve_metric(name, task)
+            except ValueError as e:
+                raise ValueError(f"evaluation.metrics[{i}]: got {str(e).removeprefix('Evaluator got ')}") from None
         for name, bound in spec.evaluation.thresholds.items():
             _check_threshold(name, bound, spec.model.estimator, task)
         for i, keys in enumerate(spec.evaluation.slices):
@@ -125,16 +153,50 @@ def _check_args(estimator: str, args: dict[str, Any], task: str) -> None:
             raise ValueError(f"model.args.{key}: set by the pipeline (from features, the Trainer's run "
                              "directory and RunConfig); expected constructor options such as "
                              "dnn_hidden_units. How to fix: remove it.")
-    if task == CLASSIFICATION and args.get("n_classes", 2) != 2:
-        raise ValueError(f"model.args.n_classes: got {args['n_classes']!r}; the YAML pipeline evaluates binary "
-                         "classifiers (AUC, calibration on the positive class). How to fix: use n_classes: 2 "
-                         "with a 0/1 label, or a Python pipeline for multi-class.")
+    for key in ("multi_label", "head"):
+        if key in args:
+            raise NotImplementedError(
+                f"model.args.{key}: multi-label classification (several classes per example) is not implemented "
+                "in the YAML pipeline; the canned classifiers take one class per example. How to fix: remove it "
+                "(one label per example: binary, or n_classes > 2 for multi-class).")
+    if "n_classes" in args:
+        n_classes = args["n_classes"]
+        if task == REGRESSION:
+            raise ValueError(f"model.args.n_classes: {estimator} is a regressor; n_classes is a classifier's. "
+                             "How to fix: remove it, or use a *Classifier.")
+        if not isinstance(n_classes, int) or isinstance(n_classes, bool) or n_classes < 2:
+            raise ValueError(f"model.args.n_classes: got {n_classes!r}; expected an int >= 2 (the number of "
+                             "classes). How to fix: e.g. n_classes: 3, with labels 0, 1, 2 (or label_vocabulary).")
     if "label_vocabulary" in args:
-        raise ValueError("model.args.label_vocabulary: not supported; the label reaches the model as int class "
-                         "ids. How to fix: remove it and derive a 0/1 label with label.expression.")
+        _check_vocabulary(args["label_vocabulary"], args.get("n_classes", 2), task)
     if task == REGRESSION and args.get("label_dimension", 1) != 1:
         raise ValueError(f"model.args.label_dimension: got {args['label_dimension']!r}; the YAML pipeline "
                          f"regresses one target ({estimator}). How to fix: remove it.")
+
+
+def _check_vocabulary(vocabulary: Any, n_classes: Any, task: str) -> None:
+    field = "model.args.label_vocabulary"
+    if task == REGRESSION:
+        raise ValueError(f"{field}: a regressor has no classes. How to fix: remove it.")
+    if (not isinstance(vocabulary, list) or not vocabulary or not all(isinstance(v, str) and v for v in vocabulary)
+            or len(set(vocabulary)) != len(vocabulary)):
+        raise ValueError(f"{field}: got {vocabulary!r}; expected the distinct class names (non-empty strings) in "
+                         "class id order. How to fix: e.g. label_vocabulary: [setosa, versicolor, virginica].")
+    if len(vocabulary) != n_classes:
+        raise ValueError(f"{field}: got {len(vocabulary)} names but n_classes is {n_classes}; expected one name per "
+                         f"class. How to fix: set n_classes: {len(vocabulary)} (or list {n_classes} names).")
+    if not string_labels_supported():
+        raise NotImplementedError(
+            f"{field}: string labels need the Transform to pass a string label through to the model, which "
+            "this version's FeatureSpec does not do. How to fix: label the data with class ids "
+            "0..n_classes-1 and remove label_vocabulary.")
+
+
+def string_labels_supported() -> bool:
+    """Whether FeatureSpec has a ``string`` label dtype (Transform passes the names to the model)."""
+    from components.feature_spec import LABEL_DTYPES
+
+    return "string" in LABEL_DTYPES
 
 
 def check_tuning(spec: PipelineSpec) -> None:
@@ -203,7 +265,8 @@ def space_of(spec: PipelineSpec) -> dict[str, Any]:
 
 def _check_threshold(name: str, bound: Any, estimator: str, task: str) -> None:
     field = f"evaluation.thresholds.{name}"
-    info = METRICS.get(name)
+    found = metric_info(name, task)
+    info = found[1] if found else None
     names = [n for n, m in METRICS.items() if task in m.tasks]
     if info is None:
         raise ValueError(f"{field}: unknown metric {name!r}; expected one of {names} for {task}. How to fix: "
@@ -261,7 +324,7 @@ def model_components(spec: PipelineSpec, *, features: FeatureSpec, examples: Cha
     from components.trainer import CannedEstimatorConfig, Trainer
 
     model, training = spec.model, spec.training
-    task = task_of(model.estimator)
+    task = task_of(model.estimator, model.args)
     canned = CannedEstimatorConfig(model.estimator, feature_spec=features, kwargs=dict(model.args),
                                    batch_size=training.batch_size, random_seed=training.random_seed)
     tuner = _tuner(spec, canned, transform) if spec.tuning is not None else None
@@ -276,12 +339,17 @@ def model_components(spec: PipelineSpec, *, features: FeatureSpec, examples: Cha
     # the served model against itself and pushing it again.
     baseline = LatestBlessedModelResolver(before=trainer.outputs["model"], id="BaselineResolver")
     evaluation = spec.evaluation
+    infos = {name: metric_info(name, task)[1] for name in (evaluation.thresholds if evaluation else ())}
     thresholds = tuple(
-        MetricThreshold(METRICS[name].tfma_class, lower_bound=b.lower_bound, upper_bound=b.upper_bound,
-                        min_change=b.min_change, higher_is_better=METRICS[name].higher_is_better is not False)
+        MetricThreshold(infos[name].tfma_class, lower_bound=b.lower_bound, upper_bound=b.upper_bound,
+                        min_change=b.min_change, higher_is_better=infos[name].higher_is_better is not False)
         for name, b in (evaluation.thresholds.items() if evaluation else ()))
+    from components.evaluator.metric_names import resolve_metric
+
     metrics = DEFAULT_METRICS_BY_TASK[task]
-    metrics += tuple(t.metric for t in thresholds if t.metric not in metrics)
+    metrics += tuple(resolve_metric(m, task).class_name for m in (evaluation.metrics if evaluation else ()))
+    metrics += tuple(t.metric for t in thresholds)
+    metrics = tuple(dict.fromkeys(metrics))
     evaluator = Evaluator(
         examples, trainer.outputs["model"], baseline_model=baseline.outputs["model"], label_key=spec.label.name,
         task=task, metrics=metrics, thresholds=thresholds,

@@ -20,7 +20,8 @@ import os
 from collections.abc import Sequence
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import (BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator,
+                      model_validator)
 
 from components.feature_spec import FeatureSpec
 from components.trainer.canned_config import CANNED_ESTIMATORS
@@ -51,6 +52,22 @@ class DataSection(_Section):
 class LabelSection(_Section):
     name: str
     expression: str | None = None
+
+    @field_validator("expression")
+    @classmethod
+    def _expression_parses(cls, value: str | None, info: ValidationInfo) -> str | None:
+        """A bad expression fails here, naming ``label.expression``, not when ExampleGen is built."""
+        if value is None:
+            return value
+        from components.example_gen.expressions import Expression
+
+        name = info.data.get("name", "label")
+        expression = Expression(name, value)
+        if name in expression.columns:
+            raise ValueError(f"Derived column {name!r} got expression={value!r}, which reads {name!r} itself; "
+                             f"the derived column would replace its own input. How to fix: give the label its "
+                             f"own name, e.g. name: {name}_label.")
+        return value
 
 
 class DriftSection(_Section):
@@ -131,6 +148,9 @@ class Bound(_Section):
 
 
 class EvaluationSection(_Section):
+    """``metrics`` are computed besides the task's defaults (names: components/evaluator/metric_names.py)."""
+
+    metrics: list[str] = Field(default_factory=list)
     thresholds: dict[str, Bound] = Field(default_factory=dict)
     slices: list[list[str]] = Field(default_factory=list)
 
@@ -173,16 +193,19 @@ class PipelineSpec(_Section):
 
     @property
     def task(self) -> str | None:
-        """The task model.estimator implies ("classification" or "regression"); None without a model."""
-        return task_of(self.model.estimator) if self.model else None
+        """The task model.estimator and model.args imply ("classification", "multiclass" or "regression");
+        None without a model."""
+        return task_of(self.model.estimator, self.model.args) if self.model else None
 
     @property
     def feature_spec(self) -> FeatureSpec:
-        """The features and label; a regressor's label is float, otherwise int class ids."""
+        """The features and label; a regressor's label is float, a classifier's with
+        ``model.args.label_vocabulary`` the class names (string), otherwise int class ids."""
         config: dict[str, Any] = {"features": self.features}
         if self.label is not None:
+            named = self.model is not None and "label_vocabulary" in self.model.args and self.task != REGRESSION
             config["label"] = {**self.label.model_dump(exclude_none=True),
-                               "dtype": "float" if self.task == REGRESSION else "int"}
+                               "dtype": "float" if self.task == REGRESSION else "string" if named else "int"}
         return FeatureSpec.from_config(config)
 
 
@@ -215,18 +238,22 @@ def load_spec(path: str, *, overrides: Sequence[str] = ()) -> PipelineSpec:
     except ValidationError as e:
         problems = "; ".join(_problem(err) for err in e.errors())
         doc = "docs/tuner.md" if all(err["loc"][:1] == ("tuning",) for err in e.errors()) else "docs/pipeline_yaml.md"
-        hint = f" How to fix: see {doc}." if any(err["loc"] for err in e.errors()) else ""
+        hint = (f" How to fix: see {doc}." if any(err["loc"] for err in e.errors()) and "How to fix" not in problems
+                else "")
         raise ValueError(f"{path}: {problems}.{hint}") from None
     except (ValueError, TypeError) as e:
         raise ValueError(f"{path}: {e}") from None
+    except NotImplementedError as e:  # a setting this version does not do (its message names it)
+        raise NotImplementedError(f"{path}: {e}") from None
     return spec
 
 
 def _problem(err: dict[str, Any]) -> str:
     where = ".".join(str(x) for x in err["loc"])
+    message = err["msg"].removeprefix("Value error, ")
     if not where:  # a whole-spec check (check_model_sections): its message names the field
-        return err["msg"].removeprefix("Value error, ").rstrip(".")
-    return f"{where}: {err['msg']}"
+        return message.rstrip(".")
+    return f"{where}: {message.rstrip('.') if 'How to fix' in message else message}"
 
 
 def apply_override(raw: dict[str, Any], override: str) -> None:

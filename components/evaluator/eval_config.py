@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from components.evaluator.metric_names import metric_key_name, resolve_metric
+
 CANDIDATE = "candidate"
 BASELINE = "baseline"
 
@@ -30,8 +32,8 @@ def build_eval_config(params: Any, *, with_baseline: bool) -> Any:
     if set(metrics) & set(NEEDS_BOTH_CLASSES) and "MeanLabel" not in metrics:
         metrics.append("MeanLabel")  # tells an undefined AUC (one class) from a real 0
     for metric in metrics:
-        _metric_name(metric)
-        metric_config = spec.metrics.add(class_name=metric)
+        ref = resolve_metric(metric, params.task)
+        metric_config = spec.metrics.add(class_name=ref.class_name, module=ref.module)
         for threshold in thresholds.get(metric, []):
             if threshold.ListFields():
                 per_slice = metric_config.per_slice_thresholds.add(threshold=threshold)
@@ -57,15 +59,17 @@ def undefined_metrics(metrics: dict[str, float], params: Any) -> dict[str, str]:
     reason = f"undefined: every label of split {params.split!r} is {only}"
     undefined = {}
     for class_name, needs in NEEDS_BOTH_CLASSES.items():
-        name = _metric_name(class_name)
-        if class_name in params.metrics and name in metrics and (needs == "both" or mean == 0.0):
+        if class_name not in params.metrics:
+            continue
+        name = _metric_name(class_name, params.task)
+        if name in metrics and (needs == "both" or mean == 0.0):
             undefined[name] = reason
     return undefined
 
 
 def with_undefined_reasons(reasons: list[str], undefined: dict[str, str], params: Any) -> list[str]:
     """Failure reasons where a threshold on an undefined metric says so, not "auc = 0"."""
-    thresholded = {_metric_name(t.metric) for t in params.thresholds}
+    thresholded = {_metric_name(t.metric, params.task) for t in params.thresholds}
     kept = [r for r in reasons if r.split(" ", 1)[0] not in undefined]
     return kept + [f"{name} is {why}" for name, why in sorted(undefined.items()) if name in thresholded]
 
@@ -90,16 +94,9 @@ def _threshold_proto(threshold: Any, with_baseline: bool) -> Any:
     return proto
 
 
-def _metric_name(class_name: str) -> str:
+def _metric_name(class_name: str, task: str = "classification") -> str:
     """TFMA's metric name for a class name (AUC -> auc, BinaryAccuracy -> binary_accuracy)."""
-    import tensorflow_model_analysis as tfma
-
-    metric = getattr(tfma.metrics, class_name, None)
-    if metric is None:
-        raise ValueError(
-            f"Evaluator got metric={class_name!r}; expected a tfma.metrics class name. How to fix: "
-            "use e.g. 'AUC', 'BinaryAccuracy', 'ExampleCount', 'Calibration'.")
-    return metric().name
+    return metric_key_name(class_name, task)
 
 
 def _slice_text(slice_key: Any) -> str:

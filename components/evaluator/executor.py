@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 from components.base import ComponentError, ExecutionContext
+from components.evaluator.metric_names import CLASSIFICATION, DEFAULT_METRICS_BY_TASK, MULTICLASS
 from components.evaluator.eval_config import (
     BASELINE, CANDIDATE, build_eval_config, failure_reasons, undefined_metrics, with_undefined_reasons)
 from components.trainer.model_paths import serving_model_path
@@ -50,6 +51,37 @@ def why_not_comparable(baseline, candidate, params) -> str | None:
     return None
 
 
+def check_model_outputs(model, params) -> None:
+    """Refuses a model whose scored output does not fit the task, before TFMA runs.
+
+    The signature must have ``prediction_key``; a binary task over more than two class
+    probabilities is refused (TFMA would flatten them into per-class binary decisions and
+    report, e.g., a binary accuracy near 1.0 that is not the model's accuracy).
+    """
+    from trainer.export.saved_model import signature_defs
+
+    signatures = signature_defs(serving_model_path(model))
+    signature = signatures.get(params.signature_name)
+    if signature is None:
+        raise ComponentError(
+            f"Evaluator got model {model.id} without a {params.signature_name!r} signature (it has "
+            f"{sorted(signatures)}). How to fix: pass signature_name= one of those.")
+    output = signature.outputs.get(params.prediction_key)
+    if output is None:
+        raise ComponentError(
+            f"Evaluator got model {model.id} whose {params.signature_name!r} signature has no "
+            f"{params.prediction_key!r} output (it has {sorted(signature.outputs)}). How to fix: pass "
+            "prediction_key= the class probabilities (multiclass), the positive-class probability "
+            "(classification) or the prediction (regression).")
+    dims = [] if output.tensor_shape.unknown_rank else [d.size for d in output.tensor_shape.dim]
+    classes = dims[-1] if len(dims) >= 2 else 1
+    if params.task == CLASSIFICATION and classes > 2:
+        raise ComponentError(
+            f"Evaluator got task='classification' (binary metrics {list(params.metrics)}), but model "
+            f"{model.id}'s {params.prediction_key!r} output has {classes} classes. How to fix: "
+            f"Evaluator(..., task='multiclass', metrics={DEFAULT_METRICS_BY_TASK[MULTICLASS]!r}).")
+
+
 def run(ctx: ExecutionContext) -> None:
     import tensorflow_model_analysis as tfma
     from apache_beam.options.pipeline_options import PipelineOptions
@@ -69,6 +101,7 @@ def run(ctx: ExecutionContext) -> None:
         if baseline_skipped:
             ctx.report(f"baseline model {baseline.id} not used: {baseline_skipped}")
             baseline = None
+    check_model_outputs(ctx.input("model"), params)
     config = build_eval_config(params, with_baseline=baseline is not None)
     models = [tfma.default_eval_shared_model(
         eval_saved_model_path=serving_model_path(ctx.input("model")), eval_config=config,
