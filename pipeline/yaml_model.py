@@ -210,6 +210,12 @@ def check_tuning(spec: PipelineSpec) -> None:
     space_of(spec)
     metrics = metrics_for(estimator)
     metric = tuning.metric or default_metric(estimator)
+    if task_of(estimator, spec.model.args) == MULTICLASS:
+        # A softmax head evaluates accuracy and the losses only (no auc, precision or recall).
+        metrics = {k: v for k, v in metrics.items() if k in ("accuracy", "average_loss", "loss")}
+        if tuning.metric is None:
+            raise ValueError(f"tuning.metric: missing; the default ({metric}) is a binary metric, and a multi-class "
+                             f"model evaluates only {sorted(metrics)}. How to fix: metric: accuracy.")
     if metric not in metrics:
         raise ValueError(f"tuning.metric: got {metric!r}; expected one of {sorted(metrics)} (the Estimator's "
                          f"evaluation metrics of {estimator}). How to fix: pick one of those.")

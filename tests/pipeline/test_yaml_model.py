@@ -72,10 +72,10 @@ def test_push_defaults_to_root_serving_and_the_pipeline_name(tmp_path):
 
 
 def test_every_threshold_name_is_a_tfma_metric_with_that_name():
-    import tensorflow_model_analysis as tfma
+    from components.evaluator.metric_names import metric_key_name
 
     for name, info in METRICS.items():
-        assert getattr(tfma.metrics, info.tfma_class)().name == name
+        assert metric_key_name(info.tfma_class, info.tasks[0]) == name
 
 
 def _write(tmp_path, text):
@@ -118,8 +118,29 @@ REGRESSOR = BASE + "model: {estimator: LinearRegressor}\ntraining: {steps: 10}\n
      r"data.split.ratios: got splits \['train', 'test'\]; the Trainer trains on 'train'"),
     (MODEL.replace("LinearClassifier}", "LinearClassifier, args: {model_dir: /x}}"),
      r"model.args.model_dir: set by the pipeline"),
-    (MODEL.replace("LinearClassifier}", "LinearClassifier, args: {n_classes: 3}}"),
-     r"model.args.n_classes: got 3; the YAML pipeline evaluates binary classifiers"),
+    (MODEL.replace("LinearClassifier}", "LinearClassifier, args: {n_classes: 1}}"),
+     r"model.args.n_classes: got 1; expected an int >= 2"),
+    (MODEL.replace("LinearClassifier}", "LinearClassifier, args: {n_classes: 3}}")
+     + "evaluation: {thresholds: {auc: {lower_bound: 0.7}}}\n",
+     r"evaluation.thresholds.auc: 'auc' is a classification metric, but model.estimator='LinearClassifier' is a "
+     r"multiclass model; expected one of \['example_count', 'sparse_categorical_accuracy'"),
+    (MODEL.replace("LinearClassifier}", "LinearClassifier, args: {n_classes: 3}}")
+     + "evaluation: {metrics: [BinaryAccuracy]}\n",
+     r"evaluation.metrics\[0\]: got metric='BinaryAccuracy' for a multiclass model; .* How to fix: use "
+     r"'SparseCategoricalAccuracy'"),
+    (MODEL + "evaluation: {metrics: [Nope]}\n", r"evaluation.metrics\[0\]: got metric='Nope'; expected a tfma"),
+    (MODEL.replace("LinearClassifier}", "LinearClassifier, args: {n_classes: 3, label_vocabulary: [a, b]}}"),
+     r"model.args.label_vocabulary: got 2 names but n_classes is 3"),
+    (MODEL.replace("LinearClassifier}", "LinearClassifier, args: {n_classes: 3, label_vocabulary: [a, a, b]}}"),
+     r"model.args.label_vocabulary: got \['a', 'a', 'b'\]; expected the distinct class names"),
+    (REGRESSOR.replace("LinearRegressor}", "LinearRegressor, args: {n_classes: 3}}"),
+     r"model.args.n_classes: LinearRegressor is a regressor"),
+    (BASE.replace("label: {name: y}", "label: {name: y, expression: 'tips >'}"),
+     r"label.expression: Derived column 'y' got expression='tips >'; it does not parse"),
+    (BASE.replace("label: {name: y}", "label: {name: y, expression: 'max(tips, 1)'}"),
+     r"label.expression: Derived column 'y' got expression='max\(tips, 1\)' using"),
+    (BASE.replace("label: {name: y}", "label: {name: y, expression: 'y > 1'}"),
+     r"label.expression: Derived column 'y' got expression='y > 1', which reads 'y' itself"),
     (REGRESSOR.replace("LinearRegressor}", "LinearRegressor, args: {label_dimension: 2}}"),
      r"model.args.label_dimension: got 2"),
     (MODEL + "push: {model_name: a/b}\n", r"push.model_name: got 'a/b'; expected a plain directory name"),

@@ -1,0 +1,177 @@
+"""Multi-class end to end: the wine example in YAML (n_classes: 3) and the DSL (a custom model_fn),
+`pipeline check` catching metric misfits without data, and the Evaluator's multi-class numbers
+against the pushed model's own predictions and the Trainer's own eval loss."""
+
+from __future__ import annotations
+
+import glob
+import os
+import textwrap
+
+import numpy as np
+import pytest
+
+from pipeline.yaml_model import string_labels_supported
+from pipeline.yaml_spec import build_pipeline, load_spec
+from tests.pipeline.e2e_helpers import ALL, MODEL_NODES, REPO
+
+WINE_YAML = os.path.join(REPO, "pipeline", "examples", "wine.yaml")
+WINE_PY = os.path.join(REPO, "pipeline", "examples", "wine_pipeline.py")
+
+
+def test_wine_yaml_is_a_multiclass_pipeline(tmp_path):
+    spec = load_spec(WINE_YAML)
+    assert spec.task == "multiclass" and spec.feature_spec.label.dtype == "int"
+    p = build_pipeline(spec, root=str(tmp_path))
+    assert p.component("Trainer").parameters.canned.kwargs["n_classes"] == 3
+    evaluator = p.component("Evaluator").parameters
+    assert (evaluator.task, evaluator.prediction_key, evaluator.label_key) == ("multiclass", "probabilities",
+                                                                            "cultivar")
+    assert evaluator.metrics == ("ExampleCount", "SparseCategoricalAccuracy", "SparseCategoricalCrossentropy",
+                                 "MultiClassConfusionMatrixPlot", "MultiClassConfusionMatrixAtThresholds")
+    accuracy, crossentropy = evaluator.thresholds
+    assert (accuracy.metric, accuracy.lower_bound, accuracy.min_change, accuracy.higher_is_better) == (
+        "SparseCategoricalAccuracy", 0.85, -0.05, True)
+    assert (crossentropy.metric, crossentropy.upper_bound, crossentropy.higher_is_better) == (
+        "SparseCategoricalCrossentropy", 0.5, False)
+    assert p.component("InfraValidator").parameters.request_kinds == ("classify", "predict")
+    # Keras-style threshold names map to the same metric.
+    keras = load_spec(WINE_YAML, overrides=["evaluation.thresholds={accuracy: {lower_bound: 0.9}}"])
+    threshold, = build_pipeline(keras, root=str(tmp_path)).component("Evaluator").parameters.thresholds
+    assert (threshold.metric, threshold.lower_bound) == ("SparseCategoricalAccuracy", 0.9)
+
+
+def test_label_vocabulary_makes_a_string_label_or_says_it_cannot(tmp_path):
+    overrides = ["model.args.label_vocabulary=[class_0, class_1, class_2]"]
+    if not string_labels_supported():
+        with pytest.raises(NotImplementedError, match=r"wine.yaml: model.args.label_vocabulary: string labels need"):
+            load_spec(WINE_YAML, overrides=overrides)
+        return
+    spec = load_spec(WINE_YAML, overrides=overrides)
+    assert spec.feature_spec.label.dtype == "string"
+    canned = build_pipeline(spec, root=str(tmp_path)).component("Trainer").parameters.canned
+    assert canned.kwargs["label_vocabulary"] == ["class_0", "class_1", "class_2"]
+
+
+def test_multi_label_is_not_implemented(tmp_path):
+    with pytest.raises(NotImplementedError, match=r"model.args.multi_label: multi-label classification"):
+        load_spec(WINE_YAML, overrides=["model.args.multi_label=true"])
+
+
+def test_tuning_a_multiclass_model_needs_a_multiclass_metric():
+    tuning = ["tuning.trials=2", "tuning.space={learning_rate: {low: 0.01, high: 0.3}}"]
+    with pytest.raises(ValueError, match=r"tuning.metric: missing; the default \(auc\) is a binary metric"):
+        load_spec(WINE_YAML, overrides=tuning)
+    with pytest.raises(ValueError, match=r"tuning.metric: got 'auc'; expected one of \['accuracy', 'average_loss'"):
+        load_spec(WINE_YAML, overrides=[*tuning, "tuning.metric=auc"])
+    assert load_spec(WINE_YAML, overrides=[*tuning, "tuning.metric=accuracy"]).tuning.metric == "accuracy"
+
+
+def _write(tmp_path, name, text):
+    path = tmp_path / name
+    path.write_text(textwrap.dedent(text))
+    return str(path)
+
+
+def test_check_catches_metric_misfits_without_data(tmp_path, capsys):
+    from pipeline.cli import main
+
+    # YAML: a binary metric on a 3-class model, and an unknown one, name the field.
+    assert main(["check", WINE_YAML, "--set", "evaluation.metrics=[BinaryAccuracy]"]) == 2
+    err = capsys.readouterr().err
+    assert "wine.yaml: evaluation.metrics[0]: got metric='BinaryAccuracy' for a multiclass model" in err
+    assert "How to fix: use 'SparseCategoricalAccuracy'" in err
+    assert main(["check", WINE_YAML, "--set", "evaluation.thresholds={auc: {lower_bound: 0.5}}"]) == 2
+    assert "evaluation.thresholds.auc: 'auc' is a classification metric" in capsys.readouterr().err
+    assert main(["check", WINE_YAML]) == 0
+    assert "-> Evaluator ->" in capsys.readouterr().out
+
+    # DSL: an Evaluator left binary under a 3-class canned Trainer, and one for another label.
+    pipeline_py = _write(tmp_path, "p.py", f"""
+        import sys
+        sys.path.insert(0, {REPO!r})
+        from components.evaluator import Evaluator, MetricThreshold
+        from components.trainer import CannedEstimatorConfig, Trainer
+        from pipeline.dsl import Pipeline
+        from pipeline.examples import wine_pipeline as wine
+
+        def create_pipeline(*, root="{tmp_path}/r", task="classification", metrics=("BinaryAccuracy",),
+                            label="cultivar", thresholds=()):
+            nodes = wine.create_pipeline(root=root).components[:5]
+            transform = nodes[4]
+            trainer = Trainer(transform.outputs["transformed_examples"], transform.outputs["transform_graph"],
+                              nodes[2].outputs["schema"], canned=CannedEstimatorConfig(
+                                  "DNNClassifier", feature_spec=wine.WINE_FEATURES, kwargs={{"n_classes": 3}}))
+            evaluator = Evaluator(nodes[0].outputs["examples"], trainer.outputs["model"], label_key=label,
+                                  task=task, metrics=tuple(metrics),
+                                  thresholds=tuple(MetricThreshold(m, lower_bound=0.5) for m in thresholds))
+            return Pipeline("p", root, [*nodes, trainer, evaluator])
+        """)
+    assert main(["check", pipeline_py]) == 2
+    err = capsys.readouterr().err
+    assert ("Evaluator 'Evaluator' got task='classification' (metrics ['BinaryAccuracy']), but 'Trainer' trains a "
+            "3-class DNNClassifier (n_classes=3). How to fix: Evaluator(..., task='multiclass')") in err
+    assert main(["check", pipeline_py, "--set", "task=multiclass", "--set", "metrics=[Accuracy]",
+                 "--set", "label=species"]) == 2
+    assert "got label_key='species', but 'Trainer' trains on label 'cultivar'" in capsys.readouterr().err
+    assert main(["check", pipeline_py, "--set", "task=multiclass", "--set", "metrics=[BinaryAccuracy]"]) == 2
+    assert "metric='BinaryAccuracy' for a multiclass model" in capsys.readouterr().err
+    assert main(["check", pipeline_py, "--set", "task=multiclass", "--set", "metrics=[Accuracy]",
+                 "--set", "thresholds=[CategoricalCrossentropy]"]) == 2
+    assert ("threshold on metric='CategoricalCrossentropy', which is not computed; expected one of the computed "
+            "metrics ['SparseCategoricalAccuracy']") in capsys.readouterr().err
+    assert main(["check", pipeline_py, "--set", "task=multiclass", "--set", "metrics=[Accuracy]"]) == 0
+    capsys.readouterr()
+    assert main(["check", WINE_PY]) == 0
+
+
+def eval_split(result):
+    """Serialized raw eval tf.Examples and their cultivar labels, as the Evaluator read them."""
+    import tensorflow as tf
+
+    examples = result.outputs["ExampleGen"]["examples"]
+    files = sorted(glob.glob(os.path.join(examples.uri, "Split-eval", "*")))
+    records = list(tf.data.TFRecordDataset(files, compression_type="GZIP").as_numpy_iterator())
+    labels = tf.io.parse_example(records, {"cultivar": tf.io.FixedLenFeature([], tf.int64)})["cultivar"].numpy()
+    return records, labels
+
+
+@pytest.mark.slow
+def test_wine_yaml_pushes_a_3_class_model_whose_metrics_match_its_predictions(tmp_path):
+    import tensorflow as tf
+
+    from pipeline import LocalRunner
+
+    root = str(tmp_path / "root")
+    result = LocalRunner().run(build_pipeline(load_spec(WINE_YAML), root=root,
+                                              beam_pipeline_args=["--direct_num_workers=1"]))
+    assert result.executed == ALL + MODEL_NODES
+    blessing = result.outputs["Evaluator"]["blessing"].properties
+    assert blessing["verdict"] == "BLESSED", blessing["reason"]
+    pushed = result.outputs["Pusher"]["pushed_model"].properties
+    assert pushed["pushed"] is True
+    assert os.path.dirname(pushed["pushed_destination"]) == os.path.join(root, "serving", "wine")
+
+    records, labels = eval_split(result)
+    served = tf.saved_model.load(pushed["pushed_destination"])
+    probabilities = served.signatures["predict"](examples=tf.constant(records))["probabilities"].numpy()
+    assert probabilities.shape == (len(records), 3)
+    metrics = blessing["metrics"]
+    assert metrics["example_count"] == len(records) > 40
+    # The Evaluator's accuracy is the count of right top classes over the same rows: exact.
+    correct = int((np.argmax(probabilities, axis=1) == labels).sum())
+    assert metrics["sparse_categorical_accuracy"] == correct / len(records) >= 0.85
+    # Its cross-entropy: the mean of -log p[label] over the same float32 probabilities (batching
+    # may move p by ~1 float32 ulp: <= 1.2e-7 per term).
+    by_hand = -np.log(probabilities[np.arange(len(labels)), labels].astype(np.float64)).mean()
+    assert metrics["sparse_categorical_crossentropy"] == pytest.approx(by_hand, abs=1e-6)
+    # The Trainer's own eval loss on the same eval split (the head's average_loss: a float32 mean of
+    # sparse_softmax_cross_entropy_with_logits, from Transform's materialized features rather than
+    # the served graph's): per example <= ~2.4e-7 apart (one float32 ulp in p, one in the stable
+    # log-softmax), the float32 running mean <= 60 * 6e-8 relative. 1e-5 absolute covers both.
+    trainer_metrics = result.outputs["Trainer"]["model"].properties["metrics"]
+    assert metrics["sparse_categorical_crossentropy"] == pytest.approx(trainer_metrics["average_loss"], abs=1e-5)
+    assert metrics["sparse_categorical_crossentropy"] < 0.5
+
+    classify = served.signatures["serving_default"](inputs=tf.constant(records[:4]))
+    assert classify["scores"].shape == (4, 3)
