@@ -34,5 +34,4 @@ RUN python -m pip install "pip>=24" wheel \
 COPY data/ data/
 
 # Each KFP task gives the arguments: FILE --node ID --run-key KEY --root ROOT --metadata URL.
-ENTRYPOINT []
 CMD ["python", "-m", "pipeline", "--help"]
