@@ -23,6 +23,7 @@ from __future__ import annotations
 import os
 from collections.abc import Sequence
 
+from components.bulk_inferrer import BulkInferrer
 from components.evaluator import Evaluator, MetricThreshold
 from components.infra_validator import InfraValidator
 from components.pusher import Pusher
@@ -52,7 +53,7 @@ def create_pipeline(*, root: str = "runs/taxi", data_root: str = DATA, file_patt
                     metadata: str | None = None, on_anomaly: str = "fail", train_steps: int = 1000,
                     push_destination: str | None = None, random_seed: int | None = None,
                     thresholds: tuple[MetricThreshold, ...] = THRESHOLDS, warm_start: bool = True,
-                    save_checkpoints_steps: int | None = 100) -> Pipeline:
+                    save_checkpoints_steps: int | None = 100, bulk_inference: bool = False) -> Pipeline:
     """Builds the full taxi pipeline.
 
     Args:
@@ -67,6 +68,8 @@ def create_pipeline(*, root: str = "runs/taxi", data_root: str = DATA, file_patt
             scratch; the Evaluator still compares with the latest blessed model).
         save_checkpoints_steps: The Trainer's checkpoint interval (a killed run resumes from
             the newest checkpoint).
+        bulk_inference: Also score ExampleGen's ``eval`` split with the model once it is
+            blessed (a BulkInferrer; predictions.csv keyed by ``trip_start_timestamp``).
     """
     data = taxi_pipeline.create_pipeline(
         root=root, data_root=data_root, file_pattern=file_pattern, beam_pipeline_args=beam_pipeline_args,
@@ -94,5 +97,8 @@ def create_pipeline(*, root: str = "runs/taxi", data_root: str = DATA, file_patt
                     infra_blessing=infra.outputs["blessing"], push_destination=push_destination,
                     model_name=MODEL_NAME, id="Pusher")
     nodes = [*data.components, *([warm] if warm_start else []), trainer, baseline, evaluator, infra, pusher]
+    if bulk_inference:
+        nodes.append(BulkInferrer(examples, trainer.outputs["model"], model_blessing=evaluator.outputs["blessing"],
+                                  splits=["eval"], key_columns=["trip_start_timestamp"], id="BulkInferrer"))
     return Pipeline("taxi", root, nodes,
                     enable_cache=enable_cache, beam_pipeline_args=beam_pipeline_args, metadata=metadata)
