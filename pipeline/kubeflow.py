@@ -368,7 +368,7 @@ def _parser() -> argparse.ArgumentParser:
     for p in (comp, sub.add_parser("run-local", help="run the pipeline with kfp.local's SubprocessRunner")):
         if p is not comp:
             p.add_argument("file", help="pipeline.py or pipeline.yaml")
-            p.add_argument("--workdir", help="directory run-node starts in (default: the current one)")
+        p.add_argument("--workdir", help="(local mode) the directory run-node starts in (default: the current one)")
         p.add_argument("--root", help="pipeline root (default: /mnt/pipeline/<name> for compile, the "
                        "pipeline's own root for run-local); a run parameter of the compiled pipeline")
         p.add_argument("--metadata", default="", help="SQLAlchemy URL of the metadata store (default: SQLite "
@@ -390,7 +390,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             path = compile_pipeline(
                 args.file, args.output, mode=args.mode, image=args.image, file_in_image=args.file_in_image,
                 root=args.root, metadata=args.metadata, overrides=args.overrides, beam_args=args.beam_args,
-                retries=args.retries)
+                retries=args.retries, workdir=args.workdir)
             print(f"wrote {path}")
             if args.mode == CONTAINER and not args.metadata.startswith("postgresql"):
                 print("note: no PostgreSQL --metadata URL: the tasks share a SQLite file in the root; "
