@@ -41,6 +41,7 @@ Example:
 
 from __future__ import annotations
 
+import collections
 import datetime as dt
 import inspect
 import json
@@ -63,6 +64,8 @@ HEAVY_MODULES = ("tensorflow", "apache_beam", "tensorflow_transform", "tfx_bsl",
                  "tensorflow_model_analysis")
 # run-node's exit status for a bad argument (a file, a node id, an override): retrying cannot help.
 BAD_ARGUMENT_EXIT = 2
+# The node's last output lines kept for the error message (all of them go to the task log).
+_KEPT_LINES = 500
 _TASK_ID = re.compile(r"^[\w.-]+$")
 _log = logging.getLogger(__name__)
 
@@ -268,7 +271,7 @@ class PipelineNodeOperator(BaseOperator):
         process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, env=env,
                                    start_new_session=True)
         self._process = process
-        lines: list[str] = []
+        lines: collections.deque[str] = collections.deque(maxlen=_KEPT_LINES)
         reader = threading.Thread(target=self._forward, args=(process, lines), daemon=True,
                                   name=f"{self.task_id}-output")
         reader.start()
@@ -281,6 +284,9 @@ class PipelineNodeOperator(BaseOperator):
         finally:
             self._stop(process)
         if process.returncode != 0:
+            details = tail.failure_details()
+            if details:
+                self.log.error("%s (from the metadata store):\n%s", self.task_id, details)
             errors = [line for line in lines if line.startswith("error:")]
             message = errors[-1] if errors else (lines[-1] if lines else "no output")
             summary = (f"node {self.task_id} of pipeline {self.spec.pipeline_name!r} exited with "
@@ -290,7 +296,7 @@ class PipelineNodeOperator(BaseOperator):
             raise AirflowException(summary)
         return _parse_result(lines)
 
-    def _forward(self, process: subprocess.Popen[bytes], lines: list[str]) -> None:
+    def _forward(self, process: subprocess.Popen[bytes], lines: collections.deque[str]) -> None:
         assert process.stdout is not None
         for raw in iter(process.stdout.readline, b""):
             line = raw.decode("utf-8", errors="replace").rstrip("\n")
@@ -324,7 +330,7 @@ _RESULT = re.compile(r"^(?P<node>[\w.-]+): (?P<state>[A-Z]+) \(run (?P<run>\d+),
                      r"(?P<execution>\d+)\)")
 
 
-def _parse_result(lines: list[str]) -> dict[str, Any]:
+def _parse_result(lines: collections.deque[str]) -> dict[str, Any]:
     """The XCom value: ``{"state", "run_id", "execution_id"}`` from run-node's last line."""
     for line in reversed(lines):
         match = _RESULT.match(line)
@@ -349,11 +355,15 @@ class _ComponentLogTail:
         self.path: str | None = None
         self.offset = 0
         self.partial = b""
-        self._locate()
+        self.executions_before = 0
+        run_id = self._locate()
         if self.path is not None and os.path.exists(self.path):
             self.offset = os.path.getsize(self.path)
+        if run_id is not None:
+            self.executions_before = max((e["id"] for e in self.store.executions_of_run(run_id)), default=0)
 
-    def _locate(self) -> None:
+    def _locate(self) -> int | None:
+        """Finds the run (recorded by the node's process if new) and its log file; returns the run id."""
         from pipeline.logs import log_path
         from pipeline.metadata import MetadataStore
 
@@ -363,9 +373,28 @@ class _ComponentLogTail:
             run_id = self.store.run_id_of(self.spec.pipeline_name, self.run_key)
         except Exception as e:  # the subprocess reports a store it cannot open
             _log.debug("metadata store not readable yet: %s", e)
-            return
+            return None
         if run_id is not None:
             self.path = log_path(self.spec.root, run_id, self.node_id)
+        return run_id
+
+    def failure_details(self) -> str | None:
+        """The error and traceback the store recorded for this node's newest failed execution."""
+        from pipeline.metadata import FAILED
+
+        try:
+            if self.store is None:
+                return None
+            run_id = self.store.run_id_of(self.spec.pipeline_name, self.run_key)
+            failed = [e for e in self.store.executions_of_run(run_id) if e["component"] == self.node_id
+                      and e["state"] == FAILED] if run_id is not None else []
+        except Exception as e:  # the store is what failed: run-node's own output says so
+            _log.debug("could not read the failed execution: %s", e)
+            return None
+        failed = [e for e in failed if e["id"] > self.executions_before]  # this try's, not an earlier one's
+        if not failed:
+            return None
+        return str(max(failed, key=lambda e: e["id"])["error"] or "") or None
 
     def forward(self, log: Any) -> None:
         if self.path is None:
