@@ -10,8 +10,8 @@ run-node`` for its node.
   retraining DAG (11 tasks, the pipeline's edges) without importing TensorFlow, Beam or TFT,
   and well within the bound below.
 - test_dag_runs_record_nodes_under_the_run_id: a toy pipeline (tests/pipeline/toy_components.py
-  plus a node that fails on its first try) run twice with two logical dates, and a DAG whose
-  node always fails.
+  plus a node that fails on its first try) run twice with two logical dates, a DAG whose
+  node always fails, and one whose node outlives its execution_timeout.
 - test_build_dag_rejects_bad_settings: the errors of build_dag.
 """
 
@@ -201,8 +201,8 @@ class Flaky(Component):
         return run
 
 
-def create_pipeline(*, root, metadata=None, beam_pipeline_args=(), fail=False, marker=""):
-    source = Source(3, id="Source")
+def create_pipeline(*, root, metadata=None, beam_pipeline_args=(), fail=False, marker="", sleep=0.0):
+    source = Source(3, sleep=sleep, id="Source")
     add = Add(source.outputs["examples"], add=10, fail=fail, id="Add")
     flaky = Flaky(add.outputs["statistics"], marker=marker, id="Flaky")
     add2 = Add(source.outputs["examples"], add=5, id="Add2")
@@ -218,22 +218,33 @@ ok = build_dag({pipeline!r}, dag_id="toy_ok", schedule="@daily",
                overrides={{"marker": {marker!r}}}, retries=1, retry_delay=dt.timedelta(seconds=0))
 failing = build_dag({pipeline!r}, dag_id="toy_fail", schedule=None, root={root_fail!r},
                     overrides={{"fail": True}})
+slow = build_dag({pipeline!r}, dag_id="toy_timeout", schedule=None, root={root_timeout!r},
+                 overrides={{"sleep": 300}}, execution_timeout=dt.timedelta(seconds=3))
 '''
 
 RUN_SCRIPT = """
-import datetime as dt, json, time
+import datetime as dt, json, os, time
 from airflow.utils import db
 from airflow.dag_processing.dagbag import DagBag
 
 db.initdb()
 bag = DagBag(dag_folder={dags!r})
 assert not bag.import_errors, bag.import_errors
-for dag_id, day in (("toy_ok", 2), ("toy_ok", 3), ("toy_fail", 2)):
+for dag_id, day in (("toy_ok", 2), ("toy_ok", 3), ("toy_fail", 2), ("toy_timeout", 2)):
     started = time.perf_counter()
     dag_run = bag.dags[dag_id].test(logical_date=dt.datetime(2026, 1, day, tzinfo=dt.timezone.utc))
     tis = {{ti.task_id: [str(ti.state), ti.try_number] for ti in dag_run.get_task_instances()}}
+    left = []  # node processes of this DAG still alive after its run
+    for pid in filter(str.isdigit, os.listdir("/proc")):
+        try:
+            cmdline = open(f"/proc/{{pid}}/cmdline", "rb").read().decode(errors="replace")
+        except OSError:
+            continue
+        if "run-node" in cmdline and "root_" in cmdline:
+            left.append(cmdline.replace("\\0", " "))
     print("RESULT " + json.dumps({{"dag_id": dag_id, "run_id": dag_run.run_id, "state": str(dag_run.state),
-                                   "tasks": tis, "seconds": time.perf_counter() - started}}), flush=True)
+                                   "tasks": tis, "seconds": time.perf_counter() - started, "left": left}}),
+          flush=True)
 """
 
 
@@ -243,13 +254,14 @@ def test_dag_runs_record_nodes_under_the_run_id(tmp_path):
     dags.mkdir()
     pipeline_file = tmp_path / "toy_pipeline.py"
     pipeline_file.write_text(TOY_PIPELINE.format(repo=str(REPO)))
-    root_ok, root_fail = tmp_path / "root_ok", tmp_path / "root_fail"
+    root_ok, root_fail, root_timeout = tmp_path / "root_ok", tmp_path / "root_fail", tmp_path / "root_timeout"
     (dags / "toy_dags.py").write_text(TOY_DAGS.format(
         pipeline=str(pipeline_file), root_ok=str(root_ok), root_fail=str(root_fail),
-        marker=str(tmp_path / "flaky-failed-once")))
+        root_timeout=str(root_timeout), marker=str(tmp_path / "flaky-failed-once")))
     output = _run_script(tmp_path, RUN_SCRIPT.format(dags=str(dags)), _airflow_env(tmp_path, dags), timeout=240)
-    first, second, failing = _results(output)
-    print("dag.test() seconds:", [round(r["seconds"], 1) for r in (first, second, failing)])
+    first, second, failing, timed_out = _results(output)
+    print("dag.test() seconds:", [round(r["seconds"], 1) for r in (first, second, failing, timed_out)])
+    assert [r["left"] for r in (first, second, failing, timed_out)] == [[], [], [], []]
 
     # Run 1: every node ran under the Airflow run_id; Flaky failed once and Airflow retried it.
     assert first["state"] == "success", output[-6000:]
@@ -291,6 +303,13 @@ def test_dag_runs_record_nodes_under_the_run_id(tmp_path):
     fail_store = MetadataStore(f"sqlite:///{root_fail / 'metadata.sqlite'}")
     run3 = fail_store.run_id_of("toy", failing["run_id"])
     assert _run_state(fail_store, run3) == FAILED
+
+    # A node past its execution_timeout: Airflow fails the task, and its process group is
+    # killed (no run-node process is left, checked above), long before the node's 300 s sleep.
+    assert timed_out["state"] == "failed"
+    assert timed_out["tasks"]["Source"] == ["failed", 1]
+    assert timed_out["seconds"] < 60, timed_out
+    assert "Timeout" in _task_section(output, "Source", 3)
 
 
 def _states(executions: list[dict]) -> dict[str, list[str]]:
