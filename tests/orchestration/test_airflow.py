@@ -12,7 +12,8 @@ run-node`` for its node.
 - test_dag_runs_record_nodes_under_the_run_id: a toy pipeline (tests/pipeline/toy_components.py
   plus a node that fails on its first try) run twice with two logical dates, a DAG whose
   node always fails, and one whose node outlives its execution_timeout.
-- test_build_dag_rejects_bad_settings: the errors of build_dag.
+- test_build_dag_settings: a create_pipeline function, a timedelta and a timetable schedule;
+  build_dag's errors.
 """
 
 from __future__ import annotations
@@ -325,10 +326,15 @@ def _run_state(store: MetadataStore, run_id: int) -> str:
 
 
 BAD_SETTINGS_SCRIPT = """
-import json
+import datetime as dt, json
+from airflow.sdk import CronTriggerTimetable
 from pipeline.airflow_dag import build_dag
+from pipeline.examples.taxi_full_pipeline import create_pipeline
 
 cases = {{
+    "function, timedelta": dict(pipeline=create_pipeline, schedule=dt.timedelta(hours=6)),
+    "timetable": dict(schedule=CronTriggerTimetable("0 3 * * *", timezone="UTC"), dag_id="taxi_3am"),
+    "lambda": dict(pipeline=lambda: None),
     "image": dict(image="pipeline:latest"),
     "template": dict(overrides={{"train_steps": "{{{{ params.steps }}}}"}}),
     "missing file": dict(pipeline="/nonexistent/pipeline.yaml"),
@@ -339,18 +345,21 @@ errors = {{}}
 for name, kwargs in cases.items():
     kwargs = {{"pipeline": {pipeline!r}, "root": {root!r}, **kwargs}}
     try:
-        build_dag(kwargs.pop("pipeline"), **kwargs)
-        errors[name] = None
+        dag = build_dag(kwargs.pop("pipeline"), **kwargs)
+        errors[name] = [dag.dag_id, len(dag.tasks), type(dag.timetable).__name__]
     except Exception as e:
         errors[name] = [type(e).__name__, str(e)]
 print("RESULT " + json.dumps(errors), flush=True)
 """
 
 
-def test_build_dag_rejects_bad_settings(tmp_path):
+def test_build_dag_settings(tmp_path):
     pipeline = REPO / "pipeline" / "examples" / "taxi_full_pipeline.py"
     script = BAD_SETTINGS_SCRIPT.format(pipeline=str(pipeline), root=str(tmp_path / "root"))
     (errors,) = _results(_run_script(tmp_path, script, _airflow_env(tmp_path, tmp_path), timeout=120))
+    assert errors["function, timedelta"][:2] == ["taxi", 11] and "Delta" in errors["function, timedelta"][2]
+    assert errors["timetable"] == ["taxi_3am", 11, "CronTriggerTimetable"]
+    assert errors["lambda"][0] == "ValueError" and "create_pipeline" in errors["lambda"][1]
     assert errors["image"][0] == "NotImplementedError" and "node_command" in errors["image"][1]
     assert errors["template"][0] == "NotImplementedError" and "Jinja" in errors["template"][1]
     assert errors["missing file"][0] == "ValueError" and "/nonexistent/pipeline.yaml" in errors["missing file"][1]
