@@ -75,8 +75,8 @@ def build_dag(pipeline: str | os.PathLike[str] | Callable[..., Any], *, dag_id: 
               end_date: dt.datetime | None = None, root: str | os.PathLike[str] | None = None,
               metadata: str | None = None, overrides: Mapping[str, Any] | Sequence[str] = (),
               beam_args: Sequence[str] = (), python: str | None = None,
-              env: Mapping[str, str] | None = None, retries: int = 0,
-              retry_delay: dt.timedelta = dt.timedelta(minutes=5),
+              env: Mapping[str, str] | None = None, retries: int | None = None,
+              retry_delay: dt.timedelta | None = None,
               execution_timeout: dt.timedelta | None = None, catchup: bool = False,
               max_active_runs: int = 1, default_args: Mapping[str, Any] | None = None,
               tags: Sequence[str] = ("pipeline",), image: str | None = None,
@@ -107,15 +107,16 @@ def build_dag(pipeline: str | os.PathLike[str] | Callable[..., Any], *, dag_id: 
         python: The interpreter that runs the nodes (one with this project installed);
             default the interpreter running Airflow.
         env: Extra environment variables for the nodes' processes (on top of the worker's).
-        retries, retry_delay, execution_timeout: Each task's retry count, the wait between
-            tries, and the time after which Airflow kills a try. A retried node of the same
-            DAG run finds its own completed outputs in the cache and reruns only what failed.
+        retries, retry_delay, execution_timeout: Each task's retry count (default 0), the wait
+            between tries (default 5 minutes), and the time after which Airflow kills a try
+            (default none). A retried node reuses what its DAG run already produced; only the
+            failed node runs again.
         catchup: Schedule the runs missed since ``start_date`` (one run key each).
         max_active_runs: Default 1: scheduled retraining runs one after another, so each run's
             resolvers see the model the previous run blessed. Runs never share outputs
             (run keys); more at once only race for the newest blessed model.
         default_args: More Airflow task arguments (``pool``, ``queue``, ``owner``,
-            ``on_failure_callback``, ...); the ones above win.
+            ``on_failure_callback``, ...); the arguments above, when given, win.
         tags: The DAG's tags.
         image: Not supported: running each node in a container image. Use `node_command`
             with the container operator of your Airflow deployment instead.
@@ -144,10 +145,11 @@ def build_dag(pipeline: str | os.PathLike[str] | Callable[..., Any], *, dag_id: 
                 "supported (the DAG's nodes are fixed when it is parsed, and every task of a run must "
                 "see the same pipeline). How to fix: pass a fixed value; for data that changes per run, "
                 "use a {SPAN} file pattern, so that each run takes the newest span.")
-    if not isinstance(retries, int) or retries < 0:
-        raise ValueError(f"build_dag got retries={retries!r}; expected an int >= 0.")
+    if retries is not None and (not isinstance(retries, int) or retries < 0):
+        raise ValueError(f"build_dag got retries={retries!r}; expected an int >= 0. How to fix: e.g. retries=2.")
     if not isinstance(max_active_runs, int) or max_active_runs < 1:
-        raise ValueError(f"build_dag got max_active_runs={max_active_runs!r}; expected an int >= 1.")
+        raise ValueError(f"build_dag got max_active_runs={max_active_runs!r}; expected an int >= 1. "
+                         "How to fix: e.g. max_active_runs=1.")
 
     loaded = load_for_dag(path, root=root, metadata=metadata, overrides=sets, beam_args=beam)
     dag_id = dag_id or loaded.name
@@ -160,14 +162,14 @@ def build_dag(pipeline: str | os.PathLike[str] | Callable[..., Any], *, dag_id: 
     spec = NodeSpec(file=path, pipeline_name=loaded.name, root=loaded.root, metadata=loaded.metadata,
                     overrides=tuple(sets), beam_args=tuple(beam), python=python or sys.executable,
                     env=dict(env or {}))
-    args = dict(default_args or {})
-    args.update(retries=retries, retry_delay=retry_delay)
-    if execution_timeout is not None:
-        args["execution_timeout"] = execution_timeout
+    args = {"retries": 0, "retry_delay": dt.timedelta(minutes=5), **(default_args or {})}
+    given = {"retries": retries, "retry_delay": retry_delay, "execution_timeout": execution_timeout}
+    args.update({key: value for key, value in given.items() if value is not None})
+    on_success = _callbacks(_FinishRun(spec, failed=False), dag_kwargs.pop("on_success_callback", None))
+    on_failure = _callbacks(_FinishRun(spec, failed=True), dag_kwargs.pop("on_failure_callback", None))
     dag = DAG(dag_id, schedule=schedule, start_date=start_date, end_date=end_date, catchup=catchup,
               max_active_runs=max_active_runs, default_args=args, tags=list(tags),
-              on_success_callback=_callbacks(_FinishRun(spec, failed=False), dag_kwargs.pop("on_success_callback", None)),
-              on_failure_callback=_callbacks(_FinishRun(spec, failed=True), dag_kwargs.pop("on_failure_callback", None)),
+              on_success_callback=on_success, on_failure_callback=on_failure,
               **_with_doc(dag_kwargs, loaded, path))
     tasks = {node.id: PipelineNodeOperator(task_id=node.id, spec=spec, dag=dag) for node in loaded.components}
     for node in loaded.components:
@@ -178,7 +180,13 @@ def build_dag(pipeline: str | os.PathLike[str] | Callable[..., Any], *, dag_id: 
 
 def pipeline_file(pipeline: str | os.PathLike[str] | Callable[..., Any]) -> str:
     """The absolute path of the pipeline file that ``pipeline`` names (see `build_dag`)."""
-    if callable(pipeline) and not isinstance(pipeline, (str, os.PathLike)):
+    from pipeline.dsl import Pipeline
+
+    if isinstance(pipeline, Pipeline):
+        raise ValueError(
+            "build_dag got a Pipeline object; expected its file, which each task's process loads "
+            "again. How to fix: pass the path of the .py file whose create_pipeline() builds it.")
+    if callable(pipeline):
         source = inspect.getsourcefile(pipeline) if inspect.isfunction(pipeline) else None
         if getattr(pipeline, "__name__", None) != "create_pipeline" or not source \
                 or getattr(pipeline, "__qualname__", "") != "create_pipeline":
@@ -187,10 +195,9 @@ def pipeline_file(pipeline: str | os.PathLike[str] | Callable[..., Any]) -> str:
                 "create_pipeline function (each task loads it again from its file). How to fix: pass "
                 "the path of the .py or .yaml file.")
         return os.path.abspath(source)
-    if type(pipeline).__name__ == "Pipeline":
-        raise ValueError(
-            "build_dag got a Pipeline object; expected its file, which each task's process loads "
-            "again. How to fix: pass the path of the .py file whose create_pipeline() builds it.")
+    if not isinstance(pipeline, (str, os.PathLike)):
+        raise ValueError(f"build_dag got pipeline={pipeline!r}; expected the path of a .py or .yaml "
+                         "pipeline file. How to fix: pass that path.")
     path = os.path.abspath(os.fspath(pipeline))
     if not path.endswith((".py", ".yaml", ".yml")) or not os.path.isfile(path):
         raise ValueError(f"build_dag got pipeline={os.fspath(pipeline)!r}; expected an existing .py or "

@@ -266,7 +266,8 @@ def test_dag_runs_record_nodes_under_the_run_id(tmp_path):
 
     # Run 1: every node ran under the Airflow run_id; Flaky failed once and Airflow retried it.
     assert first["state"] == "success", output[-6000:]
-    assert {t: s for t, (s, _) in first["tasks"].items()} == dict.fromkeys(["Source", "Add", "Flaky", "Add2"], "success")
+    nodes = ["Source", "Add", "Flaky", "Add2"]
+    assert {t: s for t, (s, _) in first["tasks"].items()} == dict.fromkeys(nodes, "success")
     assert first["tasks"]["Flaky"][1] == 2 and first["tasks"]["Source"][1] == 1
     store = MetadataStore(f"sqlite:///{root_ok / 'metadata.sqlite'}")
     run1 = store.run_id_of("toy", first["run_id"])
