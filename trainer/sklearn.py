@@ -32,9 +32,11 @@ from sklearn.base import BaseEstimator, ClassifierMixin, RegressorMixin
 from sklearn.utils.validation import check_is_fitted
 
 from trainer import canned, optimizers
-from trainer import feature_column as fc
 from trainer.heads.keys import PredictionKeys
 from trainer.inputs import numpy_input_fn
+# Shared with trainer.learn (which does not need scikit-learn).
+from trainer.learn._data import (ARRAY_FEATURE_KEY, infer_real_valued_columns_from_input,
+                                 is_dataframe, is_numeric)
 from trainer.run_config import RunConfig
 
 __all__ = [
@@ -43,61 +45,9 @@ __all__ = [
     "DNNLinearCombinedRegressor",
 ]
 
-# The feature key a numpy array X is fed under (TF.Learn used ""; a key must be non-empty here).
-ARRAY_FEATURE_KEY = "x"
 _PREDICT_BATCH = 1024
-
-
-def infer_real_valued_columns_from_input(x):
-    """Returns real-valued feature columns describing ``x`` (TF.Learn's function).
-
-    A DataFrame gets one ``numeric_column`` per column (named ``str(column)``);
-    a dict of arrays one per key, shaped like a row; an array one column
-    ``numeric_column("x", shape=[n_features])``.
-
-    Example:
-        >>> [c.shape for c in infer_real_valued_columns_from_input(np.zeros((5, 4)))]
-        [(4,)]
-    """
-    if _is_dataframe(x):
-        bad = [str(c) for c in x.columns if not _is_numeric(x[c].values)]
-        if bad:
-            raise ValueError(
-                f"infer_real_valued_columns_from_input got DataFrame columns {bad} that are not "
-                "numeric. How to fix: encode them as numbers, or pass feature_columns= with "
-                "categorical columns for them."
-            )
-        return [fc.numeric_column(str(c)) for c in x.columns]
-    if isinstance(x, dict):
-        if not x:
-            raise ValueError("infer_real_valued_columns_from_input got x={}; expected features.")
-        return [fc.numeric_column(str(k), shape=_row_shape(np.asarray(v), k)) for k, v in x.items()]
-    array = np.asarray(x)
-    if not _is_numeric(array):
-        raise ValueError(
-            f"infer_real_valued_columns_from_input got an array of dtype {array.dtype}; expected "
-            "numbers. How to fix: encode the values as numbers first."
-        )
-    return [fc.numeric_column(ARRAY_FEATURE_KEY, shape=_row_shape(array, "x"))]
-
-
-def _row_shape(array, name):
-    if array.ndim == 0:
-        raise ValueError(f"infer_real_valued_columns_from_input got a scalar for {name!r}; "
-                         "expected one row per example.")
-    shape = array.shape[1:] or (1,)
-    if 0 in shape:
-        raise ValueError(f"infer_real_valued_columns_from_input got {name!r} with shape "
-                         f"{array.shape}; expected at least one feature.")
-    return tuple(int(d) for d in shape)
-
-
-def _is_dataframe(x) -> bool:
-    return type(x).__name__ == "DataFrame" and hasattr(x, "columns")
-
-
-def _is_numeric(array) -> bool:
-    return np.asarray(array).dtype.kind in "biuf"
+_is_dataframe = is_dataframe
+_is_numeric = is_numeric
 
 
 def _check_positive_int(value, name, caller):
@@ -265,6 +215,28 @@ class _ClassifierWrapper(ClassifierMixin, _CannedWrapper):
             y = y.ravel()
         if y.ndim != 1:
             raise ValueError(f"{caller} got y with shape {y.shape}; expected one class per row.")
+        n_classes = self.n_classes
+        if n_classes is not None and (isinstance(n_classes, bool)
+                                      or not isinstance(n_classes, (int, np.integer))
+                                      or n_classes < 2):
+            raise ValueError(f"{type(self).__name__} got n_classes={n_classes!r}; expected an "
+                             "int >= 2 or None (None: the classes seen in y).")
+        seen = np.unique(y)
+        if n_classes is not None and len(seen) > n_classes:
+            raise ValueError(
+                f"{caller} got y with {len(seen)} classes {seen.tolist()[:20]} but "
+                f"n_classes={n_classes}. How to fix: n_classes={len(seen)}, or check the labels.")
+        if (n_classes is not None and y.dtype.kind in "iu"
+                and seen.min() >= 0 and seen.max() < n_classes):
+            # TF.Learn's convention: labels are class ids 0..n_classes-1, all of them classes
+            # even if some do not occur in this y.
+            self.classes_ = np.arange(n_classes, dtype=y.dtype)
+            return y.astype(np.int64), int(n_classes)
+        if n_classes is not None and len(seen) != n_classes:
+            raise ValueError(
+                f"{caller} got y with {len(seen)} classes {seen.tolist()[:20]} but "
+                f"n_classes={n_classes}; labels other than the ids 0..{n_classes - 1} must "
+                "all occur in y. How to fix: pass n_classes=None, or integer class ids.")
         self.classes_, encoded = np.unique(y, return_inverse=True)
         if len(self.classes_) < 2:
             raise ValueError(
@@ -334,6 +306,10 @@ class _Combined:
 
 _COMMON_ARGS = """        feature_columns: trainer.feature_column columns; None infers real-valued
             ones from X (`infer_real_valued_columns_from_input`).
+        n_classes (classifiers): None takes the classes seen in ``y``; an int
+            checks them: integer labels in [0, n_classes) are class ids (all
+            n_classes are classes, as in TF.Learn), other labels must number
+            exactly n_classes.
         optimizer: an optimizer name ('Adagrad', 'Adam', 'Ftrl', ...) or instance.
         learning_rate: the rate for a named optimizer; None keeps tf.estimator's default.
         steps: training steps per `fit`.
@@ -355,9 +331,11 @@ class LinearClassifier(_Linear, _ClassifierWrapper):
         ['a', 'b']
     """)
 
-    def __init__(self, feature_columns=None, *, optimizer="Ftrl", learning_rate=None, steps=200,
-                 batch_size=32, model_dir=None, random_state=None, config=None):
+    def __init__(self, feature_columns=None, *, n_classes=None, optimizer="Ftrl",
+                 learning_rate=None, steps=200, batch_size=32, model_dir=None, random_state=None,
+                 config=None):
         self.feature_columns = feature_columns
+        self.n_classes = n_classes
         self.optimizer = optimizer
         self.learning_rate = learning_rate
         self.steps = steps
@@ -406,11 +384,13 @@ class DNNClassifier(_DNN, _ClassifierWrapper):
         >>> pipe = Pipeline([("scale", StandardScaler()), ("clf", DNNClassifier([10]))])
     """)
 
-    def __init__(self, hidden_units=(10,), feature_columns=None, *, optimizer="Adagrad",
-                 learning_rate=None, activation_fn=tf.nn.relu, dropout=None, batch_norm=False,
-                 steps=200, batch_size=32, model_dir=None, random_state=None, config=None):
+    def __init__(self, hidden_units=(10,), feature_columns=None, *, n_classes=None,
+                 optimizer="Adagrad", learning_rate=None, activation_fn=tf.nn.relu, dropout=None,
+                 batch_norm=False, steps=200, batch_size=32, model_dir=None, random_state=None,
+                 config=None):
         self.hidden_units = hidden_units
         self.feature_columns = feature_columns
+        self.n_classes = n_classes
         self.optimizer = optimizer
         self.learning_rate = learning_rate
         self.activation_fn = activation_fn
@@ -463,12 +443,14 @@ class DNNLinearCombinedClassifier(_Combined, _ClassifierWrapper):
 """ + _COMBINED_INTRO
                + "\n    Args:\n" + _DNN_ARGS.replace(", batch_norm", ""))
 
-    def __init__(self, hidden_units=(10,), feature_columns=None, *, linear_feature_columns=None,
-                 optimizer="Adagrad", learning_rate=None, linear_optimizer="Ftrl",
+    def __init__(self, hidden_units=(10,), feature_columns=None, *, n_classes=None,
+                 linear_feature_columns=None, optimizer="Adagrad", learning_rate=None,
+                 linear_optimizer="Ftrl",
                  linear_learning_rate=None, activation_fn=tf.nn.relu, dropout=None, steps=200,
                  batch_size=32, model_dir=None, random_state=None, config=None):
         self.hidden_units = hidden_units
         self.feature_columns = feature_columns
+        self.n_classes = n_classes
         self.linear_feature_columns = linear_feature_columns
         self.optimizer = optimizer
         self.learning_rate = learning_rate
