@@ -183,6 +183,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
         _print_report(pipeline, console, args, execution_id=e.execution_id)
         return 1
     print(f"run {result.run_id}: executed {result.executed}, cached {result.cached}")
+    status = _push_outcome(result, console, require=args.require_push)
     from pipeline.serving_hints import serving_hints, this_python
 
     try:
@@ -192,7 +193,6 @@ def _cmd_run(args: argparse.Namespace) -> int:
         from rich.markup import escape
 
         console.print("[yellow]warning:[/] no serving hints: " + escape(str(e)))
-    status = _push_outcome(result, console, require=args.require_push)
     _print_report(pipeline, console, args, run_id=result.run_id)
     return status
 
@@ -241,10 +241,16 @@ NOT_PUSHED_EXIT = 3
 
 
 def _push_outcome(result: Any, console: Any, *, require: bool) -> int:
-    """Says which Pushers did not push and why; the exit status under ``--require-push``."""
+    """Says each Evaluator's verdict and which Pushers did not push and why; the exit status
+    under ``--require-push``."""
+    from rich.markup import escape
+
     pushed_any, lines = False, []
     for node, produced in result.outputs.items():
         for artifact in produced.values():
+            if artifact.TYPE_NAME == "ModelBlessing" and "verdict" in artifact.properties:
+                console.print(f"{node}: {artifact.properties['verdict']}: "
+                              + escape(str(artifact.properties.get("reason", ""))), soft_wrap=True)
             if artifact.TYPE_NAME != "PushedModel":
                 continue
             if artifact.properties.get("pushed"):  # now, or by the cached execution reused
@@ -253,7 +259,7 @@ def _push_outcome(result: Any, console: Any, *, require: bool) -> int:
             reason = artifact.properties.get("reason", "no reason recorded")
             lines.append(f"{node}: not pushed: {reason}")
     for line in lines:
-        console.print("[yellow]" + line.replace("[", r"\[") + "[/]", soft_wrap=True)
+        console.print("[yellow]" + escape(line) + "[/]", soft_wrap=True)
     if not require or pushed_any:
         return 0
     if not lines:

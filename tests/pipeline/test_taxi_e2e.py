@@ -59,6 +59,7 @@ def test_taxi_yaml_cli_run(tmp_path):
 
     blessing = run_outputs(root, "Evaluator")["blessing"].properties
     assert blessing["verdict"] == "BLESSED", blessing["reason"]
+    assert f"Evaluator: BLESSED: {blessing['reason']}" in run.stderr  # the verdict, on the terminal
     assert blessing["metrics"]["auc"] >= 0.7 and 0.6 <= blessing["metrics"]["calibration"] <= 1.5
     assert run_outputs(root, "InfraValidator")["blessing"].properties["reason"].startswith("classify:")
     pushed = run_outputs(root, "Pusher")["pushed_model"].properties
