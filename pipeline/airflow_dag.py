@@ -275,8 +275,13 @@ class PipelineNodeOperator(BaseOperator):
         self.log.info("run key %s: %s", run_key, " ".join(redact(c) for c in command))
         tail = _ComponentLogTail(self.spec, self.task_id, run_key)
         env = {**os.environ, **self.spec.env, "PYTHONUNBUFFERED": "1"}
-        process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, env=env,
-                                   start_new_session=True)
+        try:
+            process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, env=env,
+                                       start_new_session=True)
+        except OSError as e:
+            raise AirflowFailException(
+                f"node {self.task_id}: cannot start {self.spec.python!r} ({e}). How to fix: pass build_dag "
+                "python= an interpreter that has this project installed.") from e
         self._process = process
         lines: collections.deque[str] = collections.deque(maxlen=_KEPT_LINES)
         reader = threading.Thread(target=self._forward, args=(process, lines), daemon=True,
