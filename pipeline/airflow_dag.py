@@ -433,6 +433,10 @@ class _FinishRun:
         self.spec = spec
         self.failed = failed
 
+    def __repr__(self) -> str:
+        state = "FAILED" if self.failed else "COMPLETE"
+        return f"<mark the run of pipeline {self.spec.pipeline_name!r} {state} in {redact(self.spec.metadata)}>"
+
     def __call__(self, context: Any) -> None:
         from pipeline.metadata import COMPLETE, FAILED, MetadataStore
 
