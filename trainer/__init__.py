@@ -4,11 +4,12 @@ The names mirror ``tf.estimator`` so a migration changes imports:
 ``tf.estimator.Estimator`` -> ``trainer.Estimator``.
 """
 
-from trainer import export, feature_column, heads, hooks, keras, layers, metrics, optimizers, sklearn
+from trainer import (experimental, export, feature_column, heads, hooks, keras, layers, metrics, optimizers,
+                     sklearn)
 from trainer.canned import (BaselineClassifier, BaselineEstimator, BaselineRegressor,
                             DNNClassifier, DNNEstimator, DNNLinearCombinedClassifier,
                             DNNLinearCombinedEstimator, DNNLinearCombinedRegressor, DNNRegressor,
-                            LinearClassifier, LinearEstimator, LinearRegressor)
+                            KMeansClustering, LinearClassifier, LinearEstimator, LinearRegressor)
 from trainer._context import get_global_step, get_or_create_global_step
 from trainer.estimator import Estimator
 from trainer.estimator_spec import EstimatorSpec
@@ -31,10 +32,11 @@ __all__ = [
     "NanTensorHook", "NanLossDuringTrainingError", "SummarySaverHook",
     "CheckpointSaverHook", "CheckpointSaverListener", "get_global_step",
     "get_or_create_global_step", "numpy_input_fn", "pandas_input_fn",
-    "export", "feature_column", "heads", "hooks", "keras", "layers", "metrics", "optimizers",
+    "experimental", "export", "feature_column", "heads", "hooks", "keras", "layers", "metrics", "optimizers",
     "sklearn", "model_to_estimator", "TrainSpec", "EvalSpec", "train_and_evaluate",
     "Exporter", "LatestExporter", "BestExporter", "FinalExporter",
     "BaselineClassifier", "BaselineEstimator", "BaselineRegressor", "DNNClassifier",
     "DNNEstimator", "DNNRegressor", "DNNLinearCombinedClassifier", "DNNLinearCombinedEstimator",
     "DNNLinearCombinedRegressor", "LinearClassifier", "LinearEstimator", "LinearRegressor",
+    "KMeansClustering",
 ]

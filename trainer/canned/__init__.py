@@ -5,11 +5,12 @@ from trainer.canned.dnn import DNNClassifier, DNNEstimator, DNNRegressor
 from trainer.canned.dnn_linear_combined import (DNNLinearCombinedClassifier,
                                                 DNNLinearCombinedEstimator,
                                                 DNNLinearCombinedRegressor)
+from trainer.canned.kmeans import KMeansClustering
 from trainer.canned.linear import LinearClassifier, LinearEstimator, LinearRegressor
 
 __all__ = [
     "BaselineClassifier", "BaselineEstimator", "BaselineRegressor",
     "DNNClassifier", "DNNEstimator", "DNNRegressor",
     "DNNLinearCombinedClassifier", "DNNLinearCombinedEstimator", "DNNLinearCombinedRegressor",
-    "LinearClassifier", "LinearEstimator", "LinearRegressor",
+    "LinearClassifier", "LinearEstimator", "LinearRegressor", "KMeansClustering",
 ]
