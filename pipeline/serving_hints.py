@@ -1,9 +1,13 @@
 """After a run that pushed a model: sample requests and how to serve and query it.
 
 ``python -m pipeline run`` ends with these lines when a Pusher pushed a version. The
-sample requests are the first rows of the eval split as the model will get them
-(tf.Examples without the label), written next to the run's root, so the printed
-client command works as is and every feature keeps the dtype the model parses.
+sample requests are the first rows of the eval split as the model will get them,
+written next to the run's root, so the printed client command works as is and every
+feature keeps the dtype the model parses. They hold only the raw features the served
+model reads (the Model's ``serving_raw_features`` property, which the Trainer records):
+no label, and no raw column the label is derived from (taxi's ``tips`` behind
+``big_tipper``). A Model without that property (a ``run_fn`` Trainer, an older run) gets
+the rows without the label column.
 
 Example:
     >>> hints = serving_hints(result, root="runs/taxi")  # doctest: +SKIP
@@ -98,8 +102,13 @@ def _rest_json(example: Any) -> dict[str, Any]:
     return row
 
 
-def _write_requests(examples: Any, label_key: str | None, path: str) -> dict[str, Any] | None:
-    """Writes the first eval rows (label removed) as an uncompressed TFRecord; returns the first as JSON."""
+def _write_requests(examples: Any, label_key: str | None, path: str,
+                    keep: Iterable[str] | None = None) -> dict[str, Any] | None:
+    """Writes the first eval rows as an uncompressed TFRecord; returns the first as JSON.
+
+    ``keep``: the only features to write (the served model's raw inputs); None: every
+    feature but ``label_key``.
+    """
     import glob
 
     import tensorflow as tf
@@ -107,11 +116,13 @@ def _write_requests(examples: Any, label_key: str | None, path: str) -> dict[str
     files = sorted(glob.glob(examples.file_pattern("eval")))
     if not files:
         return None
+    kept = None if keep is None else set(keep)
     records = []
     for serialized in tf.data.TFRecordDataset(files[0], compression_type="GZIP").take(SAMPLE_ROWS):
         example = tf.train.Example.FromString(serialized.numpy())
-        if label_key and label_key in example.features.feature:
-            del example.features.feature[label_key]
+        for name in list(example.features.feature):
+            if (kept is not None and name not in kept) or name == label_key:
+                del example.features.feature[name]
         records.append(example)
     if not records:
         return None
@@ -150,10 +161,11 @@ def serving_hints(outputs: dict[str, dict[str, Any]], *, root: str,
         name = os.path.basename(base)
         models = [m for m in by_type.get("Model", []) if m.id == pushed.properties.get("model_id")]
         label = models[0].properties.get("label_key") if models else None
+        keep = models[0].properties.get("serving_raw_features") if models else None
         requests_file = first = None
         if raw_examples:
             requests_file = os.path.join(os.path.abspath(root), "sample_requests", f"{name}.tfrecord")
-            first = _write_requests(raw_examples[0], label, requests_file)
+            first = _write_requests(raw_examples[0], label, requests_file, keep)
             if first is None:
                 requests_file = None
         hints.append(ServingHints(name, base, int(pushed.properties["version"]), _serving_method(destination),

@@ -23,15 +23,19 @@ from typing import Any
 
 from components.artifacts import (
     Examples, ExampleStatistics, HyperParameters, Model, ModelRun, Schema, TransformGraph)
-from components.base import Channel, Component, InputSpec, file_digest
+from components.base import SPAN_WINDOW, Channel, Component, InputSpec, file_digest
 from components.trainer.canned_config import CannedEstimatorConfig
 
 
 @dataclasses.dataclass(frozen=True)
 class TrainerParameters:
     """Attributes:
-        module_file: A Python file defining ``trainer_fn(fn_args)`` (or use ``canned``).
-        trainer_fn: The function's name in module_file.
+        module_file: A Python file defining ``trainer_fn(fn_args)`` or TFX's
+            ``trainer_fn(fn_args, schema)`` returning the Estimator and its specs, or TFX's
+            generic ``run_fn(fn_args)`` that trains and saves the serving SavedModel itself
+            (or use ``canned``). See docs/trainer_modules.md.
+        trainer_fn: The function's name in module_file. When the module has no function of
+            the default name ``trainer_fn`` but has ``run_fn``, that one is called.
         canned: Build a canned estimator from this config instead of a module.
         train_steps: Absolute number of training steps.
         eval_steps: Batches per evaluation (None: the whole eval split).
@@ -39,6 +43,9 @@ class TrainerParameters:
         train_split: Split of the transformed examples to train on.
         eval_split: Split to evaluate on.
         custom_config: Passed unchanged to trainer_fn as ``fn_args.custom_config``.
+        run_fn: Call this TFX generic-Trainer function of module_file instead of trainer_fn.
+        span_window: Train on the newest this many spans (TFX's RollingRange); > 1 needs the
+            ``raw_examples`` input (see components.trainer.span_window).
     """
 
     module_file: str | None = None
@@ -50,6 +57,8 @@ class TrainerParameters:
     train_split: str = "train"
     eval_split: str = "eval"
     custom_config: Mapping[str, Any] = dataclasses.field(default_factory=dict)
+    run_fn: str | None = None
+    span_window: int = 1
 
     def __post_init__(self) -> None:
         if (self.module_file is None) == (self.canned is None):
@@ -69,6 +78,15 @@ class TrainerParameters:
             raise ValueError(
                 f"Trainer got eval_steps={self.eval_steps!r}; expected an int >= 1 or None. How to "
                 "fix: pass None to evaluate the whole eval split.")
+        if self.run_fn is not None and (self.module_file is None or not isinstance(self.run_fn, str)
+                                        or not self.run_fn.isidentifier()):
+            raise ValueError(
+                f"Trainer got run_fn={self.run_fn!r} with module_file={self.module_file!r}; expected the "
+                "name of a function in module_file. How to fix: pass module_file= and run_fn='run_fn'.")
+        if not isinstance(self.span_window, int) or isinstance(self.span_window, bool) or self.span_window < 1:
+            raise ValueError(
+                f"Trainer got span_window={self.span_window!r}; expected an int >= 1. How to fix: pass the "
+                "number of newest spans to train on, e.g. span_window=3.")
         if self.label_key is None and self.canned is not None:
             object.__setattr__(self, "label_key", self.canned.feature_spec.label.name)
         if self.label_key is None:
@@ -104,12 +122,17 @@ class Trainer(Component):
             them from a scan of the transformed train split that stops at the second value.
             After training, metrics one class leaves undefined (AUC) are left out of
             ``metrics`` and listed in ``undefined_metrics`` with the reason, not recorded as 0.
+        raw_examples: ExampleGen's Examples; with ``span_window`` > 1 the runner resolves the
+            newest ``span_window`` spans of it (the ``span_window`` input policy, as for the
+            Transform) and the Trainer trains on the earlier spans' train splits too, transformed
+            with this run's graph (property ``train_spans`` of the Model).
+        span_window: See TrainerParameters.
         hyperparameters: Optional HyperParameters (the Tuner's ``best_hyperparameters``). A
             canned model gets its values applied to ``canned`` (`apply_hyperparameters`: e.g.
             ``hidden_units`` sets ``dnn_hidden_units`` of a wide & deep model); a trainer_fn
             reads them in ``fn_args.hyperparameters``. The Model records them in the
             ``hyperparameters`` property.
-        module_file, trainer_fn, canned, train_steps, eval_steps, label_key, train_split,
+        module_file, trainer_fn, run_fn, canned, train_steps, eval_steps, label_key, train_split,
             eval_split, custom_config: See TrainerParameters.
         id: Node id (default "Trainer").
     """
@@ -117,7 +140,8 @@ class Trainer(Component):
     INPUTS = {"examples": InputSpec(Examples), "transform_graph": InputSpec(TransformGraph),
               "schema": InputSpec(Schema), "base_model": InputSpec(Model, optional=True),
               "statistics": InputSpec(ExampleStatistics, optional=True),
-              "hyperparameters": InputSpec(HyperParameters, optional=True)}
+              "hyperparameters": InputSpec(HyperParameters, optional=True),
+              "raw_examples": InputSpec(Examples, optional=True)}
     OUTPUTS = {"model": Model, "model_run": ModelRun}
     PARAMETERS = TrainerParameters
     EXECUTOR = "components.trainer.executor:run"
@@ -128,17 +152,28 @@ class Trainer(Component):
                  trainer_fn: str = "trainer_fn", canned: CannedEstimatorConfig | None = None,
                  train_steps: int = 1000, eval_steps: int | None = None, label_key: str | None = None,
                  train_split: str = "train", eval_split: str = "eval",
-                 custom_config: Mapping[str, Any] | None = None, id: str | None = None):
+                 custom_config: Mapping[str, Any] | None = None, run_fn: str | None = None,
+                 raw_examples: Channel | None = None, span_window: int = 1, id: str | None = None):
         if module_file is not None and not os.path.isfile(module_file):
             raise ValueError(
                 f"Trainer got module_file={module_file!r}; no such file. How to fix: pass the path "
                 "of a .py file defining trainer_fn.")
         parameters = TrainerParameters(
             os.path.abspath(module_file) if module_file else None, trainer_fn, canned, train_steps,
-            eval_steps, label_key, train_split, eval_split, dict(custom_config or {}))
+            eval_steps, label_key, train_split, eval_split, dict(custom_config or {}), run_fn, span_window)
+        if span_window > 1:
+            if raw_examples is None:
+                raise ValueError(
+                    f"Trainer got span_window={span_window} and raw_examples=None; expected ExampleGen's "
+                    "examples, whose earlier spans the Trainer transforms with this run's graph. How to fix: "
+                    "pass raw_examples=example_gen.outputs['examples'].")
+            if raw_examples.policy != SPAN_WINDOW or raw_examples.window != span_window:
+                raw_examples = raw_examples.span_window(span_window)
+        else:
+            raw_examples = None  # one span: the transformed examples are all there is to read
         super().__init__(inputs={"examples": examples, "transform_graph": transform_graph,
                                  "schema": schema, "base_model": base_model, "statistics": statistics,
-                                 "hyperparameters": hyperparameters},
+                                 "hyperparameters": hyperparameters, "raw_examples": raw_examples},
                          parameters=parameters, id=id)
 
     def fingerprint_extras(self) -> dict[str, str]:
@@ -148,7 +183,7 @@ class Trainer(Component):
             extras["module_file"] = file_digest(self.parameters.module_file)
         here = os.path.dirname(__file__)
         for name in ("canned_config.py", "serving_export.py", "fn_args.py", "warm_start.py", "label_check.py",
-                     "hyperparameters.py"):
+                     "hyperparameters.py", "span_window.py"):
             extras[name] = file_digest(os.path.join(here, name))
         # The Estimator code itself: a changed trainer package (e.g. renamed variables) must not
         # reuse a cached model, nor resume a killed run's checkpoint written by the old code.

@@ -18,7 +18,9 @@ from typing import Any
 
 @dataclasses.dataclass(frozen=True)
 class FnArgs:
-    """The arguments of ``trainer_fn(fn_args)`` (TFX's FnArgs, typed and frozen).
+    """The arguments of ``trainer_fn(fn_args[, schema])`` and ``run_fn(fn_args)`` (TFX's FnArgs,
+    typed and frozen). TFX's names ``transform_output``, ``schema_file`` and ``working_dir`` are
+    read-only aliases of ``transform_graph_path``, ``schema_path`` and ``model_run_dir``.
 
     Attributes:
         train_files: Glob patterns of the transformed training examples (gzip TFRecords).
@@ -48,6 +50,31 @@ class FnArgs:
     custom_config: Mapping[str, Any] = dataclasses.field(default_factory=dict)
     label_key: str | None = None
     hyperparameters: Mapping[str, Any] = dataclasses.field(default_factory=dict)
+
+    # TFX's names for the same values, so TFX module files run unchanged.
+    @property
+    def transform_output(self) -> str:
+        """TFX's name of ``transform_graph_path`` (``tft.TFTransformOutput(fn_args.transform_output)``)."""
+        return self.transform_graph_path
+
+    @property
+    def schema_file(self) -> str:
+        """TFX's older name of ``schema_path``."""
+        return self.schema_path
+
+    @property
+    def working_dir(self) -> str:
+        """TFX's name of the Trainer's model_run directory (``model_run_dir``)."""
+        return self.model_run_dir
+
+    @property
+    def data_accessor(self) -> Any:
+        """Not provided: TFX's tfx-bsl DataAccessor. Read the files with `transformed_input_fn`."""
+        raise AttributeError(
+            "FnArgs has no data_accessor (TFX's tfx-bsl reader). How to fix: read fn_args.train_files / "
+            "eval_files with components.trainer.transformed_input_fn(files, fn_args.transform_output, "
+            "label_key=...), or with tf.data.TFRecordDataset(..., compression_type='GZIP') and "
+            "tft.TFTransformOutput(fn_args.transform_output).transformed_feature_spec().")
 
 
 def transformed_input_fn(file_patterns: Sequence[str], transform_graph_path: str, *, label_key: str,

@@ -2,16 +2,27 @@
 
 The Estimator is trained on transformed features. Its own export takes transformed
 tensors, so it cannot serve raw requests alone. This module exports it that way
-(predict signature only), then wraps it in a ``tf.Module`` that also holds
+(PredictOutputs only), then wraps it in a ``tf.Module`` that also holds
 ``tft.TFTransformOutput.transform_features_layer()``. Holding the layer as an
 attribute makes the SavedModel track its tables and copy its assets
 (vocabularies), so the served model applies exactly the transform used in
 training: no training/serving skew.
 
-Signatures of the result:
-    - ``serving_default`` and ``classification`` (classifiers) or ``regression``
-      (regressors): TF Serving Classify/Regress, input ``inputs`` (serialized tf.Examples).
-    - ``predict``: input ``examples``, every prediction of the head.
+Signatures of the result (the contract, see docs/trainer_modules.md):
+
+- When the model_fn gives its own ``EstimatorSpec.export_outputs`` in PREDICT mode and
+  ``use_model_export_outputs`` is set (a module_file Trainer): one signature per key,
+  with the method of its class: a ``ClassificationOutput`` is Classify and a
+  ``RegressionOutput`` Regress (input ``inputs``), a ``PredictOutput`` is Predict (input
+  ``examples``), each taking serialized raw tf.Examples; ``serving_default`` is the one the
+  model_fn named so (or its only output). A ``predict`` signature with every prediction is
+  added when the model_fn has none of that name (the Evaluator and InfraValidator use it).
+- Otherwise (a canned config, or a model_fn that gave no export_outputs, which
+  EstimatorSpec fills with one PredictOutput of its predictions):
+  ``serving_default`` and ``classification`` (predictions with ``probabilities`` and
+  ``all_classes``) or ``regression`` (predictions with ``predictions``): TF Serving
+  Classify/Regress, input ``inputs``; ``predict``: input ``examples``, every prediction
+  of the head; ``serving_default`` is ``predict`` when neither applies.
 
 Requests carry only the raw features the model needs (`required_raw_spec`): the
 label, and raw columns that feed only the label (``tips`` behind ``big_tipper``),
@@ -20,6 +31,7 @@ are not parsed; extra features in a request are ignored.
 
 from __future__ import annotations
 
+import dataclasses
 import inspect
 import os
 import shutil
@@ -31,8 +43,36 @@ REGRESS = "tensorflow/serving/regress"
 PREDICT = "tensorflow/serving/predict"
 
 
-def _predict_only(model_fn):
-    """Wraps a model_fn so PREDICT mode exports one PredictOutput (named tensors in, any head)."""
+INNER_PREDICTIONS = "serving_default"  # the inner export's signature of every prediction
+_INNER_PREFIX = "model_output_"
+
+
+def model_export_outputs(spec: Any) -> dict[str, Any] | None:
+    """The model_fn's own PREDICT-mode export_outputs, or None when it gave none.
+
+    EstimatorSpec fills a missing ``export_outputs`` with ``{"serving_default":
+    PredictOutput(predictions)}``; that default (the same tensors as the predictions) counts
+    as none.
+    """
+    from trainer.export import PredictOutput
+
+    outputs = dict(spec.export_outputs or {})
+    if set(outputs) == {"serving_default"} and isinstance(outputs["serving_default"], PredictOutput):
+        predictions = spec.predictions if isinstance(spec.predictions, dict) else {"output": spec.predictions}
+        given = outputs["serving_default"].outputs
+        if set(given) == set(predictions) and all(given[k] is predictions[k] for k in predictions):
+            return None
+    return outputs or None
+
+
+def _predict_only(model_fn, found: dict[str, Any] | None = None):
+    """Wraps a model_fn so PREDICT mode exports only PredictOutputs (named tensors in, any head).
+
+    ``INNER_PREDICTIONS`` holds every prediction. With ``found`` (a dict to fill), each of
+    the model_fn's own export_outputs (`model_export_outputs`) is also exported as a
+    PredictOutput of its signature outputs; ``found`` gets ``methods`` (key -> TF Serving
+    method) and ``inner`` (key -> inner signature name; one per distinct output object).
+    """
     import trainer
     from trainer.export import PredictOutput
 
@@ -44,13 +84,24 @@ def _predict_only(model_fn):
         spec = model_fn(**{k: v for k, v in values.items() if k in accepted})
         if mode != trainer.ModeKeys.PREDICT:
             return spec
-        return trainer.EstimatorSpec(mode, predictions=spec.predictions,
-                                     export_outputs={"predict": PredictOutput(spec.predictions)})
+        outputs = {INNER_PREDICTIONS: PredictOutput(spec.predictions)}
+        own = model_export_outputs(spec) if found is not None else None
+        if own:
+            methods, inner, seen = {}, {}, {}
+            for key, output in sorted(own.items()):
+                methods[key] = output.method_name
+                if id(output) not in seen:
+                    seen[id(output)] = _INNER_PREFIX + str(len(seen))
+                    outputs[seen[id(output)]] = PredictOutput(output.signature_outputs())
+                inner[key] = seen[id(output)]
+            found.update(methods=methods, inner=inner)
+        return trainer.EstimatorSpec(mode, predictions=spec.predictions, export_outputs=outputs)
 
     return wrapped
 
 
-def _export_transformed_model(estimator, transformed_spec: Mapping[str, Any], work_dir: str) -> str:
+def _export_transformed_model(estimator, transformed_spec: Mapping[str, Any], work_dir: str,
+                              found: dict[str, Any] | None = None) -> str:
     import tensorflow as tf
 
     import trainer
@@ -64,7 +115,7 @@ def _export_transformed_model(estimator, transformed_spec: Mapping[str, Any], wo
                 "FixedLenFeature. How to fix: make the preprocessing_fn output dense tensors "
                 "(e.g. tf.sparse.to_dense) for every model input.")
         inputs[key] = tf.TensorSpec([None, *feature.shape], feature.dtype)
-    predict_only = trainer.Estimator(model_fn=_predict_only(estimator.model_fn),
+    predict_only = trainer.Estimator(model_fn=_predict_only(estimator.model_fn, found),
                                      model_dir=estimator.model_dir, config=estimator.config,
                                      params=estimator.params)
     path = predict_only.export_saved_model(work_dir, build_raw_serving_input_receiver_fn(inputs))
@@ -172,9 +223,27 @@ def required_raw_spec(transform_output: Any, raw_feature_spec: Mapping[str, Any]
     return {k: raw_feature_spec[k] for k in raw_feature_spec if k in required}
 
 
+@dataclasses.dataclass(frozen=True)
+class ServingExport:
+    """What `export_serving_model` wrote.
+
+    Attributes:
+        path: ``<export_dir_base>/<timestamp>``, the SavedModel.
+        raw_features: The raw features a request must carry (`required_raw_spec`), sorted.
+        signatures: Signature name -> TF Serving method name.
+        from_model_fn: True when the signatures are the model_fn's own export_outputs.
+    """
+
+    path: str
+    raw_features: tuple[str, ...]
+    signatures: dict[str, str]
+    from_model_fn: bool
+
+
 def export_serving_model(estimator, *, transform_graph_path: str, raw_feature_spec: Mapping[str, Any],
-                         label_keys: Iterable[str], export_dir_base: str, work_dir: str) -> str:
-    """Writes the raw-tf.Example serving SavedModel; returns ``<export_dir_base>/<timestamp>``.
+                         label_keys: Iterable[str], export_dir_base: str, work_dir: str,
+                         use_model_export_outputs: bool = False) -> ServingExport:
+    """Writes the raw-tf.Example serving SavedModel under ``<export_dir_base>/<timestamp>``.
 
     Args:
         estimator: The trained Estimator (its latest checkpoint is exported).
@@ -183,6 +252,8 @@ def export_serving_model(estimator, *, transform_graph_path: str, raw_feature_sp
         label_keys: Raw and transformed features that are labels (absent from requests).
         export_dir_base: The timestamped SavedModel goes below it.
         work_dir: Scratch directory for the intermediate export.
+        use_model_export_outputs: Serve the model_fn's own export_outputs when it gives some
+            (see the module docstring); else the default signatures.
     """
     import tensorflow as tf
     import tensorflow_transform as tft
@@ -190,42 +261,38 @@ def export_serving_model(estimator, *, transform_graph_path: str, raw_feature_sp
     labels = set(label_keys)
     output = tft.TFTransformOutput(transform_graph_path)
     transformed_spec = {k: v for k, v in output.transformed_feature_spec().items() if k not in labels}
-    inner_path = _export_transformed_model(estimator, transformed_spec, work_dir)
+    found: dict[str, Any] | None = {} if use_model_export_outputs else None
+    inner_path = _export_transformed_model(estimator, transformed_spec, work_dir, found)
 
     module = tf.Module()
     module.model = tf.saved_model.load(inner_path)
     module.tft_layer = output.transform_features_layer()
     raw_spec = required_raw_spec(output, raw_feature_spec, labels, transformed_spec)
-    predict_fn = module.model.signatures["predict"]
 
-    def predictions(serialized):
-        raw = tf.io.parse_example(serialized, raw_spec)
-        transformed = module.tft_layer(raw)
-        return predict_fn(**{k: transformed[k] for k in transformed_spec})
+    def serving(inner_fn):
+        def serve(serialized):
+            raw = tf.io.parse_example(serialized, raw_spec)
+            transformed = module.tft_layer(raw)
+            return inner_fn(**{k: transformed[k] for k in transformed_spec})
+        return serve
 
-    outputs = predict_fn.structured_outputs
-    signatures = {"predict": tf.function(predictions).get_concrete_function(
-        tf.TensorSpec([None], tf.string, name="examples"))}
-    methods = {"predict": PREDICT}
-    if "probabilities" in outputs and "all_classes" in outputs:
-        def classify(serialized):
-            result = predictions(serialized)
-            return {"scores": result["probabilities"], "classes": result["all_classes"]}
+    predict_fn = module.model.signatures[INNER_PREDICTIONS]
+    predictions = serving(predict_fn)
 
-        signatures["classification"] = tf.function(classify).get_concrete_function(
-            tf.TensorSpec([None], tf.string, name="inputs"))
-        methods["classification"] = CLASSIFY
-    elif "predictions" in outputs:
-        def regress(serialized):
-            return {"outputs": tf.reshape(predictions(serialized)["predictions"], [-1, 1])}
+    def examples_signature(fn, name):
+        return tf.function(fn).get_concrete_function(tf.TensorSpec([None], tf.string, name=name))
 
-        signatures["regression"] = tf.function(regress).get_concrete_function(
-            tf.TensorSpec([None], tf.string, name="inputs"))
-        methods["regression"] = REGRESS
-    default = "classification" if "classification" in signatures else (
-        "regression" if "regression" in signatures else "predict")
-    signatures["serving_default"] = signatures[default]
-    methods["serving_default"] = methods[default]
+    signatures, methods = {}, {}
+    own = (found or {}).get("methods")
+    if own:
+        for key, method in own.items():
+            fn = serving(module.model.signatures[found["inner"][key]])
+            signatures[key] = examples_signature(fn, "inputs" if method in (CLASSIFY, REGRESS) else "examples")
+            methods[key] = method
+        if "predict" not in signatures:
+            signatures["predict"], methods["predict"] = examples_signature(predictions, "examples"), PREDICT
+    else:
+        _default_signatures(predictions, predict_fn.structured_outputs, examples_signature, signatures, methods)
 
     from trainer.export.saved_model import fresh_timestamp_dir, set_method_names
 
@@ -238,4 +305,28 @@ def export_serving_model(estimator, *, transform_graph_path: str, raw_feature_sp
         os.rename(temp, final)
     finally:
         shutil.rmtree(temp, ignore_errors=True)
-    return final
+    return ServingExport(final, tuple(sorted(raw_spec)), dict(sorted(methods.items())), bool(own))
+
+
+def _default_signatures(predictions, outputs, examples_signature, signatures, methods) -> None:
+    """The signatures when the model_fn gives no export_outputs of its own (see the module doc)."""
+    import tensorflow as tf
+
+    signatures["predict"], methods["predict"] = examples_signature(predictions, "examples"), PREDICT
+    if "probabilities" in outputs and "all_classes" in outputs:
+        def classify(serialized):
+            result = predictions(serialized)
+            return {"scores": result["probabilities"], "classes": result["all_classes"]}
+
+        signatures["classification"] = examples_signature(classify, "inputs")
+        methods["classification"] = CLASSIFY
+    elif "predictions" in outputs:
+        def regress(serialized):
+            return {"outputs": tf.reshape(predictions(serialized)["predictions"], [-1, 1])}
+
+        signatures["regression"] = examples_signature(regress, "inputs")
+        methods["regression"] = REGRESS
+    default = "classification" if "classification" in signatures else (
+        "regression" if "regression" in signatures else "predict")
+    signatures["serving_default"] = signatures[default]
+    methods["serving_default"] = methods[default]

@@ -1,5 +1,7 @@
 """What `python -m pipeline run` prints after a push (or, for a cached Pusher, about the served version)."""
 
+import os
+
 import pytest
 
 from components.artifacts import PushedModel
@@ -48,3 +50,57 @@ def test_printed_interpreter_is_the_one_running(tmp_path, monkeypatch):
     assert this_python(str(tmp_path / "elsewhere")) == str(venv_python)
     monkeypatch.setattr(sys, "executable", "/usr/local/bin/python3.11")
     assert this_python(str(tmp_path)) == "/usr/local/bin/python3.11"
+
+
+def _pushed_version(tmp_path):
+    from tensorflow.core.protobuf import saved_model_pb2
+
+    version = tmp_path / "serving" / "penguins" / "7"
+    version.mkdir(parents=True)
+    proto = saved_model_pb2.SavedModel()
+    proto.meta_graphs.add().signature_def["serving_default"].method_name = "tensorflow/serving/classify"
+    (version / "saved_model.pb").write_bytes(proto.SerializeToString())
+    return str(version)
+
+
+def _raw_examples(tmp_path):
+    """ExampleGen-style Examples: the label ``species`` derived from the raw ``species_code``."""
+    import tensorflow as tf
+
+    from components.artifacts import Examples
+
+    examples = Examples(uri=str(tmp_path / "examples"), properties={"split_names": ["train", "eval"]}, id=1)
+    os.makedirs(examples.split_uri("eval"))
+    with tf.io.TFRecordWriter(os.path.join(examples.split_uri("eval"), "part.gz"), "GZIP") as writer:
+        for i in range(5):
+            ex = tf.train.Example()
+            ex.features.feature["x1"].float_list.value.append(0.5 + i)
+            ex.features.feature["color"].bytes_list.value.append(b"red")
+            ex.features.feature["weight_g"].int64_list.value.append(4000)
+            ex.features.feature["species_code"].int64_list.value.append(2)
+            ex.features.feature["species"].int64_list.value.append(1)
+            writer.write(ex.SerializeToString())
+    return examples
+
+
+@pytest.mark.parametrize("raw_features, expected", [
+    (["color", "x1"], ["color", "x1"]),  # what the served model reads: no label, no label source
+    (None, ["color", "species_code", "weight_g", "x1"]),  # an older Model: only the label is dropped
+])
+def test_sample_requests_hold_only_the_features_the_served_model_reads(tmp_path, raw_features, expected):
+    import tensorflow as tf
+
+    from components.artifacts import Model
+
+    properties = {"label_key": "species"}
+    if raw_features is not None:
+        properties["serving_raw_features"] = raw_features
+    model = Model(uri=str(tmp_path / "model"), properties=properties, id=3)
+    outputs = {"ExampleGen": {"examples": _raw_examples(tmp_path)}, "Trainer": {"model": model},
+               **{k: v for k, v in _outputs(_pushed_version(tmp_path)).items()}}
+    [hints] = serving_hints(outputs, root=str(tmp_path), executed=["Pusher"])
+    assert hints.method == "classify"
+    records = list(tf.data.TFRecordDataset(hints.requests_file))
+    assert len(records) == 3
+    assert sorted(tf.train.Example.FromString(records[0].numpy()).features.feature) == expected
+    assert sorted(hints.first_example) == expected
