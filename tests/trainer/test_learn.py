@@ -35,6 +35,9 @@ def _examples(x):
 # -- the TF.Learn paper's example ---------------------------------------------------------
 @pytest.fixture(scope="module")
 def paper_classifier():
+    # Seeded: about 1 initialization in 25 leaves this ReLU network dead (the loss stays at
+    # ln 3, accuracy ~0.33; seed 42 does), as it could in TF.Learn. CI runs one fixed seed.
+    tf.random.set_seed(0)
     # As in the paper, with only the import changed (`from trainer import learn`).
     feature_columns = learn.infer_real_valued_columns_from_input(X_TRAIN)
     classifier = learn.DNNClassifier(feature_columns=feature_columns,
@@ -48,10 +51,10 @@ def test_paper_example_reaches_a_sensible_accuracy_on_iris(paper_classifier):
     assert len(predictions) == len(X_TEST)
     assert all(isinstance(p, (int, np.integer)) for p in predictions)
     accuracy = sk_metrics.accuracy_score(Y_TEST, predictions)
-    # Unseeded, as in the paper: over 10 runs 200 steps of Adagrad(0.05) gave test
-    # accuracies of 0.90-1.0 (the paper's kind of result); a model that learned
-    # nothing scores ~0.33 (3 balanced classes). 0.8 leaves a margin of 3 test rows
-    # under the worst run seen while still proving the model learned the classes.
+    # 26 runs (12 unseeded, seeds 0-13) of 200 Adagrad(0.05) steps that did not die gave
+    # test accuracies of 0.87-1.0 (median 0.95: the paper's kind of result); a model that
+    # learned nothing scores ~0.33 (3 balanced classes). 0.8 leaves 2 of the 30 test rows
+    # of margin under the worst run seen while still proving the model learned the classes.
     assert accuracy >= 0.8, accuracy
     result = paper_classifier.evaluate(X_TEST, Y_TEST)
     assert result["global_step"] == 200
@@ -89,13 +92,14 @@ def my_model(features, target):
 
 
 def test_tuple_returning_custom_model_trains_evaluates_predicts(tmp_path):
+    tf.random.set_seed(7)  # one fixed run in CI; the bound below holds unseeded too
     classifier = learn.Estimator(model_fn=my_model, model_dir=str(tmp_path))
     classifier.fit(X_TRAIN, Y_TRAIN, steps=1000)
     predictions = classifier.predict(X_TEST, as_iterable=False)
     assert sorted(predictions) == ["class", "prob"]
     accuracy = sk_metrics.accuracy_score(Y_TEST, predictions["class"])
-    # Seeded runs of this model reached 0.93-1.0; 0.8 is 4 test rows of margin below the
-    # lowest, far above chance (0.33).
+    # 8 unseeded runs of this model reached 0.90-1.0; 0.8 is 3 of the 30 test rows of
+    # margin below the lowest, far above chance (0.33).
     assert accuracy >= 0.8, accuracy
     iterated = list(classifier.predict(X_TEST))
     np.testing.assert_array_equal([p["class"] for p in iterated], predictions["class"])
@@ -169,8 +173,9 @@ def test_fit_then_partial_fit_continues_the_global_step(tmp_path):
     assert estimator.evaluate(X_LIN, Y_LIN)["global_step"] == 16
     # A second Estimator on the same model_dir resumes too (a new process would).
     again = learn.Estimator(model_fn=sig_features_targets, model_dir=str(tmp_path))
-    again.fit(input_fn=trainer.numpy_input_fn(X_LIN, Y_LIN, batch_size=8, num_epochs=None,
-                                              shuffle=True), steps=4)
+    again.fit(input_fn=trainer.numpy_input_fn(X_LIN.astype(np.float32), Y_LIN.astype(np.float32),
+                                              batch_size=8, num_epochs=None, shuffle=True),
+              steps=4)
     assert again.evaluate(X_LIN, Y_LIN)["global_step"] == 20
 
 
@@ -217,9 +222,9 @@ def test_experiment_train_and_evaluate_exports_a_loadable_saved_model(tmp_path):
     assert os.path.dirname(path) == os.path.join(str(tmp_path), "export", "Servo")
     loaded = tf.saved_model.load(path)
     served = loaded.signatures["serving_default"](
-        examples=tf.constant(_examples(X_TEST[:5])))
+        inputs=tf.constant(_examples(X_TEST[:5])))
     expected = exp.estimator.predict_proba(X_TEST[:5], as_iterable=False)
-    probabilities = served["probabilities"].numpy()
+    probabilities = served["scores"].numpy()  # the classify signature
     # The same float32 graph on the same CPU; 1e-5 only absorbs op-order differences.
     np.testing.assert_allclose(probabilities, expected, rtol=0, atol=1e-5)
     # min_eval_frequency=20 with a checkpoint every 20 steps: steps 20, 40, 60 evaluated.

@@ -80,6 +80,9 @@ class _CannedLearn(Estimator):
     def _needs_labels(self):
         return True
 
+    def _remember_labels(self, labels):
+        pass  # the head knows its labels
+
     def get_params(self) -> dict:
         return self._base.get_params()
 
