@@ -186,7 +186,7 @@ def test_tfx_trainer_fn_with_schema_and_the_model_fns_own_signatures(tmp_path_fa
     assert any("'eval_input_receiver_fn', ignored" in line for line in log), log
     assert model.properties["serving_raw_features"] == list(FEATURES)
     path = serving_model_path(model)
-    methods = {k: v.method_name for k, v in signature_defs(path).items()}
+    methods = {k: v.method_name for k, v in signature_defs(path).items() if not k.startswith("__")}
     assert methods == {"serving_default": "tensorflow/serving/classify",
                        "species_scores": "tensorflow/serving/predict",
                        "predict": "tensorflow/serving/predict"}
@@ -217,8 +217,8 @@ def run_fn(fn_args):
     spec = output.transformed_feature_spec()
     data = tf.data.TFRecordDataset(tf.io.gfile.glob(fn_args.train_files[0]), compression_type="GZIP")
     batch = next(iter(data.batch(1000).map(lambda x: tf.io.parse_example(x, spec))))
-    x = tf.stack([tf.cast(batch[k], tf.float32) for k in ("x1", "x2")], axis=1)
-    y = tf.one_hot(batch["species"], 3)
+    x = tf.stack([tf.reshape(tf.cast(batch[k], tf.float32), [-1]) for k in ("x1", "x2")], axis=1)
+    y = tf.one_hot(tf.reshape(batch["species"], [-1]), 3)
 
     class Model(tf.Module):
         def __init__(self):
@@ -227,9 +227,10 @@ def run_fn(fn_args):
 
         @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name="examples")])
         def serve(self, serialized):
-            raw = tf.io.parse_example(serialized, {k: tf.io.FixedLenFeature([], tf.float32) for k in ("x1", "x2")})
+            raw = tf.io.parse_example(serialized, {k: tf.io.FixedLenFeature([1], tf.float32) for k in ("x1", "x2")})
             t = self.tft_layer(raw)
-            return {"probabilities": tf.nn.softmax(tf.stack([t["x1"], t["x2"]], axis=1) @ self.w)}
+            x = tf.stack([tf.reshape(t[k], [-1]) for k in ("x1", "x2")], axis=1)
+            return {"probabilities": tf.nn.softmax(x @ self.w)}
 
     model = Model()
     for _ in range(fn_args.train_steps):
