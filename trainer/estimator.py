@@ -165,12 +165,9 @@ class Estimator:
     def _input(self, input_fn, mode, caller, strategy, *, features_only=False):
         data = _distribute.make_input(input_fn, mode, self._params, self._config, caller=caller,
                                       strategy=strategy, features_only=features_only)
-        _, labels = _calling.split_element(data.element_spec)
-        if mode == ModeKeys.TRAIN and labels is None and "labels" in self._model_fn_args:
-            raise ValueError(
-                f"{caller}: the input_fn returned features only, but TRAIN mode needs labels "
-                "for this model_fn. Make the input_fn's dataset yield (features, labels)."
-            )
+        # An input_fn that yields features only gives the model_fn labels=None in every mode,
+        # as tf.estimator did (an unsupervised model_fn may still declare ``labels``); a head
+        # that needs labels says so.
         return data
 
     def _program(self, mode, data, strategy, build, *, extra=(), reuse=True):

@@ -209,10 +209,23 @@ def test_bad_input_fn_structure(tmp_path):
         est.train(lambda: tf.data.Dataset.from_tensors(({1: models.X}, models.Y)), steps=1)
 
 
-def test_missing_labels_in_train(tmp_path):
-    est = make(tmp_path)
-    with pytest.raises(ValueError, match=r"returned features only, but TRAIN mode needs labels"):
+def test_features_only_input_gives_the_model_fn_labels_none_in_train(tmp_path):
+    # tf.estimator passed labels=None; a head that needs labels names the fix.
+    est = trainer.LinearRegressor([trainer.feature_column.numeric_column("x", shape=3)],
+                                  model_dir=str(tmp_path / "canned"))
+    with pytest.raises(ValueError, match=r"got labels=None; the input_fn must return \(features, labels\)"):
         est.train(models.predict_input_fn, steps=1)
+    seen = []
+
+    def unsupervised(features, labels, mode):
+        seen.append(labels)
+        w = tf.Variable(lambda: tf.zeros([1]), name="w")
+        loss = tf.reduce_mean(tf.square(features["x"] - w))
+        return trainer.EstimatorSpec(mode, loss=loss, train_op=trainer.optimizers.SGD(0.1).minimize(
+            loss, global_step=trainer.get_global_step()))
+
+    trainer.Estimator(unsupervised, model_dir=str(tmp_path / "u")).train(models.predict_input_fn, steps=2)
+    assert seen and all(labels is None for labels in seen)
 
 
 def test_model_fn_signature_errors():
