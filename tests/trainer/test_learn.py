@@ -288,6 +288,28 @@ def test_learn_runner_run_with_run_config_and_hparams(tmp_path):
     assert evaluated["global_step"] == 30
 
 
+def test_checkpoint_and_export_with_a_trainer_estimator_and_eval_metrics(tmp_path):
+    receiver = trainer.export.build_parsing_serving_input_receiver_fn(FEATURE_SPEC)
+    config = trainer.RunConfig(model_dir=str(tmp_path / "core"), save_checkpoints_steps=20)
+    core_estimator = trainer.LinearClassifier(
+        [trainer.feature_column.numeric_column("x", shape=[4])], n_classes=3, config=config)
+    exp = learn.Experiment(
+        core_estimator, train_input_fn=_iris_input_fn(X_TRAIN, Y_TRAIN, epochs=None, shuffle=True),
+        eval_input_fn=_iris_input_fn(X_TEST, Y_TEST, epochs=1, shuffle=False), train_steps=40,
+        eval_steps=None, checkpoint_and_export=True,
+        export_strategies=learn.make_export_strategy(receiver, exports_to_keep=None))
+    result, exports = exp.train_and_evaluate()  # trainer.train_and_evaluate underneath
+    assert result["global_step"] == 40
+    assert len(exports) >= 2  # after the evaluations at steps 20 and 40 (and the final call)
+    for path in exports:
+        assert tf.io.gfile.exists(os.path.join(path, "saved_model.pb"))
+    # TF.Learn's eval_metrics on a learn estimator: fn(predictions, labels) on class ids.
+    learn_exp = _experiment(tmp_path / "learn", train_steps=20, min_eval_frequency=0,
+                            eval_metrics={"acc": trainer.metrics.accuracy})
+    result, _ = learn_exp.train_and_evaluate()
+    assert abs(float(result["acc"]) - float(result["accuracy"])) < 1e-6
+
+
 def test_default_schedule_follows_the_task(monkeypatch):
     assert learn_runner.default_schedule(trainer.RunConfig()) == "train_and_evaluate"
     cluster = {"chief": ["localhost:1"], "worker": ["localhost:2"]}

@@ -221,6 +221,11 @@ def add_metrics(spec, metrics, labels, default_key):
         if predictions is None:
             raise ValueError(f"evaluate got metric {name!r}, but the model_fn returned no "
                              "predictions in mode='eval'.")
+        if (isinstance(labels, tf.Tensor) and isinstance(predictions, tf.Tensor)
+                and labels.shape.rank is not None and predictions.shape.rank is not None
+                and predictions.shape.rank == labels.shape.rank + 1
+                and predictions.shape[-1] == 1):
+            predictions = tf.squeeze(predictions, -1)  # e.g. class_ids [batch, 1] vs labels [batch]
         ops[name] = fn(predictions, labels)
     return EstimatorSpec(spec.mode, predictions=spec.predictions, loss=spec.loss,
                          eval_metric_ops=ops, export_outputs=spec.export_outputs,
@@ -455,8 +460,9 @@ class Estimator:
                                              checkpoint_path=checkpoint_path)
 
     def export_savedmodel(self, export_dir_base, serving_input_fn,
-                          default_output_alternative_key=None, assets_extra=None, as_text=False, checkpoint_path=None,
-                          graph_rewrite_specs=None, strip_default_attrs=None):
+                          default_output_alternative_key=None, assets_extra=None, as_text=False,
+                          checkpoint_path=None, graph_rewrite_specs=None,
+                          strip_default_attrs=None):
         """TF.Learn's name for `export_saved_model` (its extra arguments must stay None)."""
         for arg, value in (("default_output_alternative_key", default_output_alternative_key),
                            ("graph_rewrite_specs", graph_rewrite_specs),
