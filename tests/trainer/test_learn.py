@@ -179,6 +179,20 @@ def test_fit_then_partial_fit_continues_the_global_step(tmp_path):
     assert again.evaluate(X_LIN, Y_LIN)["global_step"] == 20
 
 
+def needs_targets(features, targets):
+    # TF.Learn style: the loss (and train op) are built in every mode, targets included.
+    prediction, loss, train_op = _linear(features, tf.reshape(targets, [-1]))
+    return prediction, loss, train_op
+
+
+def test_predict_gives_a_targets_model_zero_targets_after_an_input_fn_fit(tmp_path):
+    estimator = learn.Estimator(model_fn=needs_targets, model_dir=str(tmp_path))
+    estimator.fit(input_fn=trainer.numpy_input_fn(
+        X_LIN.astype(np.float32), Y_LIN.astype(np.float32).reshape(-1, 1), batch_size=8,
+        num_epochs=None, shuffle=True), steps=3)
+    assert estimator.predict(X_LIN[:3], as_iterable=False).shape == (3,)
+
+
 def test_dataframe_x_with_a_linear_regressor():
     frame = pd.DataFrame({"a": X_LIN[:, 0], "b": -X_LIN[:, 0]})
     regressor = learn.LinearRegressor(learn.infer_real_valued_columns_from_input(frame),

@@ -15,7 +15,7 @@ import logging
 import numpy as np
 import tensorflow as tf
 
-from trainer import _context
+from trainer import _calling, _context
 from trainer import estimator as core
 from trainer import optimizers
 from trainer.estimator_spec import EstimatorSpec
@@ -370,7 +370,10 @@ class Estimator:
         fn, labels = _data.input_fn_from_xy(x, y, input_fn, caller=caller, batch_size=batch_size,
                                             training=True, need_y=self._needs_labels(),
                                             as_dict=self._array_as_dict)
-        self._remember_labels(labels)
+        if input_fn is not None:
+            self._remember_labels_of_input_fn(input_fn)
+        else:
+            self._remember_labels(labels)
         self._core.train(fn, hooks=hooks, steps=steps, max_steps=max_steps)
         return self
 
@@ -395,6 +398,18 @@ class Estimator:
         dtype = tf.as_dtype(labels.dtype)
         if dtype.is_floating or dtype.is_integer:
             self._legacy.labels_spec = (dtype, list(labels.shape[1:]))
+
+    def _remember_labels_of_input_fn(self, input_fn):
+        legacy = self._legacy
+        if not legacy.takes_labels or "mode" in legacy.keywords or legacy.labels_spec is not None:
+            return
+        # Only the dataset's structure is read (nothing is iterated).
+        dataset = _calling.call_input_fn(input_fn, ModeKeys.TRAIN, {}, self.config,
+                                         caller=f"{type(self).__name__}.fit")
+        _, labels = _calling.split_element(dataset.element_spec)
+        if (isinstance(labels, tf.TensorSpec) and labels.shape.rank is not None
+                and None not in labels.shape[1:]):
+            legacy.labels_spec = (labels.dtype, [int(d) for d in labels.shape[1:]])
 
     # -- evaluate -------------------------------------------------------------------
     def evaluate(self, x=None, y=None, input_fn=None, feed_fn=None, batch_size=None, steps=None,
