@@ -1,11 +1,18 @@
 # Every target installs what it needs into .venv first (idempotent, fast when done).
 PY := .venv/bin/python
-.PHONY: install demo taxi iris test test-fast lint bench clean
+.PHONY: install orchestrators demo taxi iris test test-fast lint bench clean
 
 install: .venv/.installed
 
+orchestrators: .venv/.orchestrators
+
 .venv/.installed: pyproject.toml constraints.txt
-	bash scripts/bootstrap.sh
+	BOOTSTRAP_EXTRAS=dev bash scripts/bootstrap.sh
+	touch $@
+
+# The orchestrators (Airflow 3, kfp) only for the tests that use them; the demo needs neither.
+.venv/.orchestrators: .venv/.installed
+	BOOTSTRAP_EXTRAS=dev,airflow,kubeflow bash scripts/bootstrap.sh
 	touch $@
 
 ## The project's main job on bundled sample data: the full taxi pipeline (ExampleGen ...
@@ -22,7 +29,7 @@ iris: install
 	$(PY) docs/examples/custom_estimator_iris.py --model_dir runs/iris
 
 ## The test suite CI runs (includes the slow tests).
-test: install
+test: install .venv/.orchestrators
 	bash scripts/test.sh
 
 ## Fast feedback: skip tests marked slow.

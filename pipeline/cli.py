@@ -50,6 +50,9 @@ def _parser() -> argparse.ArgumentParser:
                           "e.g. --set training.steps=200 --set push.model_name=taxi, or --set data_root=DIR")
     run.add_argument("--no-report", action="store_true",
                      help="do not write the run's HTML report (<root>/reports/run-<N>.html)")
+    sub.add_parser("compile-kfp", add_help=False,
+                   help="compile FILE to Kubeflow Pipelines v2 IR YAML "
+                        "(options: python -m pipeline.kubeflow compile --help)")
     report = sub.add_parser("report", help="write a run's HTML report (DAG, statistics, metrics, lineage)")
     report.add_argument("--root", help="pipeline root holding metadata.sqlite")
     report.add_argument("--metadata", help="SQLAlchemy URL of the metadata store")
@@ -333,7 +336,12 @@ def _join_beam_args(argv: list[str]) -> list[str]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = _parser().parse_args(_join_beam_args(list(sys.argv[1:] if argv is None else argv)))
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if argv[:1] == ["compile-kfp"]:  # its options are pipeline.kubeflow's own
+        from pipeline.kubeflow import main as kubeflow_main
+
+        return kubeflow_main(["compile", *argv[1:]])
+    args = _parser().parse_args(_join_beam_args(argv))
     command = {"run": _cmd_run, "run-node": _cmd_run_node, "runs": _cmd_runs, "lineage": _cmd_lineage,
                "check": _cmd_check, "report": _cmd_report}[args.command]
     try:

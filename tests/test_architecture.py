@@ -49,3 +49,16 @@ def test_trainer_imports_only_tensorflow_side():
         for module in imported_modules(path):
             top = module.split(".")[0]
             assert top not in {"components", "pipeline", "serving", "airflow", "kfp"}, (path, module)
+
+
+def test_only_the_orchestrator_modules_import_airflow_and_kfp():
+    allowed = {"airflow": lambda rel: rel == "pipeline/airflow_dag.py" or rel.startswith("airflow/dags/"),
+               "kfp": lambda rel: rel == "pipeline/kubeflow.py"}
+    offenders = []
+    for path in python_files():
+        rel = str(path.relative_to(ROOT))
+        for module in imported_modules(path):
+            top = module.split(".")[0]
+            if top in allowed and not allowed[top](rel):
+                offenders.append(f"{rel}: {module}")
+    assert offenders == []

@@ -76,3 +76,14 @@ def test_set_passes_keyword_arguments_to_a_py_pipeline(tmp_path):
     with pytest.raises(ValueError, match="repeats --root"):
         load_pipeline(os.path.join(REPO, "pipeline/examples/taxi_full_pipeline.py"), root=str(tmp_path),
                       overrides=["root=/elsewhere"])
+
+
+def test_compile_kfp_is_the_kubeflow_compiler(tmp_path):
+    yaml = pytest.importorskip("yaml")
+    pytest.importorskip("kfp")
+    out = tmp_path / "taxi.yaml"
+    assert main(["compile-kfp", os.path.join(REPO, "pipeline/examples/taxi.yaml"), "--output", str(out)]) == 0
+    spec = yaml.safe_load(out.read_text())
+    tasks = spec["root"]["dag"]["tasks"]
+    assert {"examplegen", "transform", "trainer", "pusher"} <= set(tasks)  # KFP's sanitized names
+    assert "transform" in tasks["trainer"]["dependentTasks"]
