@@ -14,7 +14,9 @@ column whose values are those names; the served model then answers with the name
 
 Threshold names are TFMA's metric names (what the Evaluator reports); ``METRICS``
 maps each to its TFMA class, the tasks it applies to and what "better" means for
-``min_change``. docs/pipeline_yaml.md shows the same table.
+``min_change``. docs/pipeline_yaml.md shows the same table. A Keras-style name is mapped
+for the task (``accuracy``: binary_accuracy, or sparse_categorical_accuracy for a
+multi-class model; see components/evaluator/metric_names.py), as are ``evaluation.metrics``.
 
 Example:
     >>> METRICS["auc"].tfma_class, METRICS["mean_squared_error"].higher_is_better

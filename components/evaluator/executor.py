@@ -82,6 +82,21 @@ def check_model_outputs(model, params) -> None:
             f"Evaluator(..., task='multiclass', metrics={DEFAULT_METRICS_BY_TASK[MULTICLASS]!r}).")
 
 
+def metric_error_in(error: BaseException) -> str | None:
+    """The message of a multi-class metric's own error inside Beam's wrapping, if there is one."""
+    seen = set()
+    while error is not None and id(error) not in seen:
+        seen.add(id(error))
+        for text in (str(error), *map(str, getattr(error, "args", ()))):
+            start = text.find("multi-class metrics got")
+            if start >= 0:
+                end = text.find("How to fix:", start)
+                end = text.find(".", end) + 1 if end >= 0 else len(text)
+                return text[start:end or len(text)]
+        error = error.__cause__ or error.__context__
+    return None
+
+
 def run(ctx: ExecutionContext) -> None:
     import tensorflow_model_analysis as tfma
     from apache_beam.options.pipeline_options import PipelineOptions
@@ -111,10 +126,16 @@ def run(ctx: ExecutionContext) -> None:
             eval_saved_model_path=serving_model_path(baseline), eval_config=config, model_name=BASELINE))
     out = ctx.outputs["evaluation"]
     ctx.report(f"TFMA over {examples.file_pattern(params.split)}")
-    tfma.run_model_analysis(
-        eval_shared_model=models if baseline is not None else models[0], eval_config=config,
-        data_location=examples.file_pattern(params.split), file_format="tfrecords", output_path=out.uri,
-        pipeline_options=PipelineOptions(list(ctx.beam_pipeline_args)))
+    try:
+        tfma.run_model_analysis(
+            eval_shared_model=models if baseline is not None else models[0], eval_config=config,
+            data_location=examples.file_pattern(params.split), file_format="tfrecords", output_path=out.uri,
+            pipeline_options=PipelineOptions(list(ctx.beam_pipeline_args)))
+    except Exception as e:
+        cause = metric_error_in(e)
+        if cause is None:
+            raise
+        raise ComponentError(f"Evaluator on split {params.split!r}: {cause}") from e
     validation = tfma.load_validation_result(out.uri)
     reasons = failure_reasons(validation)
     metrics = overall_metrics(out.uri)

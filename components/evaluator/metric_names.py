@@ -68,7 +68,7 @@ class MetricRef:
 # list against the installed TFMA).
 TFMA_METRICS = frozenset("""
     MeanAbsoluteAttributions MeanAttributions TotalAbsoluteAttributions TotalAttributions Calibration
-    MeanLabel MeanPrediction CalibrationPlot AUC FN FNR FP FPR NPV PPV TN TNR TP TPR AUCCurve
+    MeanLabel MeanPrediction CalibrationPlot AUC FN FNR FP FPR NPV PPV TN TNR TP TPR F1Score
     AUCPrecisionRecall BalancedAccuracy BinaryAccuracy ConfusionMatrixAtThresholds DiagnosticOddsRatio
     FallOut FalseDiscoveryRate FalseNegatives FalseOmissionRate FalsePositives FowlkesMallowsIndex
     Informedness Markedness MatthewsCorrelationCoefficient MaxRecall MissRate NegativeLikelihoodRatio

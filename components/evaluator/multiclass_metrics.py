@@ -89,7 +89,7 @@ def class_id_and_probabilities(label: Any, prediction: Any) -> tuple[int, np.nda
     value = float(label[0])
     if not value.is_integer() or not 0 <= value < probabilities.size:
         raise ValueError(
-            f"multi-class metrics got label {label[0]!r}; expected a class id in [0, {probabilities.size}) "
+            f"multi-class metrics got label {label.tolist()[0]!r}; expected a class id in [0, {probabilities.size}) "
             f"(the model has {probabilities.size} class probabilities; -1 is a class name TFMA did not find in "
             "the model's all_classes). How to fix: check the label column against the model's classes.")
     return int(value), probabilities

@@ -170,7 +170,7 @@ def test_multiclass_metrics_equal_the_model_s_own_predictions_per_slice_and_by_n
     for hour in range(3):
         assert per_slice[hour] == correct[hours == hour].sum() / (hours == hour).sum()
     plots = list(tfma.load_plots(out["evaluation"].uri))
-    assert any(entry.value.HasField("multi_class_confusion_matrix")
+    assert any(entry.value.HasField("multi_class_confusion_matrix_at_thresholds")
                for plot in plots for entry in plot.plot_keys_and_values)
 
     # Class names as labels: TFMA maps them to ids through the model's all_classes output.
@@ -181,12 +181,18 @@ def test_multiclass_metrics_equal_the_model_s_own_predictions_per_slice_and_by_n
     assert named_metrics["sparse_categorical_crossentropy"] == pytest.approx(
         metrics["sparse_categorical_crossentropy"], abs=1e-9)
 
-    # A change threshold against a sharper, better-calibrated baseline: the blurrier candidate fails it.
-    sharper = three_class_model(tmp_path, 2.0, "sharper")
+    # A change threshold: this over-confident model (-log p of a flipped label is 12 to 22) is worse
+    # than a near-uniform baseline.
+    blurry = three_class_model(tmp_path, 0.01, "blurry")
+    blurry_labels, blurry_probabilities, _ = by_hand(examples, blurry)
+    blurry_loss = -np.log(blurry_probabilities[np.arange(n), blurry_labels].astype(np.float64)).mean()
+    assert losses.mean() > blurry_loss + 0.1  # the premise: worse by far more than any rounding
     change = Evaluator(SOURCE.outputs["examples"], SOURCE.outputs["model"], label_key="species", task="multiclass",
                        baseline_model=SOURCE.outputs["baseline"], thresholds=(MetricThreshold(
                            "SparseCategoricalCrossentropy", min_change=0.0, higher_is_better=False),))
-    worse = execute(change, tmp_path / "run_change", {"examples": examples, "model": model, "baseline_model": sharper})
+    worse = execute(change, tmp_path / "run_change", {"examples": examples, "model": model, "baseline_model": blurry})
+    assert worse["blessing"].properties["metrics"]["sparse_categorical_crossentropy_diff"] == pytest.approx(
+        losses.mean() - blurry_loss, abs=2e-5)  # two values each within 1e-5 (above)
     reason = worse["blessing"].properties["reason"]
     assert worse["blessing"].properties["blessed"] is False
     assert "sparse_categorical_crossentropy change vs baseline on overall" in reason
@@ -201,12 +207,15 @@ def test_binary_metrics_over_three_classes_are_refused_before_tfma(tmp_path):
                                              r"'BinaryAccuracy'\]\), but model \d+'s 'probabilities' output has 3 "
                                              r"classes. How to fix: Evaluator\(\.\.\., task='multiclass'"):
         execute(binary, tmp_path / "run", {"examples": examples, "model": model})
-    with pytest.raises(ComponentError, match=r"has no 'logistic' output \(it has \['class_ids', 'probabilities'"):
+    with pytest.raises(ComponentError, match=r"has no 'logistic' output \(it has \['all_classes', 'class_ids', "
+                                             r"'probabilities'"):
         execute(Evaluator(SOURCE.outputs["examples"], SOURCE.outputs["model"], label_key="species"),
                 tmp_path / "run2", {"examples": examples, "model": model})
     # A string label the model cannot map to a class id is named, not scored as class -1.
     unnamed = three_class_model(tmp_path, 0.5, "unnamed", with_all_classes=False)
-    with pytest.raises(Exception, match=r"string label .* no all_classes output"):
+    with pytest.raises(ComponentError, match=r"Evaluator on split .eval.: multi-class metrics got the string label "
+                                             r"\[b.mid.\], but the model.s predictions have no all_classes output.*"
+                                             r"How to fix: return all_classes"):
         execute(multiclass_evaluator(), tmp_path / "run3",
                 {"examples": three_class_examples(tmp_path, names=True), "model": unnamed})
 
