@@ -100,7 +100,9 @@ class Trainer(Component):
 
     Outputs ``model`` (the serving SavedModel, which takes raw serialized tf.Examples and
     applies the transform graph, plus the final checkpoint and, for a canned model, the
-    vocabularies, for warm starts) and ``model_run`` (the Estimator's model_dir: checkpoints
+    vocabularies, for warm starts; properties ``serving_raw_features``, the raw features a
+    request must carry, and ``serving_signatures``; the signatures are documented in
+    docs/trainer_modules.md) and ``model_run`` (the Estimator's model_dir: checkpoints
     and TensorBoard logs).
 
     Training runs in the execution's resumable work dir: after a crash, a rerun with the
@@ -115,11 +117,16 @@ class Trainer(Component):
         transform_graph: Transform's ``transform_graph``.
         schema: The raw data's Schema (serving requests are parsed with it).
         base_model: Optional Model to warm-start from (its checkpoint).
-        statistics: Optional ExampleStatistics of the raw examples. Before training, a canned
-            classifier whose label has fewer than 2 distinct values in the train split is an
-            error naming the label, the split and the value (a module_file trainer, whose head
-            is unknown, gets a warning); the values come from these statistics, or without
-            them from a scan of the transformed train split that stops at the second value.
+        statistics: Optional ExampleStatistics of the raw examples. Before training, a
+            classifier (an Estimator whose ``head`` is known: the canned ones) whose label has
+            fewer than 2 distinct values in the train split is an error naming the label, the
+            split and the value (a custom model_fn, whose head is unknown, gets a warning); the
+            values come from these statistics, or without them from a scan of the transformed
+            train split that stops at the second value. A known head then gets the label's type
+            and values checked against it (class ids in [0, n_classes), label_vocabulary for
+            strings, no fractional floats for a classifier, numbers for a regressor; see
+            docs/trainer_modules.md), a problem in the raw statistics being confirmed on the
+            transformed split first.
             After training, metrics one class leaves undefined (AUC) are left out of
             ``metrics`` and listed in ``undefined_metrics`` with the reason, not recorded as 0.
         raw_examples: ExampleGen's Examples; with ``span_window`` > 1 the runner resolves the

@@ -14,6 +14,13 @@ have two values in the train split (`components.trainer.label_check`). The Tuner
 hyperparameters, when given, are applied to the canned config first
 (`components.trainer.hyperparameters`), so warm-start checks and the recorded architecture
 see the tuned model.
+
+A module_file gives TFX's ``trainer_fn(fn_args)`` / ``trainer_fn(fn_args, schema)`` or its
+generic ``run_fn(fn_args)`` (`resolve_user_fn`); errors in it, and failures while training,
+are one-line `ComponentError`s with the user's frame and TensorFlow's root cause
+(`components.trainer.errors`). With ``span_window`` > 1 the earlier spans' train splits are
+transformed with this run's graph and trained on too (`components.trainer.span_window`).
+See docs/trainer_modules.md.
 """
 
 from __future__ import annotations
