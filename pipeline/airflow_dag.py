@@ -172,9 +172,11 @@ def build_dag(pipeline: str | os.PathLike[str] | Callable[..., Any], *, dag_id: 
               on_success_callback=on_success, on_failure_callback=on_failure,
               **_with_doc(dag_kwargs, loaded, path))
     tasks = {node.id: PipelineNodeOperator(task_id=node.id, spec=spec, dag=dag) for node in loaded.components}
-    for node in loaded.components:
-        for upstream in node.upstream:
-            tasks[upstream.id] >> tasks[node.id]
+    from pipeline.dsl import task_dependencies
+
+    for node_id, upstream_ids in task_dependencies(loaded.components).items():
+        for upstream_id in upstream_ids:
+            tasks[upstream_id] >> tasks[node_id]
     return dag
 
 

@@ -128,3 +128,39 @@ def upstream_closure(components: Sequence[Component], end: set[str]) -> set[str]
         if component.id in result:
             result.update(up.id for up in component.upstream)
     return result
+
+
+def task_dependencies(components: Sequence[Component]) -> dict[str, tuple[str, ...]]:
+    """Each node's upstream node ids for an orchestrator that runs nodes as separate tasks.
+
+    The pipeline's channels, plus one rule that keeps the local runner's meaning: a node whose
+    outputs nothing consumes (a *gate*, e.g. ExampleValidator) must pass before every later node
+    (in run order) that depends on the same data, i.e. that consumes, directly or not, one of
+    the gate's producers. The local runner stops at a failed ExampleValidator, so an Airflow or
+    KFP run must not go on to train and push on data that failed validation.
+
+    Example: with ``ExampleGen -> StatisticsGen -> ExampleValidator`` and
+    ``StatisticsGen -> Transform``, Transform gets ExampleValidator as an upstream.
+    """
+    order = topological_order(list(components))
+    consumed = {up.id for c in order for up in c.upstream}
+    upstream = {c.id: list(dict.fromkeys(up.id for up in c.upstream)) for c in order}
+
+    def ancestors(node_id: str) -> set[str]:
+        seen, stack = set(), list(upstream[node_id])
+        while stack:
+            current = stack.pop()
+            if current not in seen:
+                seen.add(current)
+                stack.extend(upstream[current])
+        return seen
+
+    for index, gate in enumerate(order):
+        if gate.id in consumed or not gate.upstream:
+            continue
+        same_data = downstream_closure(order, {up.id for up in gate.upstream})
+        for later in order[index + 1:]:
+            # Only where the gate is not already upstream (directly or through another node).
+            if later.id in same_data and gate.id not in ancestors(later.id):
+                upstream[later.id].append(gate.id)
+    return {node: tuple(ids) for node, ids in upstream.items()}

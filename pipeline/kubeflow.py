@@ -85,12 +85,11 @@ class Node:
 
 
 def pipeline_nodes(pipeline: Any) -> list[Node]:
-    """The pipeline's nodes in run order, each with its producers (deduplicated)."""
-    nodes = []
-    for component in pipeline.components:
-        upstream = tuple(dict.fromkeys(producer.id for producer in component.upstream))
-        nodes.append(Node(component.id, upstream))
-    return nodes
+    """The pipeline's nodes in run order, each with its producers and the gates it waits for
+    (`pipeline.dsl.task_dependencies`)."""
+    from pipeline.dsl import task_dependencies
+
+    return [Node(node_id, upstream) for node_id, upstream in task_dependencies(pipeline.components).items()]
 
 
 def kfp_name(name: str) -> str:

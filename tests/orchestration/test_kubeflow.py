@@ -35,13 +35,15 @@ RUN_TIMEOUT_S = 120  # a toy run takes ~5 s (one interpreter per task); the marg
 server = test_metadata_postgres.server
 pg_url = test_metadata_postgres.pg_url
 
-# Every node of the full taxi pipeline and the nodes whose outputs it consumes.
+# Every node of the full taxi pipeline and the nodes it waits for: those whose outputs it
+# consumes, and ExampleValidator, whose output nothing consumes, before Transform (the gate rule
+# of pipeline.dsl.task_dependencies: validation stops the run as the local runner stops).
 TAXI_FULL_EDGES = {
     "ExampleGen": set(),
     "StatisticsGen": {"ExampleGen"},
     "SchemaGen": {"StatisticsGen"},
     "ExampleValidator": {"StatisticsGen", "SchemaGen"},
-    "Transform": {"ExampleGen", "SchemaGen"},
+    "Transform": {"ExampleGen", "SchemaGen", "ExampleValidator"},
     "WarmStartResolver": {"Transform"},
     "Trainer": {"Transform", "SchemaGen", "StatisticsGen", "WarmStartResolver"},
     "BaselineResolver": {"Trainer"},
@@ -136,7 +138,7 @@ def test_the_taxi_pipeline_compiles_to_one_container_task_per_node_without_tenso
     spec, tasks, containers = _ir(yaml_ir)
     assert spec.pipeline_info.name == "taxi-yaml"
     assert set(tasks) == set(TAXI_FULL_EDGES)  # the same nodes, resolvers included
-    assert _edges(spec, tasks)["Transform"] == {"ExampleGen", "SchemaGen"}
+    assert _edges(spec, tasks)["Transform"] == {"ExampleGen", "SchemaGen", "ExampleValidator"}
     assert containers["Pusher"]["image"] == "estimator-pipeline:0.1.0"  # the documented default
     assert containers["Pusher"]["args"][:3] == [TAXI_YAML, "--node", "Pusher"]
     assert containers["Pusher"]["args"][-1] == "--beam-arg=--direct_num_workers=2"

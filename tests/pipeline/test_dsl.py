@@ -65,3 +65,17 @@ def test_default_metadata_is_sqlite_under_root(tmp_path):
     p = Pipeline("p", str(tmp_path), [Source()])
     assert p.metadata == f"sqlite:///{tmp_path}/metadata.sqlite"
     assert p.components[0].id == "Source"
+
+
+def test_task_dependencies_make_a_gate_pass_before_the_nodes_that_use_the_same_data():
+    from pipeline.dsl import task_dependencies
+    from pipeline.examples.taxi_full_pipeline import create_pipeline
+
+    deps = task_dependencies(create_pipeline(root="/tmp/unused", bulk_inference=True).components)
+    # ExampleValidator's output is consumed by nobody: on an orchestrator it must still stop the
+    # run, as the local runner stops at it, so Transform (same data) waits for it, once.
+    assert deps["Transform"] == ("ExampleGen", "SchemaGen", "ExampleValidator")
+    assert "ExampleValidator" not in deps["Trainer"]  # already upstream through Transform
+    assert deps["ExampleValidator"] == ("StatisticsGen", "SchemaGen")
+    assert deps["BulkInferrer"][-1] == "Pusher"  # a sink gates what runs after it
+    assert deps["ExampleGen"] == ()
