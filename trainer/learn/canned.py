@@ -83,6 +83,9 @@ class _CannedLearn(Estimator):
     def _remember_labels(self, labels):
         pass  # the head knows its labels
 
+    def _remember_labels_of_input_fn(self, input_fn):
+        pass
+
     def get_params(self) -> dict:
         return self._base.get_params()
 
