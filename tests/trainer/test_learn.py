@@ -462,9 +462,14 @@ def test_blog_experiment_with_learn_runner_on_digits(tmp_path):
     def experiment_fn(run_config, params):
         run_config = run_config.replace(save_checkpoints_steps=params.min_eval_frequency)
         estimator = learn.Estimator(model_fn=_blog_model_fn, params=params, config=run_config)
-        train_input_fn = lambda: (tf.data.Dataset.from_tensor_slices((x_train, y_train))  # noqa: E731
-                                  .shuffle(len(x_train), seed=0).repeat().batch(32))
-        eval_input_fn = lambda: tf.data.Dataset.from_tensor_slices((x_test, y_test)).batch(64)  # noqa: E731
+
+        def train_input_fn():
+            return (tf.data.Dataset.from_tensor_slices((x_train, y_train))
+                    .shuffle(len(x_train), seed=0).repeat().batch(32))
+
+        def eval_input_fn():
+            return tf.data.Dataset.from_tensor_slices((x_test, y_test)).batch(64)
+
         return learn.Experiment(estimator=estimator, train_input_fn=train_input_fn,
                                 eval_input_fn=eval_input_fn, train_steps=params.train_steps,
                                 min_eval_frequency=params.min_eval_frequency, eval_steps=None,
