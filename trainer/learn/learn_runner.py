@@ -77,7 +77,8 @@ def run(experiment_fn, output_dir=None, schedule=None, run_config=None, hparams=
             raise TypeError(f"learn_runner.run got run_config={run_config!r}; expected a "
                             "trainer.RunConfig.")
         try:
-            n_args = len(inspect.signature(experiment_fn).parameters)
+            params = inspect.signature(experiment_fn).parameters.values()
+            n_args = 2 if any(p.kind == p.VAR_POSITIONAL for p in params) else len(params)
         except (TypeError, ValueError):
             n_args = 2
         if n_args < 2:
