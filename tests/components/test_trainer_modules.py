@@ -342,3 +342,42 @@ def _windowed_trainer(module):
 
     gen = ExampleGen("/unused", file_pattern="span-{SPAN}.csv")
     return make_trainer(module, span_window=2, raw_examples=gen.outputs["examples"])
+
+
+@pytest.mark.slow
+def test_span_window_through_the_runner_over_two_runs(tmp_path):
+    """The runner resolves raw_examples with the span_window policy, as for the Transform: the first
+    run trains on span 1 alone, the second (span 2 added) on spans 2 and 1."""
+    from components.example_gen import ExampleGen
+    from components.feature_spec import FeatureSpec, Label, Numeric, Vocabulary
+    from components.schema_gen import SchemaGen
+    from components.statistics_gen import StatisticsGen
+    from components.transform import Transform
+    from pipeline import LocalRunner, Pipeline
+
+    data = tmp_path / "data"
+    os.makedirs(data)
+    module = tmp_path / "tfx_module.py"
+    module.write_text(TFX_MODULE)
+    spec = FeatureSpec(features=(Numeric("x1"), Numeric("x2"), Vocabulary("color", num_oov_buckets=1)),
+                       label=Label("species", expression="species_code - 1"))
+
+    def pipeline():
+        gen = ExampleGen(str(data), file_pattern="span-{SPAN}.csv", derived_columns={"species": "species_code - 1"},
+                         label="species")
+        schema = SchemaGen(StatisticsGen(gen.outputs["examples"]).outputs["statistics"])
+        transform = Transform(gen.outputs["examples"].span_window(2), schema.outputs["schema"], feature_spec=spec)
+        trainer = Trainer(transform.outputs["transformed_examples"], transform.outputs["transform_graph"],
+                          schema.outputs["schema"], module_file=str(module), label_key="species", train_steps=5,
+                          eval_steps=1, raw_examples=gen.outputs["examples"], span_window=2)
+        nodes = [gen, schema.inputs["statistics"].producer, schema, transform, trainer]
+        return Pipeline("windowed", str(tmp_path / "root"), nodes)
+
+    write_csv(data / "span-1.csv", rows=90, seed=1)
+    first = LocalRunner().run(pipeline())
+    assert first.outputs["Trainer"]["model"].properties["train_spans"] == [1]
+    write_csv(data / "span-2.csv", rows=90, seed=2)
+    second = LocalRunner().run(pipeline())
+    assert set(second.states.values()) == {"COMPLETE"}
+    assert second.outputs["Trainer"]["model"].properties["train_spans"] == [2, 1]
+    assert second.outputs["Trainer"]["model_run"].properties["train_spans"] == [2, 1]
