@@ -34,11 +34,11 @@ class BucketizedColumn(DenseColumn, CategoricalColumn):
                 f"bucketized_column got source_column={self.source_column!r}; expected a "
                 "NumericColumn. How to fix: pass numeric_column('key')."
             )
-        if len(self.source_column.shape) != 1:
+        if len(self.source_column.shape) > 1:
             raise ValueError(
                 f"bucketized_column got a source_column of shape {self.source_column.shape}; "
-                "expected a one-dimensional shape like (1,) or (3,). How to fix: reshape the "
-                "feature or bucketize each element in its own numeric column."
+                "expected a scalar or one-dimensional shape like (), (1,) or (3,). How to fix: "
+                "reshape the feature or bucketize each element in its own numeric column."
             )
         if not isinstance(self.boundaries, (list, tuple)) or not all(
                 isinstance(b, (int, float)) and not isinstance(b, bool) for b in self.boundaries):
@@ -73,11 +73,18 @@ class BucketizedColumn(DenseColumn, CategoricalColumn):
 
     @property
     def num_buckets(self) -> int:
-        return self.source_column.shape[0] * (len(self.boundaries) + 1)
+        return self._elements * (len(self.boundaries) + 1)
+
+    @property
+    def _elements(self) -> int:
+        """Values per example: a scalar source (shape ()) has one."""
+        return self.source_column.shape[0] if self.source_column.shape else 1
 
     def transform_feature(self, cache: FeatureCache, state) -> tf.Tensor:
         """Returns the int64 bucket index of every element, ``[batch, n]``."""
         source = cache.get(self.source_column, state)
+        if not self.source_column.shape:  # a scalar per example: [batch] -> [batch, 1]
+            source = tf.reshape(source, [-1, 1])
         buckets = tf.raw_ops.Bucketize(input=source, boundaries=list(self.boundaries))
         return tf.cast(buckets, tf.int64)
 
@@ -88,7 +95,7 @@ class BucketizedColumn(DenseColumn, CategoricalColumn):
     def get_sparse_tensors(self, cache: FeatureCache, state) -> IdWeightPair:
         """Element ``j`` in bucket ``b`` has id ``j * (len(boundaries) + 1) + b``."""
         buckets = cache.get(self, state)
-        n = self.source_column.shape[0]
+        n = self._elements
         offsets = tf.range(n, dtype=tf.int64) * (len(self.boundaries) + 1)
         ids = buckets + offsets[tf.newaxis, :]
         batch = tf.shape(ids, out_type=tf.int64)[0]

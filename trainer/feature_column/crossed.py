@@ -95,7 +95,12 @@ class CrossedColumn(CategoricalColumn):
         for key in _leaf_keys(self):
             if isinstance(key, str):
                 raw = cache.get(key, state)
-                if raw.dtype != tf.string:
+                if raw.dtype.is_floating:
+                    # tf.estimator crossed a float feature by its int64 cast (toward zero: age
+                    # 37.9 -> 37), which the linear-model tutorial relies on.
+                    raw = (tf.SparseTensor(raw.indices, tf.cast(raw.values, tf.int64), raw.dense_shape)
+                           if isinstance(raw, tf.SparseTensor) else tf.cast(raw, tf.int64))
+                elif raw.dtype != tf.string:
                     raw = inputs.check_dtype(raw, key=key, column_fn=_FN, dtype=tf.int64)
                 tensors.append(inputs.categorical_input(raw, key=key, column_fn=_FN))
             else:

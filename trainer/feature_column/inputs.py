@@ -183,7 +183,7 @@ def dense_numeric_input(value, *, key: str, shape: tuple[int, ...], default_valu
             "column's shape to match the feature."
         )
     batch = tf.shape(value)[0]
-    return tf.reshape(value, tf.concat([[batch], list(shape)], 0))
+    return tf.reshape(value, tf.concat([[batch], tf.constant(list(shape), tf.int32, shape=[len(shape)])], 0))
 
 
 def _string_numeric_error(key: str) -> TypeError:

@@ -116,8 +116,8 @@ def _check_shape(shape, key: str) -> tuple[int, ...]:
             f"numeric_column got shape={shape!r} for key {key!r}; expected an int or a "
             "tuple of ints. How to fix: e.g. shape=(3,)."
         )
-    shape = tuple(int(d) for d in shape)
-    if not shape or any(d < 1 for d in shape):
+    shape = tuple(int(d) for d in shape)  # () is one scalar per example, as in tf.estimator
+    if any(d < 1 for d in shape):
         raise ValueError(
             f"numeric_column got shape={shape!r} for key {key!r}; expected positive ints. "
             "How to fix: give every dimension a size >= 1, e.g. shape=(3,)."

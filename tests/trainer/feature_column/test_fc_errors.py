@@ -35,7 +35,7 @@ CASES = [
     (lambda: fc.bucketized_column(ident, [1.0]), TypeError,
      r"bucketized_column got source_column=.*; expected a NumericColumn"),
     (lambda: fc.bucketized_column(fc.numeric_column("x", shape=(2, 2)), [1.0]), ValueError,
-     r"bucketized_column got a source_column of shape \(2, 2\); expected a one-dimensional"),
+     r"bucketized_column got a source_column of shape \(2, 2\); expected a scalar or one-dimensional"),
     (lambda: fc.bucketized_column(fc.numeric_column("x"), "abc"), TypeError,
      r"bucketized_column got boundaries='abc'; expected a list of numbers"),
     (lambda: fc.bucketized_column(fc.numeric_column("x"), [2.0, 1.0]), ValueError,

@@ -96,3 +96,27 @@ def test_numeric_static_shape_mismatch():
     with pytest.raises(ValueError, match=r"numeric_column 'x' got a feature of shape \(2, 3\); "
                                          r"expected \[batch\] \+ \(2,\)"):
         dense([fc.numeric_column("x", shape=(2,))], {"x": tf.zeros([2, 3])})
+
+
+def test_scalar_shape_as_in_tf_estimator_and_tfx_taxi_module():
+    # numeric_column(key, shape=()) is one scalar per example: its parse spec is a scalar, its
+    # dense value one column, and it can be bucketized and crossed.
+    x = fc.numeric_column("x", shape=())
+    assert x.parse_example_spec == {"x": tf.io.FixedLenFeature((), tf.float32)}
+    np.testing.assert_allclose(dense([x], {"x": tf.constant([1.5, -2.0])}), [[1.5], [-2.0]])
+    buckets = fc.bucketized_column(x, [0.0, 1.0])
+    np.testing.assert_allclose(dense([buckets], {"x": tf.constant([1.5, -2.0])}), [[0, 0, 1], [1, 0, 0]])
+    parsed = tf.io.parse_example([tf.train.Example(features=tf.train.Features(feature={
+        "x": tf.train.Feature(float_list=tf.train.FloatList(value=[0.5]))})).SerializeToString()],
+        fc.make_parse_example_spec([buckets]))
+    np.testing.assert_allclose(dense([buckets], parsed), [[0, 1, 0]])
+
+
+def test_crossed_column_over_a_float_feature_crosses_its_int64_cast():
+    # tf.estimator cast a float feature to int64 (toward zero) before crossing; the official
+    # linear-model tutorial crosses the float 'age' column this way.
+    cross = fc.indicator_column(fc.crossed_column(["age", "sex"], hash_bucket_size=1000))
+    as_float = dense([cross], {"age": tf.constant([[37.9], [-2.5]]), "sex": tf.constant([["f"], ["m"]])})
+    as_int = dense([cross], {"age": tf.constant([[37], [-2]], tf.int64), "sex": tf.constant([["f"], ["m"]])})
+    np.testing.assert_array_equal(as_float, as_int)
+    assert as_float.sum() == 2
