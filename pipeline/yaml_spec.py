@@ -253,7 +253,7 @@ def _problem(err: dict[str, Any]) -> str:
     message = err["msg"].removeprefix("Value error, ")
     if not where:  # a whole-spec check (check_model_sections): its message names the field
         return message.rstrip(".")
-    return f"{where}: {message.rstrip('.') if 'How to fix' in message else message}"
+    return f"{where}: {err['msg'].rstrip('.') if 'How to fix' in message else err['msg']}"
 
 
 def apply_override(raw: dict[str, Any], override: str) -> None:
