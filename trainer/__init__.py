@@ -4,8 +4,7 @@ The names mirror ``tf.estimator`` so a migration changes imports:
 ``tf.estimator.Estimator`` -> ``trainer.Estimator``.
 """
 
-from trainer import (experimental, export, feature_column, heads, hooks, keras, layers, metrics, optimizers,
-                     sklearn)
+from trainer import experimental, export, feature_column, heads, hooks, keras, layers, metrics, optimizers
 from trainer.canned import (BaselineClassifier, BaselineEstimator, BaselineRegressor,
                             DNNClassifier, DNNEstimator, DNNLinearCombinedClassifier,
                             DNNLinearCombinedEstimator, DNNLinearCombinedRegressor, DNNRegressor,
@@ -40,3 +39,13 @@ __all__ = [
     "DNNLinearCombinedRegressor", "LinearClassifier", "LinearEstimator", "LinearRegressor",
     "KMeansClustering",
 ]
+
+
+def __getattr__(name):
+    # scikit-learn is a dev extra: trainer.sklearn (its wrappers) loads on first use, so that
+    # `import trainer` works without it.
+    if name == "sklearn":
+        import importlib
+
+        return importlib.import_module("trainer.sklearn")
+    raise AttributeError(f"module 'trainer' has no attribute {name!r}")

@@ -86,9 +86,9 @@ class Estimator:
             model_dir = tempfile.mkdtemp(prefix="estimator-")
             log.warning("Using temporary folder as model directory: %s", model_dir)
         self._config = config.replace(model_dir=model_dir)
-        if params is not None and not isinstance(params, dict):
-            raise TypeError(f"Estimator got params={params!r}; expected a dict or None.")
-        self._params = dict(params or {})
+        # A dict is copied; any other object (an HParams, a namespace) is passed to the
+        # model_fn as it is, as tf.estimator did.
+        self._params = dict(params) if isinstance(params, dict) else ({} if params is None else params)
         if isinstance(warm_start_from, (str, os.PathLike)):
             warm_start_from = WarmStartSettings(os.fspath(warm_start_from))
         if warm_start_from is not None and not isinstance(warm_start_from, WarmStartSettings):
@@ -109,8 +109,9 @@ class Estimator:
         return self._config
 
     @property
-    def params(self) -> dict:
-        return dict(self._params)
+    def params(self):
+        """A copy of the params dict (or the params object given, as it is)."""
+        return dict(self._params) if isinstance(self._params, dict) else self._params
 
     @property
     def model_fn(self):

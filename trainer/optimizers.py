@@ -26,6 +26,7 @@ from collections.abc import Mapping
 import tensorflow as tf
 
 from trainer import _context
+from trainer.mode_keys import ModeKeys
 from trainer.variables import current_store
 
 __all__ = ["Optimizer", "SGD", "Adagrad", "Adam", "Ftrl", "RMSProp", "Momentum", "get",
@@ -65,6 +66,8 @@ class Optimizer:
     def minimize(self, loss, global_step=None, var_list=None, name=None):
         """Computes gradients of ``loss`` and applies them; returns the update op."""
         del name
+        if _outside_train(_context.current()):
+            return tf.no_op()
         grads_and_vars = self.compute_gradients(loss, var_list=var_list)
         return self.apply_gradients(grads_and_vars, global_step=global_step)
 
@@ -72,6 +75,8 @@ class Optimizer:
     def compute_gradients(self, loss, var_list=None):
         """Returns ``[(gradient, variable)]`` for the trainable variables (or ``var_list``)."""
         context = _context.current()
+        if _outside_train(context):
+            return []  # tf.estimator tolerated a train op built in every mode; it never runs
         if context is None or context.tape is None:
             raise ValueError(
                 f"{type(self).__name__}.compute_gradients was called outside a TRAIN-mode "
@@ -96,6 +101,10 @@ class Optimizer:
     def apply_gradients(self, grads_and_vars, global_step=None, name=None):
         """Applies gradients; increments ``global_step`` if given. Returns an op."""
         del name
+        if _outside_train(_context.current()):
+            # An EVAL/PREDICT model_fn that builds its train op anyway (as tf.estimator allowed):
+            # nothing may change the variables there, and the op is never fetched.
+            return tf.no_op()
         grads_and_vars = [(g, v) for g, v in grads_and_vars if g is not None]
         self._create_non_slots()
         slots = [self._slots_for(var) for _, var in grads_and_vars]
@@ -437,6 +446,8 @@ def minimize_split(loss, optimizers_and_variables, global_step=None):
         optimizers_and_variables: ``[(optimizer, [variables]), ...]``.
     """
     context = _context.current()
+    if _outside_train(context):
+        return tf.no_op()
     if context is None or context.tape is None:
         raise ValueError("minimize_split must be called inside a TRAIN-mode model_fn.")
     flat = [v for _, variables in optimizers_and_variables for v in variables]
@@ -449,6 +460,11 @@ def minimize_split(loss, optimizers_and_variables, global_step=None):
             ops.append(get(optimizer).apply_gradients(pairs))
     with tf.control_dependencies(ops):
         return global_step.assign_add(1) if global_step is not None else tf.no_op()
+
+
+def _outside_train(context) -> bool:
+    """True inside an EVAL or PREDICT model_fn (a train op built there is a no-op)."""
+    return context is not None and context.mode is not None and context.mode != ModeKeys.TRAIN
 
 
 _BY_NAME = {"SGD": SGD, "Adagrad": Adagrad, "Adam": Adam, "Ftrl": Ftrl, "RMSProp": RMSProp,

@@ -92,3 +92,33 @@ def test_optimizer_from_a_config_mapping():
         optimizers.get({"name": "Adamax"})
     with pytest.raises(ValueError, match=r"unexpected keyword argument 'lr'.*learning_rate"):
         optimizers.get({"name": "SGD", "lr": 0.1})
+
+
+def test_a_train_op_built_in_every_mode_is_a_no_op_outside_train(tmp_path):
+    # tf.estimator tolerated optimizer.minimize outside TRAIN (two of the TF2 migration guide's
+    # snippets do it); here it builds nothing that could change the variables in EVAL/PREDICT.
+    import types
+
+    def model_fn(features, labels, mode, params):
+        assert params.learning_rate == 0.1  # a non-dict params object reaches the model_fn as is
+        w = tf.Variable(lambda: tf.zeros([3, 1]), name="w")
+        y = tf.squeeze(tf.matmul(features["x"], w), -1)
+        loss = tf.reduce_mean(tf.square(y - labels)) if labels is not None else tf.constant(0.0)
+        train_op = trainer.optimizers.SGD(params.learning_rate).minimize(
+            loss, global_step=trainer.get_global_step())
+        return trainer.EstimatorSpec(mode, loss=loss, train_op=train_op, predictions={"y": y})
+
+    params = types.SimpleNamespace(learning_rate=0.1)
+    est = trainer.Estimator(model_fn, model_dir=str(tmp_path), params=params)
+    assert est.params is params
+    est.train(models.train_input_fn, steps=5)
+    before = est.get_variable_value("w")
+    metrics = est.evaluate(models.eval_input_fn)
+    predictions = list(est.predict(models.predict_input_fn))
+    np.testing.assert_array_equal(est.get_variable_value("w"), before)
+    # Had a step run during EVAL, the loss would not be the checkpoint's: the mean of the
+    # per-batch losses (batches of 50) at the trained weights, to float32 rounding.
+    per_batch = [np.mean((models.X[i:i + 50] @ before[:, 0] - models.Y[i:i + 50]) ** 2)
+                 for i in range(0, len(models.X), 50)]
+    assert metrics["loss"] == pytest.approx(np.mean(per_batch), rel=1e-5)
+    assert metrics["global_step"] == 5 and len(predictions) == len(models.X)
