@@ -69,6 +69,12 @@ class Estimator:
     """
 
     def __init__(self, model_fn, model_dir=None, config=None, params=None, warm_start_from=None):
+        if not tf.executing_eagerly():
+            raise RuntimeError(
+                f"{type(self).__name__} needs TensorFlow 2's eager mode, but it is off (a "
+                "tf.compat.v1.disable_eager_execution() call, or an Estimator built inside a "
+                "graph). How to fix: remove that call; the Estimator builds its graphs itself "
+                "with tf.function, as tf.estimator's session did.")
         self._model_fn_args = _calling.check_model_fn(model_fn)
         self._model_fn = model_fn
         if config is None:
@@ -401,7 +407,10 @@ class Estimator:
             outputs = {**outputs, **program.finalize()}
         results = {key: np.asarray(value) for key, value in outputs.items()
                    if key in spec.eval_metric_ops or key in BASE_FETCHES}
-        results = {k: (v.item() if v.ndim == 0 and k == GLOBAL_STEP else v) for k, v in results.items()}
+        # As tf.estimator's session returned them: numpy scalars (np.float32 ...) for scalar
+        # metrics, arrays for the rest; the global step as an int.
+        results = {k: (v.item() if k == GLOBAL_STEP else v[()]) if v.ndim == 0 else v
+                   for k, v in results.items()}
         self._write_eval_summaries(results, name)
         log.info("Saving dict for global step %s: %s", results[GLOBAL_STEP],
                  ", ".join(f"{k} = {v}" for k, v in sorted(results.items())))

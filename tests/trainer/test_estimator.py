@@ -336,3 +336,26 @@ def test_tf1_metrics_in_user_model_fn_are_local_state(tmp_path):
     result = est.evaluate(models.eval_input_fn)
     assert result["zero_mae"] == pytest.approx(0.0)
     assert not any("zero_mae" in n or "mean_absolute_error" in n for n in est.get_variable_names())
+
+
+def test_evaluate_returns_numpy_scalars_as_tf_estimator_did(tmp_path):
+    est = make(tmp_path)
+    est.train(models.train_input_fn, steps=2)
+    metrics = est.evaluate(models.eval_input_fn)
+    assert isinstance(metrics["loss"], np.float32) and not isinstance(metrics["loss"], np.ndarray)
+    assert isinstance(metrics["global_step"], int) and metrics["global_step"] == 2
+
+
+def test_disable_eager_execution_gets_a_message_that_says_what_to_do():
+    import subprocess
+    import sys
+
+    script = ("import tensorflow as tf, trainer\n"
+              "tf.compat.v1.disable_eager_execution()\n"
+              "try:\n"
+              "    trainer.LinearRegressor([trainer.feature_column.numeric_column('x')])\n"
+              "except RuntimeError as e:\n"
+              "    print('message:', e)\n")
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120)
+    assert "message: LinearRegressor needs TensorFlow 2's eager mode" in done.stdout, done.stderr[-2000:]
+    assert "How to fix: remove that call" in done.stdout

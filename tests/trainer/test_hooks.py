@@ -186,3 +186,22 @@ def test_hook_errors():
 def test_non_hook_is_rejected(tmp_path):
     with pytest.raises(TypeError, match="hooks must subclass trainer.SessionRunHook"):
         make(tmp_path).train(models.train_input_fn, hooks=[object()], steps=1)
+
+
+def test_logging_tensor_hook_built_in_the_model_fn_with_tensors_as_tf_estimator_users_did(tmp_path, caplog):
+    import logging
+
+    def model_fn(features, labels, mode):
+        spec = models.linear_model_fn(features, labels, mode, {})
+        if mode != trainer.ModeKeys.TRAIN:
+            return spec
+        doubled = spec.loss * 2.0
+        hook = trainer.LoggingTensorHook({"twice_loss": doubled, "step": "global_step"}, every_n_iter=1)
+        return trainer.EstimatorSpec(mode, loss=spec.loss, train_op=spec.train_op, training_hooks=[hook])
+
+    with caplog.at_level(logging.INFO):
+        make(tmp_path, model_fn).train(models.train_input_fn, steps=3)
+    logged = [r.getMessage() for r in caplog.records if "twice_loss = " in r.getMessage()]
+    assert len(logged) == 3 and all("step = " in line for line in logged)
+    with pytest.raises(TypeError, match=r"expected a tensor name \(a string\) or a tensor built inside the model_fn"):
+        trainer.LoggingTensorHook([tf.constant(1.0)], every_n_iter=1)

@@ -104,6 +104,21 @@ class StopAtStepHook(SessionRunHook):
         return None  # the loop cuts runs at session.limit_steps
 
 
+def _tensor_name(tensor) -> str:
+    """A hook's fetch: a tensor name, or the name of a tensor made inside the model_fn."""
+    if isinstance(tensor, str):
+        return tensor
+    if isinstance(tensor, tf.Tensor) and hasattr(tensor, "graph") and not tf.executing_eagerly():
+        # tf.estimator's idiom: LoggingTensorHook({"loss": loss}) built in the model_fn and
+        # returned as a training hook. The tensor is fetched by its graph name in the step.
+        return tensor.name
+    raise TypeError(
+        f"LoggingTensorHook got {tensor!r}; expected a tensor name (a string) or a tensor "
+        "built inside the model_fn. How to fix: pass names such as 'loss', 'global_step', a "
+        "prediction key, or name a tensor with tf.identity(x, name='my_value') and pass "
+        "'my_value'.")
+
+
 class LoggingTensorHook(SessionRunHook):
     """Logs the named tensors every N runs, every N seconds, and/or at the end.
 
@@ -122,9 +137,10 @@ class LoggingTensorHook(SessionRunHook):
         if every_n_iter is not None and every_n_iter <= 0:
             raise ValueError(f"LoggingTensorHook got every_n_iter={every_n_iter!r}; expected > 0.")
         if isinstance(tensors, dict):
-            self._tensors = dict(tensors)
+            self._tensors = {tag: _tensor_name(t) for tag, t in tensors.items()}
         elif isinstance(tensors, (list, tuple)):
-            self._tensors = {t: t for t in tensors}
+            names = [_tensor_name(t) for t in tensors]
+            self._tensors = {name.removesuffix(":0"): name for name in names}
         else:
             raise TypeError(
                 f"LoggingTensorHook got tensors={tensors!r}; expected a dict of tag -> tensor "
