@@ -21,6 +21,7 @@ Example (inside a model_fn):
 from __future__ import annotations
 
 import inspect
+import numbers
 from collections.abc import Mapping
 
 import tensorflow as tf
@@ -49,12 +50,20 @@ class Optimizer:
     slot_names: tuple = ()
 
     def __init__(self, learning_rate, *, name: str | None = None):
-        if not callable(learning_rate) and not isinstance(learning_rate, (int, float)):
+        if isinstance(learning_rate, numbers.Real) and not isinstance(learning_rate, bool):
+            learning_rate = float(learning_rate)
+        # A tensor: e.g. tf.compat.v1.train.exponential_decay(..., global_step, ...) called in
+        # the model_fn, where it returns a tensor of the step (a callable when eager).
+        tensor = isinstance(learning_rate, (tf.Tensor, tf.Variable))
+        if not (callable(learning_rate) or tensor or isinstance(learning_rate, float)):
             raise TypeError(
-                f"{type(self).__name__} got learning_rate={learning_rate!r}; expected a float "
-                "or a callable of the global step."
+                f"{type(self).__name__} got learning_rate={learning_rate!r}; expected a float, "
+                "a scalar tensor, a callable of the global step or a Keras LearningRateSchedule."
             )
-        if isinstance(learning_rate, (int, float)) and learning_rate <= 0:
+        if tensor and learning_rate.shape.rank not in (None, 0):
+            raise ValueError(f"{type(self).__name__} got a learning_rate tensor of shape "
+                             f"{learning_rate.shape}; expected a scalar.")
+        if isinstance(learning_rate, float) and learning_rate <= 0:
             raise ValueError(
                 f"{type(self).__name__} got learning_rate={learning_rate!r}; expected > 0."
             )
@@ -189,7 +198,7 @@ class Optimizer:
     # -- helpers ------------------------------------------------------------
     def _lr_tensor(self, global_step):
         lr = self.learning_rate
-        if callable(lr):
+        if callable(lr) and not isinstance(lr, (tf.Tensor, tf.Variable)):
             step = global_step if global_step is not None else _context.get_global_step()
             lr = lr(step)
         return tf.cast(lr, tf.float32)

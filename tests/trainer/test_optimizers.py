@@ -122,3 +122,29 @@ def test_a_train_op_built_in_every_mode_is_a_no_op_outside_train(tmp_path):
                  for i in range(0, len(models.X), 50)]
     assert metrics["loss"] == pytest.approx(np.mean(per_batch), rel=1e-5)
     assert metrics["global_step"] == 5 and len(predictions) == len(models.X)
+
+
+@pytest.mark.parametrize("kind", ["tf1_tensor", "keras_schedule"])
+def test_decaying_learning_rates_as_tensors_and_schedules(tmp_path, kind):
+    # lr 0.1 at step 0, then 1e-7: the first step moves the weights, the next four barely do.
+    import keras
+
+    def model_fn(features, labels, mode):
+        w = tf.Variable(lambda: tf.zeros([3, 1]), name="w")
+        y = tf.squeeze(tf.matmul(features["x"], w), -1)
+        loss = tf.reduce_mean(tf.square(y - labels))
+        step = trainer.get_global_step()
+        if kind == "tf1_tensor":
+            lr = tf.compat.v1.train.exponential_decay(0.1, step, decay_steps=1, decay_rate=1e-6)
+        else:
+            lr = keras.optimizers.schedules.ExponentialDecay(0.1, decay_steps=1, decay_rate=1e-6)
+        return trainer.EstimatorSpec(mode, loss=loss,
+                                     train_op=trainer.optimizers.SGD(lr).minimize(loss, global_step=step))
+
+    est = trainer.Estimator(model_fn, model_dir=str(tmp_path))
+    est.train(models.train_input_fn, steps=1)
+    first = est.get_variable_value("w")
+    est.train(models.train_input_fn, steps=4)
+    assert np.abs(first).max() > 1e-3  # the 0.1 step moved them
+    # Four steps at <= 1e-7 with gradients of order 10 move a weight by < 1e-5.
+    np.testing.assert_allclose(est.get_variable_value("w"), first, atol=1e-5)
