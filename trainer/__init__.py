@@ -13,6 +13,7 @@ from trainer._context import get_global_step, get_or_create_global_step
 from trainer.estimator import Estimator
 from trainer.estimator_spec import EstimatorSpec
 from trainer.exporter import BestExporter, Exporter, FinalExporter, LatestExporter
+from trainer.extenders import add_metrics
 from trainer.hooks import (CheckpointSaverHook, CheckpointSaverListener, LoggingTensorHook,
                            NanLossDuringTrainingError, NanTensorHook, SecondOrStepTimer,
                            SessionRunArgs, SessionRunContext, SessionRunHook, SessionRunValues,
@@ -37,7 +38,7 @@ __all__ = [
     "BaselineClassifier", "BaselineEstimator", "BaselineRegressor", "DNNClassifier",
     "DNNEstimator", "DNNRegressor", "DNNLinearCombinedClassifier", "DNNLinearCombinedEstimator",
     "DNNLinearCombinedRegressor", "LinearClassifier", "LinearEstimator", "LinearRegressor",
-    "KMeansClustering",
+    "KMeansClustering", "add_metrics",
 ]
 
 

@@ -359,3 +359,24 @@ def test_disable_eager_execution_gets_a_message_that_says_what_to_do():
     done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120)
     assert "message: LinearRegressor needs TensorFlow 2's eager mode" in done.stdout, done.stderr[-2000:]
     assert "How to fix: remove that call" in done.stdout
+
+
+def test_add_metrics_reports_the_extra_metrics_of_a_canned_estimator(tmp_path):
+    x = trainer.feature_column.numeric_column("x", shape=3)
+    base = trainer.LinearClassifier([x], model_dir=str(tmp_path))
+    fn = lambda: tf.data.Dataset.from_tensor_slices(({"x": models.X}, models.Y_CLASS)).repeat().batch(32)  # noqa: E731
+    base.train(fn, steps=20)
+
+    def metric_fn(labels, predictions, features):
+        del features
+        return {"my_accuracy": trainer.metrics.accuracy(labels, predictions["class_ids"]),
+                "accuracy": trainer.metrics.mean(tf.zeros_like(predictions["logistic"]))}  # replaces
+
+    extended = trainer.add_metrics(base, metric_fn)
+    assert extended.model_dir == base.model_dir
+    eval_fn = lambda: tf.data.Dataset.from_tensor_slices(({"x": models.X}, models.Y_CLASS)).batch(64)  # noqa: E731
+    plain, extra = base.evaluate(eval_fn), extended.evaluate(eval_fn)
+    assert extra["my_accuracy"] == pytest.approx(plain["accuracy"], abs=1e-6)
+    assert extra["accuracy"] == 0.0 and extra["auc"] == pytest.approx(plain["auc"], abs=1e-6)
+    with pytest.raises(ValueError, match=r"it must take 'predictions'"):
+        trainer.add_metrics(base, lambda labels, logits: {})
