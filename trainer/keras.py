@@ -145,6 +145,16 @@ class _KerasSpec:
                 f"model_to_estimator got model {model.name!r} with no known inputs. How to fix: "
                 "start it with keras.Input(shape, name=...) so it is built."
             )
+        # Each input may also be keyed as tf.keras 2 named it: a Sequential model's input was
+        # "<first layer>_input" ("dense_input"), where Keras 3 names the tensor "keras_tensor"
+        # and its layer "input_layer", names no user wrote.
+        self.input_aliases = {name: [name] for name in self.input_names}
+        if isinstance(model, keras.Sequential) and len(self.input_names) == 1:
+            layers = [layer for layer in model.layers if not isinstance(layer, keras.layers.InputLayer)]
+            aliases = self.input_aliases[self.input_names[0]]
+            aliases += [a for a in ([f"{layers[0].name}_input"] if layers else []) +
+                        [layer.name for layer in getattr(model, "_layers", [])
+                         if isinstance(layer, keras.layers.InputLayer)] if a not in aliases]
         self.dict_inputs = isinstance(getattr(model, "input", None), dict)
         self.output_names = list(getattr(model, "output_names", None) or [model.layers[-1].name])
         compile_config = model.get_compile_config() or {}
@@ -186,15 +196,18 @@ class _KerasSpec:
                     "tensor. How to fix: yield a dict keyed by input name."
                 )
             return features
-        missing = [n for n in self.input_names if n not in features]
+        found = {n: next((a for a in self.input_aliases[n] if a in features), None) for n in self.input_names}
+        missing = [self.input_aliases[n] for n, key in found.items() if key is None]
         if missing:
             raise ValueError(
-                f"The input_fn's features {sorted(features)} lack the Keras model's inputs "
-                f"{missing}. How to fix: key the features by the keras.Input names."
+                f"The input_fn's features {sorted(features)} lack the Keras model's inputs; "
+                f"expected a key from each of {missing}. How to fix: key the features by the "
+                "keras.Input names (or, for a Sequential model, '<first layer>_input' as tf.keras "
+                "named it)."
             )
         if self.dict_inputs:
-            return {n: features[n] for n in self.input_names}
-        values = [features[n] for n in self.input_names]
+            return {n: features[found[n]] for n in self.input_names}
+        values = [features[found[n]] for n in self.input_names]
         return values[0] if len(values) == 1 else values
 
     # -- the model_fn --------------------------------------------------------------------

@@ -195,9 +195,25 @@ def test_errors(tmp_path):
         est2.train(lambda: tf.data.Dataset.from_tensor_slices((X[:, :1], Y_REG)).batch(8), steps=1)
     est = tk.model_to_estimator(model, model_dir=str(tmp_path))
     bad = lambda: tf.data.Dataset.from_tensor_slices(({"z": X}, Y_BIN)).batch(8)  # noqa: E731
-    with pytest.raises(ValueError, match=r"lack the Keras model's inputs \['x'\]"):
+    with pytest.raises(ValueError, match=r"lack the Keras model's inputs; expected a key from each of \[\['x'"):
         est.train(bad, steps=1)
 
 
 def test_docstring_examples_run():
     assert doctest.testmod(tk, optionflags=doctest.ELLIPSIS).failed == 0
+
+
+def test_sequential_input_keyed_as_tf_keras_named_it(tmp_path):
+    # The migration guides build Sequential([Dense(..., input_shape=...)]) and feed
+    # {"dense_input": x}: tf.keras 2's name. Keras 3 calls that input "keras_tensor".
+    keras.utils.set_random_seed(0)
+    model = keras.Sequential([keras.layers.Input((3,)), keras.layers.Dense(8, activation="relu", name="dense"),
+                              keras.layers.Dense(2, activation="softmax", name="probs")])
+    model.compile(optimizer=keras.optimizers.Adam(0.05), loss="sparse_categorical_crossentropy")
+    est = tk.model_to_estimator(model, model_dir=str(tmp_path))
+    data = lambda: tf.data.Dataset.from_tensor_slices(({"dense_input": X}, Y_BIN)).repeat().batch(32)  # noqa: E731
+    est.train(data, steps=5)
+    assert est.get_variable_value("global_step") == 5
+    wrong = lambda: tf.data.Dataset.from_tensor_slices(({"features": X}, Y_BIN)).batch(32)  # noqa: E731
+    with pytest.raises(ValueError, match=r"expected a key from each of \[\['.*', 'dense_input'"):
+        est.evaluate(wrong)
