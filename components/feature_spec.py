@@ -84,7 +84,7 @@ class Embedding:
 
 
 Feature = Union[Numeric, Bucketized, Vocabulary, Hashed, Crossed, Embedding]
-LABEL_DTYPES = ("int", "float")
+LABEL_DTYPES = ("int", "float", "string")
 FEATURE_TYPES: dict[str, type] = {cls.TYPE: cls for cls in (Numeric, Bucketized, Vocabulary, Hashed, Crossed, Embedding)}
 
 
@@ -95,7 +95,8 @@ class Label:
     ``expression`` is arithmetic and comparisons over raw columns, e.g.
     ``"tips > 0.2 * fare"``; a boolean result is stored as int 0/1.
     ``dtype`` is the label Transform passes to the model: ``"int"`` (class ids, for
-    classifiers) or ``"float"`` (a numeric target, for regressors).
+    classifiers), ``"float"`` (a numeric target, for regressors) or ``"string"`` (class
+    names, mapped to ids by the model's ``label_vocabulary``).
     """
 
     name: str

@@ -346,6 +346,6 @@ def main(argv: list[str] | None = None) -> int:
                "check": _cmd_check, "report": _cmd_report}[args.command]
     try:
         return command(args)
-    except (ValueError, TypeError) as e:
+    except (ValueError, TypeError, NotImplementedError) as e:  # a bad or unsupported setting
         print(f"error: {e}", file=sys.stderr)
         return 2

@@ -25,7 +25,7 @@ CROSS_SEPARATOR = "_X_"
 def make_preprocessing_fn(spec: FeatureSpec, *, label_dtype: str | None = None) -> Callable[[dict], dict]:
     """Returns a tf.Transform preprocessing_fn for ``spec``.
 
-    ``label_dtype`` ("int" or "float") overrides ``spec.label.dtype``.
+    ``label_dtype`` ("int", "float" or "string") overrides ``spec.label.dtype``.
     """
     if label_dtype is None:
         label_dtype = spec.label.dtype if spec.label is not None else "int"
@@ -56,8 +56,11 @@ def make_preprocessing_fn(spec: FeatureSpec, *, label_dtype: str | None = None) 
             elif isinstance(feature, Embedding):
                 continue
         if spec.label is not None and spec.label.name in inputs:
-            label = _dense(inputs[spec.label.name], 0)
-            outputs[spec.label.name] = tf.cast(label, tf.int64 if label_dtype == "int" else tf.float32)
+            if label_dtype == "string":  # class names: the model's label_vocabulary maps them
+                outputs[spec.label.name] = _as_string(inputs[spec.label.name])
+            else:
+                label = _dense(inputs[spec.label.name], 0)
+                outputs[spec.label.name] = tf.cast(label, tf.int64 if label_dtype == "int" else tf.float32)
         return outputs
 
     return preprocessing_fn

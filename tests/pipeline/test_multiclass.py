@@ -175,3 +175,44 @@ def test_wine_yaml_pushes_a_3_class_model_whose_metrics_match_its_predictions(tm
 
     classify = served.signatures["serving_default"](inputs=tf.constant(records[:4]))
     assert classify["scores"].shape == (4, 3)
+
+
+@pytest.mark.slow
+def test_string_class_names_through_label_vocabulary_end_to_end(tmp_path):
+    # The wine data with cultivar written as names: Transform passes the names, the model maps
+    # them with label_vocabulary, the Evaluator maps them back through all_classes, and the
+    # served model answers Classify with the names.
+    import csv
+
+    import tensorflow as tf
+
+    from pipeline import LocalRunner
+
+    names = ["barolo", "grignolino", "barbera"]
+    data = tmp_path / "wine.csv"
+    with open(os.path.join(REPO, "data", "wine", "data.csv"), encoding="utf-8", newline="") as f, \
+            open(data, "w", encoding="utf-8", newline="") as out:
+        rows = list(csv.DictReader(f))
+        writer = csv.DictWriter(out, list(rows[0]))
+        writer.writeheader()
+        writer.writerows({**row, "cultivar": names[int(row["cultivar"])]} for row in rows)
+    spec = load_spec(WINE_YAML, overrides=[f"data.path={data}", f"model.args.label_vocabulary={names}"])
+    assert spec.feature_spec.label.dtype == "string"
+    root = str(tmp_path / "root")
+    result = LocalRunner().run(build_pipeline(spec, root=root, beam_pipeline_args=["--direct_num_workers=1"]))
+    blessing = result.outputs["Evaluator"]["blessing"].properties
+    assert blessing["verdict"] == "BLESSED", blessing["reason"]
+    pushed = result.outputs["Pusher"]["pushed_model"].properties
+    assert pushed["pushed"] is True
+
+    examples = result.outputs["ExampleGen"]["examples"]
+    files = sorted(glob.glob(os.path.join(examples.uri, "Split-eval", "*")))
+    records = list(tf.data.TFRecordDataset(files, compression_type="GZIP").as_numpy_iterator())
+    labels = tf.io.parse_example(records, {"cultivar": tf.io.FixedLenFeature([], tf.string)})["cultivar"].numpy()
+    served = tf.saved_model.load(pushed["pushed_destination"])
+    probabilities = served.signatures["predict"](examples=tf.constant(records))["probabilities"].numpy()
+    ids = np.array([names.index(label.decode()) for label in labels])
+    # Exact: the share of rows whose top class is the labelled name (see the int-label test).
+    assert blessing["metrics"]["sparse_categorical_accuracy"] == (probabilities.argmax(1) == ids).mean() >= 0.85
+    classify = served.signatures["serving_default"](inputs=tf.constant(records[:3]))
+    assert [c.decode() for c in classify["classes"].numpy()[0]] == names
