@@ -164,7 +164,7 @@ class FeatureSpec:
             raise ValueError(
                 f"FeatureSpec got label {label.name!r} with dtype={label.dtype!r}; expected one of "
                 f"{list(LABEL_DTYPES)}. How to fix: 'int' for a classifier's class ids, 'float' for a "
-                "regressor's target."
+                "regressor's target, 'string' for class names (with the model's label_vocabulary)."
             )
 
     @property

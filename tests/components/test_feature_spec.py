@@ -50,7 +50,7 @@ def test_validation_errors():
         FeatureSpec(features=(Numeric("a"),), label=Label("a"))
     with pytest.raises(ValueError, match="label='a', which a crossed feature reads"):
         FeatureSpec(features=(Crossed("x", keys=("a", "b")),), label=Label("a"))
-    with pytest.raises(ValueError, match="label 'y' with dtype='double'; expected one of \\['int', 'float'\\]"):
+    with pytest.raises(ValueError, match="label 'y' with dtype='double'; expected one of \\['int', 'float', 'string'\\]"):
         FeatureSpec(features=(Numeric("a"),), label=Label("y", dtype="double"))
     with pytest.raises(TypeError, match="FeatureSpec got feature='a'"):
         FeatureSpec(features=("a",))
