@@ -58,7 +58,7 @@ def test_classify_signature_names_methods_and_keys(classifier, tmp_path):
     np.testing.assert_allclose(by_predict["prob"].numpy(), predicted, rtol=1e-6)
 
 
-def test_regress_and_raw_receiver(tmp_path):
+def test_regress_and_raw_receiver(tmp_path, caplog):
     est = trainer.Estimator(models.linear_model_fn, model_dir=str(tmp_path / "model"))
     est.train(models.train_input_fn, steps=100)
     parsing = trainer.export.build_parsing_serving_input_receiver_fn(FEATURE_SPEC)
@@ -72,11 +72,29 @@ def test_regress_and_raw_receiver(tmp_path):
     b = est.get_variable_value("linear/bias")[0]
     np.testing.assert_allclose(out.numpy(), models.X[:2] @ w + b, rtol=1e-5)
 
-    # A raw receiver cannot feed a regress signature: clear error, nothing half-written.
+    # A raw receiver cannot feed a regress signature: as in tf.estimator, it is left out with a
+    # warning naming it, and the export keeps the signatures the receiver can feed ('predict').
     raw = trainer.export.build_raw_serving_input_receiver_fn({"x": tf.TensorSpec([None, 3], tf.float32)})
+    with caplog.at_level("WARNING", logger="trainer"):
+        raw_path = est.export_saved_model(str(tmp_path / "raw"), raw).decode()
+    assert "Signature 'serving_default' is a RegressionOutput" in caplog.text
+    assert "no 'serving_default' signature; it has ['predict']" in caplog.text
+    assert set(signature_defs(raw_path)) == {"predict"}
+    got = tf.saved_model.load(raw_path).signatures["predict"](x=tf.constant(models.X[:2]))
+    np.testing.assert_allclose(next(iter(got.values())).numpy().reshape(-1), models.X[:2] @ w + b, rtol=1e-5)
+
+    # When no signature is left, the export fails with that reason and writes nothing.
+    def regress_only(features, labels, mode):
+        spec = models.linear_model_fn(features, labels, mode, {})
+        if mode == trainer.ModeKeys.PREDICT:
+            outputs = {"serving_default": spec.export_outputs["serving_default"]}
+            return trainer.EstimatorSpec(mode, predictions=spec.predictions, export_outputs=outputs)
+        return spec
+
+    only = trainer.Estimator(regress_only, model_dir=str(tmp_path / "model"))
     with pytest.raises(ValueError, match=r"Signature 'serving_default' is a RegressionOutput, which takes one tensor of serialized tf.Examples"):
-        est.export_saved_model(str(tmp_path / "raw"), raw)
-    assert not os.path.exists(tmp_path / "raw") or os.listdir(tmp_path / "raw") == []
+        only.export_saved_model(str(tmp_path / "none"), raw)
+    assert not os.path.exists(tmp_path / "none") or os.listdir(tmp_path / "none") == []
 
 
 def test_raw_receiver_predict_only(tmp_path):

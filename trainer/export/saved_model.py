@@ -72,10 +72,25 @@ def write_saved_model(export_dir_base, serving_input_receiver_fn, model_call, st
     tf.function(probe).get_concrete_function(*[_named(specs[index_of[k]], k) for k in keys])
     export_outputs = probe_holder["spec"].export_outputs
 
-    signatures = {}
+    # As tf.estimator did, a classify/regress signature that the receiver cannot feed (it takes
+    # one tensor of serialized tf.Examples) is left out with a warning, and the export fails only
+    # when no signature is left: a raw receiver on a canned model exports its 'predict' signature.
+    signatures, excluded = {}, {}
     for signature_key, output in sorted(export_outputs.items()):
-        signatures[signature_key] = _signature(signature_key, output, keys, specs, index_of,
-                                               receive, model_call)
+        problem = _unservable(signature_key, output, keys, specs, index_of)
+        if problem:
+            excluded[signature_key] = problem
+        else:
+            signatures[signature_key] = _signature(signature_key, output, keys, specs, index_of, receive, model_call)
+    if not signatures:
+        raise ValueError(next(iter(excluded.values())))
+    if excluded:
+        log.warning("Signatures left out of the export because the serving_input_receiver_fn cannot feed them: "
+                    "%s%s", " ".join(excluded.values()),
+                    "" if tf.saved_model.DEFAULT_SERVING_SIGNATURE_DEF_KEY in signatures else
+                    f" The export has no {tf.saved_model.DEFAULT_SERVING_SIGNATURE_DEF_KEY!r} signature; "
+                    f"it has {sorted(signatures)}.")
+    export_outputs = {k: o for k, o in export_outputs.items() if k in signatures}
     restore()
     root = tf.Module()
     root.model_variables = [store.variables[k] for k in sorted(store.global_variables)]
@@ -103,16 +118,19 @@ def _named(spec: tf.TensorSpec, name: str) -> tf.TensorSpec:
     return tf.TensorSpec(spec.shape, spec.dtype, name=name)
 
 
+def _unservable(signature_key, output, keys, specs, index_of) -> str | None:
+    """Why the receiver cannot feed a classify/regress signature, or None."""
+    if isinstance(output, (ClassificationOutput, RegressionOutput)):
+        if len(keys) != 1 or specs[index_of[keys[0]]].dtype != tf.string:
+            return (f"Signature {signature_key!r} is a {type(output).__name__}, which takes one "
+                    f"tensor of serialized tf.Examples, but the serving_input_receiver_fn has request "
+                    f"tensors {keys}. Use build_parsing_serving_input_receiver_fn, or export a "
+                    "PredictOutput for this signature.")
+    return None
+
+
 def _signature(signature_key, output, keys, specs, index_of, receive, model_call):
     if isinstance(output, (ClassificationOutput, RegressionOutput)):
-        string_keys = [k for k in keys if specs[index_of[k]].dtype == tf.string]
-        if len(keys) != 1 or not string_keys:
-            raise ValueError(
-                f"Signature {signature_key!r} is a {type(output).__name__}, which takes one "
-                f"tensor of serialized tf.Examples, but the serving_input_receiver_fn has request "
-                f"tensors {keys}. Use build_parsing_serving_input_receiver_fn, or export a "
-                "PredictOutput for this signature."
-            )
         input_names = {keys[0]: tf.saved_model.CLASSIFY_INPUTS}
     else:
         input_names = {k: k for k in keys}

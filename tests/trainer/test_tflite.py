@@ -1,0 +1,79 @@
+"""TF Lite export: DNN, linear and wide & deep on a numeric and an embedded categorical feature
+give the SavedModel's answers through TF Lite's interpreter."""
+
+from __future__ import annotations
+
+import os
+
+import numpy as np
+import pytest
+import tensorflow as tf
+
+import trainer
+from trainer import feature_column as fc
+
+RNG = np.random.default_rng(0)
+X = RNG.normal(size=(512, 3)).astype(np.float32)
+C = RNG.integers(0, 5, size=(512, 1)).astype(np.int64)
+Y = ((X @ np.array([1.0, -1.0, 0.5], np.float32) + (C[:, 0] == 2) - 0.2) > 0).astype(np.int64)
+
+NUMERIC = fc.numeric_column("x", shape=3)
+CATEGORY = fc.categorical_column_with_identity("c", 5)
+
+
+def estimator(kind, model_dir):
+    if kind == "dnn":
+        return trainer.DNNClassifier([8], [NUMERIC, fc.embedding_column(CATEGORY, 2)], model_dir=model_dir)
+    if kind == "linear":
+        return trainer.LinearClassifier([NUMERIC, CATEGORY], model_dir=model_dir)
+    return trainer.DNNLinearCombinedClassifier(linear_feature_columns=[CATEGORY, NUMERIC],
+                                               dnn_feature_columns=[NUMERIC, fc.embedding_column(CATEGORY, 2)],
+                                               dnn_hidden_units=[8], model_dir=model_dir)
+
+
+RECEIVER = trainer.export.build_raw_serving_input_receiver_fn(
+    {"x": tf.TensorSpec([None, 3], tf.float32), "c": tf.TensorSpec([None, 1], tf.int64)})
+
+
+def train(kind, tmp_path):
+    est = estimator(kind, str(tmp_path / kind))
+    est.train(lambda: tf.data.Dataset.from_tensor_slices(({"x": X, "c": C}, Y)).repeat().batch(64), steps=40)
+    savedmodel = tf.saved_model.load(est.export_saved_model(str(tmp_path / f"{kind}_sm"), RECEIVER))
+    expected = savedmodel.signatures["predict"](x=tf.constant(X[:32]), c=tf.constant(C[:32]))
+    return est, {k: v.numpy() for k, v in expected.items()}
+
+
+def tflite_predict(path):
+    runner = tf.lite.Interpreter(model_path=path).get_signature_runner("predict")
+    return runner(x=X[:32], c=C[:32])
+
+
+@pytest.mark.parametrize("kind", ["dnn", "linear", "wide_deep"])
+def test_tflite_model_answers_as_the_saved_model(tmp_path, kind):
+    est, expected = train(kind, tmp_path)
+    path = trainer.export.export_tflite(est, RECEIVER, str(tmp_path / f"{kind}.tflite"), signature_keys=["predict"])
+    got = tflite_predict(path)
+    # The same float32 kernels on the same weights; reduction order may differ: ~1e-6.
+    np.testing.assert_allclose(got["probabilities"], expected["probabilities"], atol=1e-5)
+    np.testing.assert_allclose(got["logits"], expected["logits"], atol=1e-4)
+    np.testing.assert_array_equal(got["class_ids"], expected["class_ids"])
+
+
+def test_dynamic_range_quantization_stays_close(tmp_path):
+    est, expected = train("dnn", tmp_path)
+    plain = trainer.export.export_tflite(est, RECEIVER, str(tmp_path / "f32.tflite"), signature_keys=["predict"])
+    small = trainer.export.export_tflite(est, RECEIVER, str(tmp_path / "int8.tflite"), signature_keys=["predict"],
+                                         quantize="dynamic")
+    got = tflite_predict(small)
+    # int8 weights (per channel, 1/254 of each row's range) on a 2-layer net with inputs ~N(0, 1):
+    # a logit moves by well under 0.05; probabilities (slope <= 1/4) by under 0.0125. 0.02 is the bound.
+    np.testing.assert_allclose(got["probabilities"], expected["probabilities"], atol=0.02)
+    assert os.path.getsize(small) <= os.path.getsize(plain)
+
+
+def test_bad_arguments_are_named(tmp_path):
+    est, _ = train("linear", tmp_path)
+    with pytest.raises(ValueError, match="quantize='int4'"):
+        trainer.export.export_tflite(est, RECEIVER, str(tmp_path / "m.tflite"), quantize="int4")
+    with pytest.raises(ValueError, match=r"signature_keys \['nope'\], which the exported model does not have"):
+        trainer.export.export_tflite(est, RECEIVER, str(tmp_path / "m.tflite"), signature_keys=["nope"])
