@@ -63,9 +63,10 @@ def open_storage(url: str, *, heartbeat: bool) -> Any:
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
                 return optuna.storages.RDBStorage(url, **kwargs)
-        except (RuntimeError, sqlalchemy.exc.OperationalError):
+        except (RuntimeError, sqlalchemy.exc.OperationalError, sqlalchemy.exc.IntegrityError):
             # Another process is creating Optuna's tables in this database (their schema
-            # version is stamped last): wait for it, as the metadata store does.
+            # version is stamped last, and two processes may race to stamp it): wait for
+            # it, as the metadata store does.
             attempts += 1
             if attempts == 5:
                 raise

@@ -450,7 +450,9 @@ def test_kill_9_during_a_trial_then_rerun_resumes_the_study(tmp_path):
     """The CLI runs the YAML pipeline; SIGKILL once a trial finished and the next one runs; the
     rerun (same fingerprint, same study in <root>/Tuner/studies.sqlite) keeps the finished trial, fails the
     killed one and retries its values."""
+    import contextlib
     import signal
+    import sqlite3
     import sys
     import time
 
@@ -466,7 +468,10 @@ def test_kill_9_during_a_trial_then_rerun_resumes_the_study(tmp_path):
     env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"}
 
     def trials():
-        try:  # never create Optuna's tables here: that is the child's job
+        try:  # never create Optuna's tables or stamp their version here: that is the child's job
+            with contextlib.closing(sqlite3.connect(f"file:{storage[len('sqlite:///'):]}?mode=ro", uri=True)) as db:
+                if not db.execute("SELECT count(*) FROM alembic_version").fetchone()[0]:
+                    return []  # RDBStorage would stamp the version itself, racing the child
             rdb = optuna.storages.RDBStorage(storage, skip_table_creation=True, skip_compatibility_check=True)
             summaries = optuna.get_all_study_summaries(rdb)
             return optuna.load_study(study_name=summaries[0].study_name, storage=rdb).trials if summaries else []
