@@ -3,15 +3,18 @@
 Both sides run the taxi FeatureSpec's generated preprocessing_fn on DirectRunner,
 analyze all rows and write the transform graph plus transformed examples:
 
-- raw: a hand-written Beam pipeline: CSV -> tfx-bsl CSV TFXIO -> AnalyzeAndTransformDataset.
+- raw: a hand-written Beam pipeline: CSV -> tfx-bsl CSV TFXIO -> AnalyzeAndTransformDataset,
+  writing one instance dict per row through ExampleProtoCoder (as TFT's tutorials do).
+- raw_record_batches: the same with ``output_record_batches=True`` and tfx-bsl's
+  RecordBatchToExamplesEncoder (what the component does): the A/B for that choice.
 - component: the Transform component run through the LocalRunner (metadata, fingerprint,
   atomic publish) on ExampleGen's output of the same CSV (ExampleGen itself is not timed),
   with the analyzer cache off (the default for a single span; the same work as raw TFT) and,
   separately, on (the default for a span window: per-dataset analysis plus writing the cache).
 
 Each measurement runs in a fresh process, timed after imports and set-up. Prints one JSON line:
-{"rows_15k": {...}, "ratio_15k": component/raw, "ratio_with_cache_15k": ..., (same for 150k),
-"target": 1.2}.
+{"rows_15k": {...}, "ratio_15k": component/raw, "ratio_with_cache_15k": ...,
+"record_batches_vs_instance_dicts_15k": raw_record_batches/raw, (same for 150k), "target": 1.2}.
 
 Usage: .venv/bin/python benchmarks/transform_overhead.py [--repeats 1]
 """
@@ -64,10 +67,11 @@ def _prepare(work: str, data_dir: str, *, use_analyzer_cache: bool = False):
     return pipeline, result.outputs["SchemaGen"]["schema"].schema_path
 
 
-def run_raw(work: str, data_dir: str) -> float:
+def run_raw(work: str, data_dir: str, record_batches: bool = False) -> float:
     import apache_beam as beam
     import tensorflow_transform as tft
     import tensorflow_transform.beam as tft_beam
+    from tfx_bsl.coders import example_coder
     from tfx_bsl.public import tfxio
 
     from components.schema_gen.executor import load_schema
@@ -87,11 +91,18 @@ def run_raw(work: str, data_dir: str) -> float:
                | source.BeamSource())
         (transformed, metadata), transform_fn = ((raw, source.TensorAdapterConfig())
                                                  | tft_beam.AnalyzeAndTransformDataset(
-                                                     make_preprocessing_fn(TAXI_FEATURES)))
+                                                     make_preprocessing_fn(TAXI_FEATURES),
+                                                     output_record_batches=record_batches))
         _ = transform_fn | tft_beam.WriteTransformFn(os.path.join(out, "graph"))
-        coder = tft.coders.ExampleProtoCoder(metadata.schema)
-        _ = (transformed | beam.Map(coder.encode) | beam.io.WriteToTFRecord(
-            os.path.join(out, "data", "transformed"), file_name_suffix=".gz"))
+        if record_batches:  # (record batch, passthrough) pairs, encoded a batch at a time in C++
+            encoder = (metadata.deferred_metadata
+                       | beam.Map(lambda m: example_coder.RecordBatchToExamplesEncoder(m.schema)))
+            examples = transformed | beam.FlatMap(lambda pair, enc: enc.encode(pair[0]),
+                                                  beam.pvalue.AsSingleton(encoder))
+        else:  # one Python dict per row, encoded one at a time (TFT's tutorials)
+            coder = tft.coders.ExampleProtoCoder(metadata.schema)
+            examples = transformed | beam.Map(coder.encode)
+        _ = examples | beam.io.WriteToTFRecord(os.path.join(out, "data", "transformed"), file_name_suffix=".gz")
     return time.monotonic() - started
 
 
@@ -112,8 +123,8 @@ def main() -> None:
     args = parser.parse_args()
     if args.child:
         mode, work, data = args.child
-        if mode == "raw":
-            seconds = run_raw(work, data)
+        if mode in ("raw", "raw_record_batches"):
+            seconds = run_raw(work, data, record_batches=mode == "raw_record_batches")
         else:
             seconds = run_component(work, data, use_analyzer_cache=mode == "component_cache")
         print(json.dumps({"seconds": seconds}))
@@ -127,7 +138,7 @@ def main() -> None:
             data = os.path.join(tmp, label)
             os.makedirs(data)
             make_csv(os.path.join(data, "data.csv"), repeat)
-            times = {"raw": [], "component": [], "component_cache": []}
+            times = {"raw": [], "raw_record_batches": [], "component": [], "component_cache": []}
             for i in range(args.repeats):
                 for mode in times:
                     work = os.path.join(tmp, f"{label}-{mode}-{i}")
@@ -135,11 +146,12 @@ def main() -> None:
                     out = subprocess.run([sys.executable, __file__, "--child", mode, work, data], env=env,
                                          capture_output=True, text=True, check=True)
                     times[mode].append(json.loads(out.stdout.strip().splitlines()[-1])["seconds"])
-            raw, comp, cached = (min(times[m]) for m in ("raw", "component", "component_cache"))
-            result[f"rows_{label}"] = {"raw_s": round(raw, 2), "component_s": round(comp, 2),
-                                       "component_with_cache_s": round(cached, 2)}
+            raw, batches, comp, cached = (min(times[m]) for m in times)
+            result[f"rows_{label}"] = {"raw_s": round(raw, 2), "raw_record_batches_s": round(batches, 2),
+                                       "component_s": round(comp, 2), "component_with_cache_s": round(cached, 2)}
             result[f"ratio_{label}"] = round(comp / raw, 3)
             result[f"ratio_with_cache_{label}"] = round(cached / raw, 3)
+            result[f"record_batches_vs_instance_dicts_{label}"] = round(batches / raw, 3)
     result["target"] = 1.2
     print(json.dumps(result))
 
