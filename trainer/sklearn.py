@@ -123,10 +123,13 @@ class _CannedWrapper(BaseEstimator):
             changes["tf_random_seed"] = int(self.random_state)
         return config.replace(**changes)
 
-    def _optimizer(self, optimizer, learning_rate, name="optimizer", rate_name="learning_rate"):
-        """The optimizer argument for the canned estimator (a name keeps its default rate)."""
-        if learning_rate is None:
+    def _optimizer(self, optimizer, learning_rate, name="optimizer", rate_name="learning_rate",
+                   default_rate=None):
+        """The optimizer argument for the canned estimator (a name without a rate gets
+        ``default_rate``, else the canned estimator's default)."""
+        if learning_rate is None and (default_rate is None or not isinstance(optimizer, str)):
             return optimizer
+        learning_rate = default_rate if learning_rate is None else learning_rate
         if not isinstance(optimizer, str):
             raise ValueError(
                 f"{type(self).__name__} got {rate_name}={learning_rate!r} with {name}="
@@ -269,6 +272,11 @@ class _RegressorWrapper(RegressorMixin, _CannedWrapper):
         return values.reshape(-1) if self._one_target else values
 
 
+# TF.Learn's DNN estimators trained a named optimizer at 0.05 (tf.estimator 2.x: Keras's
+# default, 0.001 for Adagrad); the linear and wide & deep defaults are the same in both.
+TF_LEARN_DNN_LEARNING_RATE = 0.05
+
+
 def _labels_arg(wrapper, n_outputs):
     return {"n_classes": n_outputs} if wrapper._is_classifier else {"label_dimension": n_outputs}
 
@@ -284,7 +292,8 @@ class _DNN:
     def _canned_estimator(self, columns, n_outputs, config):
         cls = canned.DNNClassifier if self._is_classifier else canned.DNNRegressor
         return cls(list(self.hidden_units), columns,
-                   optimizer=self._optimizer(self.optimizer, self.learning_rate),
+                   optimizer=self._optimizer(self.optimizer, self.learning_rate,
+                                             default_rate=TF_LEARN_DNN_LEARNING_RATE),
                    activation_fn=self.activation_fn, dropout=self.dropout,
                    batch_norm=self.batch_norm, config=config, **_labels_arg(self, n_outputs))
 
@@ -311,7 +320,8 @@ _COMMON_ARGS = """        feature_columns: trainer.feature_column columns; None 
             n_classes are classes, as in TF.Learn), other labels must number
             exactly n_classes.
         optimizer: an optimizer name ('Adagrad', 'Adam', 'Ftrl', ...) or instance.
-        learning_rate: the rate for a named optimizer; None keeps tf.estimator's default.
+        learning_rate: the rate for a named optimizer; None keeps TF.Learn's default for a
+            DNN (0.05, as these wrappers' TF.Learn originals), tf.estimator's otherwise.
         steps: training steps per `fit`.
         batch_size: examples per training step.
         model_dir: parent directory of each fit's model_dir (None: a temporary one).

@@ -13,8 +13,12 @@ from trainer.heads import BinaryClassHead, MultiClassHead, RegressionHead
 from trainer.heads.keys import Reduction
 from trainer.variables import current_store
 
-_DNN_LEARNING_RATE = 0.05
-_LINEAR_LEARNING_RATE = 0.2
+# tf.estimator 2.x (its V2 canned estimators): a DNN optimizer given by name gets Keras's
+# default learning rate for it; a linear one by name gets 0.2 (with optimizer=None:
+# Ftrl at min(0.2, 1/sqrt(#columns))); the wide & deep parts get their own, below.
+KERAS_DEFAULT_LEARNING_RATES = {"Adagrad": 0.001, "Adam": 0.001, "Ftrl": 0.001, "RMSProp": 0.001,
+                                "SGD": 0.01, "Momentum": 0.01}
+LINEAR_LEARNING_RATE = 0.2
 # tf.estimator's wide & deep kept lower defaults of its own for both parts.
 WIDE_DEEP_DNN_LEARNING_RATE = 0.001
 WIDE_DEEP_LINEAR_LEARNING_RATE = 0.005
@@ -52,9 +56,15 @@ def check_columns(columns, caller, argument="feature_columns"):
     return columns
 
 
-def linear_learning_rate(num_columns: int, cap: float = _LINEAR_LEARNING_RATE) -> float:
+def linear_learning_rate(num_columns: int, cap: float = LINEAR_LEARNING_RATE) -> float:
     """tf.estimator's default for linear models: min(cap, 1/sqrt(#columns)); cap 0.2 (0.005 in wide & deep)."""
     return min(cap, 1.0 / math.sqrt(max(num_columns, 1)))
+
+
+def keras_default_learning_rate(optimizer):
+    """Keras's default rate for an optimizer named by a string or a ``{"name": ...}`` mapping."""
+    name = optimizer.get("name") if isinstance(optimizer, Mapping) else optimizer
+    return KERAS_DEFAULT_LEARNING_RATES.get(name) if isinstance(name, str) else None
 
 
 def resolve_optimizer(optimizer, learning_rate):
@@ -102,4 +112,3 @@ class CannedEstimator(Estimator):
 
 
 DEFAULT_REDUCTION = Reduction.SUM_OVER_BATCH_SIZE
-DNN_LEARNING_RATE = _DNN_LEARNING_RATE

@@ -73,7 +73,7 @@ class DNNEstimator(_common.CannedEstimator):
                                     dropout=dropout, batch_norm=batch_norm)
             opt = None
             if mode == ModeKeys.TRAIN:
-                opt = _common.resolve_optimizer(optimizer, _common.DNN_LEARNING_RATE)
+                opt = _common.resolve_optimizer(optimizer, _common.keras_default_learning_rate(optimizer))
             return head.create_estimator_spec(features, mode, logits, labels, optimizer=opt)
 
         self.head = head

@@ -37,7 +37,11 @@ class LinearEstimator(_common.CannedEstimator):
         sparse_combiner = check_combiner(sparse_combiner, caller)
         init_args = dict(head=head, feature_columns=feature_columns, optimizer=optimizer,
                          sparse_combiner=sparse_combiner)
-        learning_rate = _common.linear_learning_rate(len(feature_columns))
+        # tf.estimator 2.x: optimizer=None is Ftrl at min(0.2, 1/sqrt(#columns)); a name, 0.2.
+        if optimizer is None:
+            optimizer, learning_rate = "Ftrl", _common.linear_learning_rate(len(feature_columns))
+        else:
+            learning_rate = _common.LINEAR_LEARNING_RATE
 
         def model_fn(features, labels, mode):
             with tf.name_scope("linear"):
