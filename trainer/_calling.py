@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import inspect
+import re
 
 import numpy as np
 import tensorflow as tf
@@ -55,7 +56,13 @@ def call_model_fn(model_fn, args, features, labels, mode, params, config) -> Est
     for name, value in (("mode", mode), ("params", params), ("config", config)):
         if name in args:
             kwargs[name] = value
-    spec = model_fn(**kwargs)
+    try:
+        spec = model_fn(**kwargs)
+    except Exception as error:  # noqa: BLE001 - re-raised unchanged unless a TF1 API caused it
+        hint = tf1_hint(error)
+        if hint is None:
+            raise
+        raise TypeError(hint) from error
     if not isinstance(spec, EstimatorSpec):
         raise TypeError(
             f"model_fn must return a trainer.EstimatorSpec; in mode={mode!r} it returned "
@@ -67,6 +74,48 @@ def call_model_fn(model_fn, args, features, labels, mode, params, config) -> Est
             f"mode={spec.mode!r}; pass the mode argument through."
         )
     return spec
+
+
+# tf.compat.v1.train optimizers -> this project's (same math and slot names).
+TF1_OPTIMIZERS = {"AdagradOptimizer": "Adagrad", "AdamOptimizer": "Adam", "FtrlOptimizer": "Ftrl",
+                  "RMSPropOptimizer": "RMSProp", "GradientDescentOptimizer": "SGD",
+                  "MomentumOptimizer": "Momentum"}
+
+
+def tf1_hint(error: BaseException) -> str | None:
+    """One line naming the replacement when a model_fn failed inside a TF1 API with no TF2 life.
+
+    ``tf.compat.v1.train.*Optimizer`` finds no variables (TF1's graph collections are gone)
+    and ``tf.compat.v1.layers.*`` needs Keras 2; anything else gives None.
+    """
+    message = str(error)
+    if "No variables to optimize" in message:
+        names = [type(frame.f_locals.get("self")).__name__ for frame in _frames(error)]
+        found = next((name for name in names if name in TF1_OPTIMIZERS), None)
+        used = f"tf.compat.v1.train.{found}" if found else "A tf.compat.v1.train optimizer"
+        replacement = (f"trainer.optimizers.{TF1_OPTIMIZERS[found]}" if found else
+                       "the nearest of trainer.optimizers.Adagrad/Adam/Ftrl/RMSProp/SGD/Momentum")
+        return (f"{used} cannot see the Estimator's variables: TF1's graph collections do not exist in "
+                f"TF2. How to fix: use {replacement}(learning_rate).minimize(loss, "
+                "global_step=trainer.get_global_step()), or a Keras optimizer; use "
+                "trainer.get_global_step() in place of tf.compat.v1.train.get_global_step() "
+                "(docs/migration.md).")
+    match = re.search(r"`(\w+)` is not available with Keras 3", message)
+    if match:
+        name = match.group(1)
+        return (f"tf.compat.v1.layers.{name} needs Keras 2 (tf_keras), not the Keras 3 that TF 2.21 ships. How to fix: "
+                "use trainer.layers.dense / trainer.layers.batch_normalization (same variable names), "
+                "or Keras layer objects such as tf.keras.layers.Dense(units)(x), Flatten()(x) and "
+                "Dropout(rate)(x, training=mode == ModeKeys.TRAIN), whose variables the Estimator "
+                "tracks (docs/migration.md).")
+    return None
+
+
+def _frames(error: BaseException):
+    traceback = error.__traceback__
+    while traceback is not None:
+        yield traceback.tb_frame
+        traceback = traceback.tb_next
 
 
 def call_input_fn(input_fn, mode, params, config, *, caller: str,

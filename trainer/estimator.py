@@ -647,12 +647,15 @@ def _train_op_dependency(train_op) -> list:
 
 
 def _check_hooks(hooks, caller):
-    from trainer.hooks.session_run_hook import SessionRunHook
+    from trainer.hooks.session_run_hook import as_hook
 
-    hooks = list(hooks or [])
-    for hook in hooks:
-        if not isinstance(hook, SessionRunHook):
+    checked = []
+    for hook in list(hooks or []):
+        adapted = as_hook(hook)
+        if adapted is None:
             raise TypeError(
-                f"{caller} got hook {hook!r}; hooks must subclass trainer.SessionRunHook."
+                f"{caller} got hook {hook!r}; hooks must subclass trainer.SessionRunHook "
+                "(or tf.estimator's tf.compat.v1.train.SessionRunHook)."
             )
-    return hooks
+        checked.append(adapted)
+    return checked

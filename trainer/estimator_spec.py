@@ -165,10 +165,13 @@ def _check_export_outputs(export_outputs, predictions, mode):
 
 
 def _check_hooks(name, hooks, mode):
-    from trainer.hooks.session_run_hook import SessionRunHook
+    from trainer.hooks.session_run_hook import as_hook
 
-    hooks = tuple(hooks or ())
-    for hook in hooks:
-        if not isinstance(hook, SessionRunHook):
-            _fail(f"{name} item {hook!r}", mode, "hooks must subclass trainer.SessionRunHook.")
-    return hooks
+    checked = []
+    for hook in tuple(hooks or ()):
+        adapted = as_hook(hook)
+        if adapted is None:
+            _fail(f"{name} item {hook!r}", mode, "hooks must subclass trainer.SessionRunHook "
+                  "(or tf.estimator's tf.compat.v1.train.SessionRunHook).")
+        checked.append(adapted)
+    return tuple(checked)

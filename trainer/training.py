@@ -28,7 +28,7 @@ import tensorflow as tf
 from trainer import checkpoints
 from trainer.exporter import Exporter
 from trainer.hooks.basic_hooks import CheckpointSaverListener
-from trainer.hooks.session_run_hook import SessionRunHook
+from trainer.hooks.session_run_hook import as_hook
 
 __all__ = ["TrainSpec", "EvalSpec", "train_and_evaluate", "ContinuousEvaluator"]
 
@@ -36,11 +36,14 @@ log = logging.getLogger("trainer")
 
 
 def _check_hooks(hooks, owner):
-    hooks = tuple(hooks or ())
-    for hook in hooks:
-        if not isinstance(hook, SessionRunHook):
-            raise TypeError(f"{owner} got hook {hook!r}; hooks must subclass trainer.SessionRunHook.")
-    return hooks
+    checked = []
+    for hook in tuple(hooks or ()):
+        adapted = as_hook(hook)
+        if adapted is None:
+            raise TypeError(f"{owner} got hook {hook!r}; hooks must subclass trainer.SessionRunHook "
+                            "(or tf.estimator's tf.compat.v1.train.SessionRunHook).")
+        checked.append(adapted)
+    return tuple(checked)
 
 
 class TrainSpec(collections.namedtuple("TrainSpec", ["input_fn", "max_steps", "hooks", "saving_listeners"])):

@@ -124,3 +124,50 @@ class SessionRunContext:
     def request_stop(self) -> None:
         """Ends the loop after the current run (the hooks' `end` still runs)."""
         self._stop_requested = True
+
+
+class _TF1Hook(SessionRunHook):
+    """A ``tf.compat.v1.train.SessionRunHook`` (tf.estimator's own hook class) run by this loop.
+
+    Its methods are called as tf.estimator called them, once per step; ``before_run`` may
+    return TF1's ``SessionRunArgs`` (fetches by name, no ``feed_dict``).
+    """
+
+    def __init__(self, hook):
+        self.hook = hook
+
+    def begin(self):
+        self.hook.begin()
+
+    def after_create_session(self, session, coord):
+        self.hook.after_create_session(session, coord)
+
+    def before_run(self, run_context):
+        request = self.hook.before_run(run_context)
+        if request is None:
+            return None
+        if getattr(request, "feed_dict", None) is not None:
+            raise ValueError(f"Hook {self.hook!r} returned SessionRunArgs with a feed_dict; TF2 has no "
+                             "feeding. Put the values in the input_fn's dataset instead.")
+        return SessionRunArgs(request.fetches)
+
+    def after_run(self, run_context, run_values):
+        self.hook.after_run(run_context, run_values)
+
+    def end(self, session):
+        self.hook.end(session)
+
+    def __repr__(self):
+        return repr(self.hook)
+
+
+def as_hook(hook):
+    """``hook`` as a `SessionRunHook` (tf.estimator's own hook class is adapted), or None."""
+    if isinstance(hook, SessionRunHook):
+        return hook
+    import tensorflow as tf
+
+    if isinstance(hook, tf.compat.v1.train.SessionRunHook):
+        return _TF1Hook(hook)
+    return None
+

@@ -19,7 +19,7 @@ from trainer import _calling, _context
 from trainer import estimator as core
 from trainer import optimizers
 from trainer.estimator_spec import EstimatorSpec
-from trainer.hooks.session_run_hook import SessionRunHook
+from trainer.hooks.session_run_hook import as_hook
 from trainer.learn import _data
 from trainer.mode_keys import ModeKeys as _CoreModeKeys
 
@@ -252,14 +252,16 @@ def _check_metrics(metrics, caller):
 
 
 def _check_hooks(hooks, name, caller):
-    hooks = list(hooks or [])
-    for hook in hooks:
-        if not isinstance(hook, SessionRunHook):
+    checked = []
+    for hook in list(hooks or []):
+        adapted = as_hook(hook)
+        checked.append(adapted)
+        if adapted is None:
             raise TypeError(
                 f"{caller} got {name} item {hook!r}; only trainer.SessionRunHook objects are "
                 "supported (TF.Learn's monitors are not). How to fix: write the monitor as a "
                 "SessionRunHook, or use trainer.hooks (LoggingTensorHook, early stopping, ...).")
-    return hooks
+    return checked
 
 
 class Estimator:
