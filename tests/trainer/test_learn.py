@@ -76,19 +76,21 @@ def test_predict_as_iterable_true_and_false_agree(paper_classifier):
 
 
 # -- custom model_fns ------------------------------------------------------------------
-def my_model(features, target):
-    """The paper's custom model; TF.Learn's layers.stack and logistic_regression_zero_init
-    and optimize_loss replaced by Keras layers and learn.optimize_loss."""
-    target = tf.one_hot(target, 3, 1, 0)
-    for units in [10, 20, 10]:
-        features = tf.keras.layers.Dense(units, activation="relu")(features)
-    logits = tf.keras.layers.Dense(3, kernel_initializer="zeros")(features)
-    prediction = tf.nn.softmax(logits)
-    loss = tf.reduce_mean(tf.nn.softmax_cross_entropy_with_logits(
-        labels=tf.cast(target, tf.float32), logits=logits))
-    train_op = learn.optimize_loss(loss, trainer.get_global_step(), optimizer="Adagrad",
-                                   learning_rate=0.1)
-    return {"class": tf.argmax(prediction, 1), "prob": prediction}, loss, train_op
+def _paper_example():
+    """docs/examples/tflearn_iris.py: the paper's examples with only the imports changed."""
+    import importlib.util
+    import pathlib
+
+    path = pathlib.Path(__file__).resolve().parents[2] / "docs" / "examples" / "tflearn_iris.py"
+    spec = importlib.util.spec_from_file_location("tflearn_iris", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+# The paper's custom model (TF.Learn's layers.stack / logistic_regression_zero_init replaced by
+# Keras layers; learn.optimize_loss kept).
+my_model = _paper_example().my_model
 
 
 def test_tuple_returning_custom_model_trains_evaluates_predicts(tmp_path):
