@@ -12,7 +12,7 @@ from trainer.canned import (BaselineClassifier, BaselineEstimator, BaselineRegre
 from trainer._context import get_global_step, get_or_create_global_step
 from trainer.estimator import Estimator
 from trainer.estimator_spec import EstimatorSpec
-from trainer.exporter import BestExporter, Exporter, FinalExporter, LatestExporter
+from trainer.exporter import BestExporter, Exporter, FinalExporter, LatestExporter, TFLiteExporter
 from trainer.extenders import add_metrics
 from trainer.hooks import (CheckpointSaverHook, CheckpointSaverListener, LoggingTensorHook,
                            NanLossDuringTrainingError, NanTensorHook, SecondOrStepTimer,
@@ -34,7 +34,7 @@ __all__ = [
     "get_or_create_global_step", "numpy_input_fn", "pandas_input_fn",
     "experimental", "export", "feature_column", "heads", "hooks", "keras", "layers", "metrics", "optimizers",
     "sklearn", "model_to_estimator", "TrainSpec", "EvalSpec", "train_and_evaluate",
-    "Exporter", "LatestExporter", "BestExporter", "FinalExporter",
+    "Exporter", "LatestExporter", "BestExporter", "FinalExporter", "TFLiteExporter",
     "BaselineClassifier", "BaselineEstimator", "BaselineRegressor", "DNNClassifier",
     "DNNEstimator", "DNNRegressor", "DNNLinearCombinedClassifier", "DNNLinearCombinedEstimator",
     "DNNLinearCombinedRegressor", "LinearClassifier", "LinearEstimator", "LinearRegressor",

@@ -7,7 +7,9 @@ Each exports to ``<model_dir>/export/<name>/<timestamp>``:
 * `BestExporter` only when the evaluation beats the best so far
   (``compare_fn``, lower ``loss`` by default; the best is recovered from the
   eval event files after a restart);
-* `FinalExporter` once, after the final evaluation.
+* `FinalExporter` once, after the final evaluation;
+* `TFLiteExporter` a TF Lite flatbuffer, ``<timestamp>/model.tflite``, after every
+  evaluation (or only the final one), keeping the newest ``exports_to_keep``.
 """
 
 from __future__ import annotations
@@ -19,7 +21,7 @@ import tensorflow as tf
 
 from trainer.hooks.early_stopping import read_eval_metrics
 
-__all__ = ["Exporter", "LatestExporter", "BestExporter", "FinalExporter"]
+__all__ = ["Exporter", "LatestExporter", "BestExporter", "FinalExporter", "TFLiteExporter"]
 
 log = logging.getLogger("trainer")
 
@@ -153,3 +155,45 @@ class BestExporter(_SavedModelExporter):
             if best is None or self._compare_fn(best, metrics):
                 best = metrics
         return best
+
+
+class TFLiteExporter(_SavedModelExporter):
+    """Writes ``<export_path>/<timestamp>/model.tflite`` (`trainer.export.export_tflite`).
+
+    After every evaluation, or with ``final_only=True`` once after the final one; keeps the
+    newest ``exports_to_keep``. ``serving_input_receiver_fn`` should be a raw-tensor receiver
+    (`build_raw_serving_input_receiver_fn`); ``signature_keys``, ``quantize`` and
+    ``select_tf_ops`` are `export_tflite`'s.
+
+    Example:
+        >>> # EvalSpec(eval_input_fn, exporters=[TFLiteExporter("lite", raw_receiver,
+        >>> #          signature_keys=["predict"], quantize="dynamic")])
+    """
+
+    def __init__(self, name, serving_input_receiver_fn, signature_keys=("serving_default",), quantize=None,
+                 select_tf_ops="auto", exports_to_keep=5, final_only=False):
+        from trainer.export.tflite import QUANTIZATIONS
+
+        super().__init__(name, serving_input_receiver_fn, exports_to_keep=exports_to_keep)
+        if quantize not in QUANTIZATIONS:
+            raise ValueError(f"TFLiteExporter got quantize={quantize!r}; expected one of {list(QUANTIZATIONS)}.")
+        self._options = dict(signature_keys=list(signature_keys), quantize=quantize, select_tf_ops=select_tf_ops)
+        self._final_only = bool(final_only)
+
+    def export(self, estimator, export_path, checkpoint_path, eval_result, is_the_final_export):
+        from trainer.export.saved_model import fresh_timestamp_dir
+        from trainer.export.tflite import export_tflite
+
+        if self._final_only and not is_the_final_export:
+            return None
+        version = fresh_timestamp_dir(export_path)
+        try:
+            export_tflite(estimator, self._receiver_fn, os.path.join(version, "model.tflite"),
+                          checkpoint_path=checkpoint_path, **self._options)
+        except BaseException:
+            if tf.io.gfile.exists(version):
+                tf.io.gfile.rmtree(version)
+            raise
+        self._garbage_collect(export_path)
+        return version
+

@@ -21,9 +21,10 @@ NUMERIC = fc.numeric_column("x", shape=3)
 CATEGORY = fc.categorical_column_with_identity("c", 5)
 
 
-def estimator(kind, model_dir):
+def estimator(kind, model_dir, config=None):
     if kind == "dnn":
-        return trainer.DNNClassifier([8], [NUMERIC, fc.embedding_column(CATEGORY, 2)], model_dir=model_dir)
+        return trainer.DNNClassifier([8], [NUMERIC, fc.embedding_column(CATEGORY, 2)], model_dir=model_dir,
+                                     config=config)
     if kind == "linear":
         return trainer.LinearClassifier([NUMERIC, CATEGORY], model_dir=model_dir)
     return trainer.DNNLinearCombinedClassifier(linear_feature_columns=[CATEGORY, NUMERIC],
@@ -77,3 +78,25 @@ def test_bad_arguments_are_named(tmp_path):
         trainer.export.export_tflite(est, RECEIVER, str(tmp_path / "m.tflite"), quantize="int4")
     with pytest.raises(ValueError, match=r"signature_keys \['nope'\], which the exported model does not have"):
         trainer.export.export_tflite(est, RECEIVER, str(tmp_path / "m.tflite"), signature_keys=["nope"])
+
+
+def test_tflite_exporter_in_train_and_evaluate_writes_each_evaluation_and_keeps_the_newest(tmp_path):
+    est = estimator("dnn", str(tmp_path / "model"), trainer.RunConfig(save_checkpoints_steps=20))
+
+    def train_input_fn():
+        return tf.data.Dataset.from_tensor_slices(({"x": X, "c": C}, Y)).repeat().batch(64)
+
+    def eval_input_fn():
+        return tf.data.Dataset.from_tensor_slices(({"x": X, "c": C}, Y)).batch(128)
+
+    exporter = trainer.TFLiteExporter("lite", RECEIVER, signature_keys=["predict"], exports_to_keep=2)
+    trainer.train_and_evaluate(est, trainer.TrainSpec(train_input_fn, max_steps=60),
+                               trainer.EvalSpec(eval_input_fn, steps=None, exporters=[exporter], throttle_secs=0))
+    versions = sorted(os.listdir(tmp_path / "model" / "export" / "lite"))
+    assert len(versions) == 2, versions  # 3 evaluations (steps 20, 40, 60), the newest 2 kept
+    got = tflite_predict(str(tmp_path / "model" / "export" / "lite" / versions[-1] / "model.tflite"))
+    expected = np.array([p["probabilities"] for p in est.predict(
+        lambda: tf.data.Dataset.from_tensor_slices({"x": X[:32], "c": C[:32]}).batch(32))])
+    np.testing.assert_allclose(got["probabilities"], expected, atol=1e-5)  # the final checkpoint's model
+    with pytest.raises(ValueError, match="TFLiteExporter got quantize='int4'"):
+        trainer.TFLiteExporter("lite", RECEIVER, quantize="int4")
