@@ -41,6 +41,7 @@ from typing import Iterator
 import tensorflow as tf
 
 __all__ = [
+    "NameMark",
     "VariableStore",
     "current_store",
     "local_variables",
@@ -110,6 +111,64 @@ def unique_scope_name(base: str) -> str:
     return full if count == 0 else f"{full}_{count}"
 
 
+class NameMark:
+    """The naming state of the current `model_fn` call at one point (TF1's ``reuse=True``).
+
+    Code run inside ``replay()`` names its variables, `unique_scope_name` scopes and Keras 3
+    layers as if it ran right after the mark, so it gets the variables that the code run after
+    the mark created: a GAN's discriminator called on real data, then again on generated data,
+    shares one set of weights. Outside a `model_fn` call it does nothing.
+
+    Example:
+        >>> mark = NameMark()  # then: d_real = disc(real); with mark.replay(): d_fake = disc(fake)
+    """
+
+    def __init__(self) -> None:
+        call = getattr(_state, "call", None)
+        self._state = None if call is None else (dict(call.seen), dict(call.scopes), _keras_uids())
+
+    @contextlib.contextmanager
+    def replay(self) -> Iterator[None]:
+        call = getattr(_state, "call", None)
+        if call is None or self._state is None:
+            yield
+            return
+        seen, scopes, keras = dict(call.seen), dict(call.scopes), _keras_uids()
+        call.seen.clear()
+        call.seen.update(self._state[0])
+        call.scopes.clear()
+        call.scopes.update(self._state[1])
+        _set_keras_uids(self._state[2])
+        try:
+            yield
+        finally:  # afterwards, names continue after whatever either run used
+            for now, before in ((call.seen, seen), (call.scopes, scopes)):
+                for key, count in before.items():
+                    now[key] = max(now.get(key, 0), count)
+            if keras is not None:
+                merged = _keras_uids() or {}
+                for key, count in keras.items():
+                    merged[key] = max(merged.get(key, 0), count)
+                _set_keras_uids(merged)
+
+
+def _keras_uids():
+    try:
+        from keras.src.backend.common import global_state  # Keras internals; no public hook exists.
+    except ImportError:  # pragma: no cover - other Keras versions
+        return None
+    uids = global_state.get_global_attribute("object_name_uids")
+    return None if uids is None else collections.defaultdict(int, uids)
+
+
+def _set_keras_uids(uids) -> None:
+    if uids is None:
+        return
+    from keras.src.backend.common import global_state  # Keras internals; no public hook exists.
+
+    global_state.set_global_attribute("object_name_uids", collections.defaultdict(int, uids))
+
+
 class VariableStore:
     """Creates each variable once and hands it back on every later trace.
 
@@ -135,6 +194,10 @@ class VariableStore:
     @property
     def trainable_variables(self) -> list[tf.Variable]:
         return [v for k, v in self.variables.items() if v.trainable and k not in self.local_names]
+
+    def trainable_variables_by_key(self) -> dict[str, tf.Variable]:
+        """The trainable (non-local) variables keyed by their checkpoint names."""
+        return {k: v for k, v in self.variables.items() if v.trainable and k not in self.local_names}
 
     @property
     def global_variables(self) -> dict[str, tf.Variable]:
