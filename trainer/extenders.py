@@ -51,6 +51,10 @@ def add_metrics(estimator: Estimator, metric_fn) -> Estimator:
         spec = _calling.call_model_fn(inner, inner_args, features, labels, mode, params, config)
         if mode != ModeKeys.EVAL:
             return spec
+        if spec.predictions is None:
+            raise ValueError("add_metrics: the model_fn's EVAL EstimatorSpec has no predictions for metric_fn. "
+                             "How to fix: return EstimatorSpec(mode, predictions=..., loss=..., "
+                             "eval_metric_ops=...) in EVAL mode too, as tf.estimator.add_metrics needed.")
         values = {"labels": labels, "predictions": spec.predictions, "features": features, "config": config}
         extra = metric_fn(**{a: values[a] for a in args})
         if not isinstance(extra, dict):
