@@ -37,9 +37,12 @@ def _unsupported(owner, **settings):
 
 
 def _optimizer(optimizer, default_name, default_rate):
-    if optimizer is None:
-        optimizers.get(default_name, default_rate)  # fails early on a bad rate
-        return lambda: optimizers.get(default_name, default_rate)
+    """None is TF.Learn's default optimizer; a name gets TF.Learn's default rate too (TF.Learn
+    built a named optimizer at its own rate, not at tf.estimator 2.x's Keras defaults)."""
+    if optimizer is None or isinstance(optimizer, str):
+        name = default_name if optimizer is None else optimizer
+        optimizers.get(name, default_rate)  # fails early on a bad name or rate
+        return lambda: optimizers.get(name, default_rate)
     return optimizer
 
 
