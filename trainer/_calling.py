@@ -101,12 +101,17 @@ def tf1_hint(error: BaseException) -> str | None:
                 "trainer.get_global_step() in place of tf.compat.v1.train.get_global_step() "
                 "(docs/migration.md).")
     match = re.search(r"`(\w+)` is not available with Keras 3", message)
-    if match:
-        name = match.group(1)
-        return (f"tf.compat.v1.layers.{name} needs Keras 2 (tf_keras), not the Keras 3 that TF 2.21 ships. How to fix: "
+    legacy = [frame for frame in _frames(error) if "legacy_tf_layers" in frame.f_code.co_filename]
+    if match or legacy:
+        # Keras 3 has no tf.compat.v1.layers; under tf_keras (TF_USE_LEGACY_KERAS=1) they exist
+        # but keep their variables TF1's way, which a traced model_fn cannot reuse.
+        name = match.group(1) if match else next(
+            (f.f_code.co_name for f in legacy if not f.f_code.co_name.startswith("_")), "*")
+        return (f"tf.compat.v1.layers.{name} cannot run in an Estimator's model_fn: Keras 3 (TF 2.21's) has "
+                "no tf.compat.v1.layers, and tf_keras's keep their variables TF1's way. How to fix: "
                 "use trainer.layers.dense / trainer.layers.batch_normalization (same variable names), "
-                "or Keras layer objects such as tf.keras.layers.Dense(units)(x), Flatten()(x) and "
-                "Dropout(rate)(x, training=mode == ModeKeys.TRAIN), whose variables the Estimator "
+                "or Keras 3 layer objects (import keras) such as keras.layers.Dense(units)(x), Flatten()(x) "
+                "and Dropout(rate)(x, training=mode == ModeKeys.TRAIN), whose variables the Estimator "
                 "tracks (docs/migration.md).")
     return None
 

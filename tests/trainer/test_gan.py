@@ -119,10 +119,12 @@ def test_bad_settings_are_named(tmp_path):
 
 
 def test_a_keras_discriminator_is_shared_too(tmp_path):
+    import keras  # Keras 3 itself: tf.keras is tf_keras once tensorflow_transform was imported
+
     def keras_discriminator(data, generator_inputs):
         del generator_inputs
-        hidden = tf.keras.layers.Dense(8, activation="relu")(data)
-        return tf.keras.layers.Dense(1)(hidden)
+        hidden = keras.layers.Dense(8, activation="relu")(data)
+        return keras.layers.Dense(1)(hidden)
 
     est = make(tmp_path / "keras", discriminator_fn=keras_discriminator)
     est.train(input_fn, steps=3)
@@ -130,3 +132,16 @@ def test_a_keras_discriminator_is_shared_too(tmp_path):
                            if n.startswith("Discriminator/") and "/Adam" not in n and n.endswith("kernel"))
     # Called 2x in the forward pass and 2x more in the update: still one set of weights.
     assert discriminator == ["Discriminator/dense/kernel", "Discriminator/dense_1/kernel"], discriminator
+
+
+def test_a_tf_keras_discriminator_is_refused_with_the_reason(tmp_path):
+    tf_keras = pytest.importorskip("tf_keras")
+
+    def tf_keras_discriminator(data, generator_inputs):
+        del generator_inputs
+        return tf_keras.layers.Dense(1)(tf_keras.layers.Dense(8, activation="relu")(data))
+
+    est = make(tmp_path / "tf_keras", discriminator_fn=tf_keras_discriminator)
+    with pytest.raises(ValueError, match=r"created new variables .* A tf_keras layer does this .* How to fix: "
+                                         r"build the networks with trainer.layers or Keras 3"):
+        est.train(input_fn, steps=1)

@@ -8,7 +8,8 @@ As TF-GAN's ``tfgan.estimator.GANEstimator``:
   ``discriminator_fn(data, generator_inputs[, mode])`` returns logits. The discriminator is
   called on the real data and on the generated data with *one* set of weights (its
   variables are shared through `trainer.variables.NameMark`, TF1's ``reuse=True``); write it
-  with Keras layers or `trainer.layers`, built inside the function.
+  with `trainer.layers` or Keras 3 layers (``import keras``; not tf_keras, which
+  ``tf.keras`` is once tensorflow_transform set TF_USE_LEGACY_KERAS), built inside the function.
 * Variables live under ``Generator/`` and ``Discriminator/``; each optimizer updates only its
   network's.
 * One global step is ``discriminator_train_steps`` discriminator updates, then
@@ -241,12 +242,22 @@ class GANEstimator(Estimator):
 
     @staticmethod
     def _forward(gan_model, generate, discriminate, generator_mark, discriminator_mark):
+        store = current_store()
+        before = set(store.variables) if store is not None else set()
         with generator_mark.replay():
             generated = generate()
         with discriminator_mark.replay():
             real_outputs = discriminate(gan_model.real_data)
         with discriminator_mark.replay():
             gen_outputs = discriminate(generated)
+        new = sorted(set(store.variables) - before) if store is not None else []
+        if new:
+            raise ValueError(
+                f"GANEstimator: calling the generator or discriminator again created new variables {new[:4]} "
+                "instead of reusing its own, so its weights cannot be shared. A tf_keras layer does this "
+                "(tf.keras is tf_keras when TF_USE_LEGACY_KERAS=1, which importing tensorflow_transform "
+                "sets). How to fix: build the networks with trainer.layers or Keras 3 (import keras; "
+                "keras.layers.Dense(...)).")
         return gan_model._replace(generated_data=generated, discriminator_real_outputs=real_outputs,
                                   discriminator_gen_outputs=gen_outputs)
 
