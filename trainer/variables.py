@@ -142,14 +142,17 @@ class NameMark:
         try:
             yield
         finally:  # afterwards, names continue after whatever either run used
-            for now, before in ((call.seen, seen), (call.scopes, scopes)):
-                for key, count in before.items():
-                    now[key] = max(now.get(key, 0), count)
+            _keep_max(call.seen, seen)
+            _keep_max(call.scopes, scopes)
             if keras is not None:
-                merged = _keras_uids() or {}
-                for key, count in keras.items():
-                    merged[key] = max(merged.get(key, 0), count)
-                _set_keras_uids(merged)
+                _set_keras_uids(_keep_max(_keras_uids() or {}, keras))
+
+
+def _keep_max(counts: dict, other: dict) -> dict:
+    """Raises each of ``counts`` to ``other``'s count where that is higher; returns ``counts``."""
+    for key, count in other.items():
+        counts[key] = max(counts.get(key, 0), count)
+    return counts
 
 
 def _keras_uids():
@@ -193,7 +196,7 @@ class VariableStore:
     # -- public views ---------------------------------------------------
     @property
     def trainable_variables(self) -> list[tf.Variable]:
-        return [v for k, v in self.variables.items() if v.trainable and k not in self.local_names]
+        return list(self.trainable_variables_by_key().values())
 
     def trainable_variables_by_key(self) -> dict[str, tf.Variable]:
         """The trainable (non-local) variables keyed by their checkpoint names."""

@@ -189,8 +189,8 @@ class GANEstimator(Estimator):
             if gan["get_eval_metric_ops_fn"] is not None:
                 metrics.update(gan["get_eval_metric_ops_fn"](gan_model))
             return EstimatorSpec(mode, loss=g_loss, eval_metric_ops=metrics)
-        train_op = self._train_op(gan_model, g_loss, d_loss, generate, discriminate, generator_mark,
-                                  discriminator_mark)
+        train_op = self._train_op(gan_model, lambda: self._forward(gan_model, generate, discriminate,
+                                                                   generator_mark, discriminator_mark))
         return EstimatorSpec(mode, loss=g_loss, train_op=train_op)
 
     def _gan_model(self, features, generated, real, real_outputs, gen_outputs, g_scope, d_scope):
@@ -204,39 +204,41 @@ class GANEstimator(Estimator):
             discriminator_variables=[v for k, v in variables.items() if k.startswith(d_scope + "/")],
             discriminator_scope=d_scope, discriminator_fn=self._gan["discriminator_fn"])
 
-    def _train_op(self, gan_model, g_loss, d_loss, generate, discriminate, generator_mark, discriminator_mark):
+    def _train_op(self, gan_model, forward):
+        """``forward()`` recomputes the GANModel (replaying both networks' variables)."""
         gan = self._gan
         g_vars, d_vars = gan_model.generator_variables, gan_model.discriminator_variables
         for network, found in (("generator", g_vars), ("discriminator", d_vars)):
             if not found:
                 raise ValueError(f"GANEstimator's {network}_fn created no trainable variables; build its "
-                                 "layers inside the function (Keras layers or trainer.layers).")
-        g_opt = optimizers.get(gan["generator_optimizer"])
-        d_opt = optimizers.get(gan["discriminator_optimizer"])
+                                 "layers inside the function (trainer.layers or Keras 3 layers).")
+        networks = {"generator": (gan["generator_loss_fn"], optimizers.get(gan["generator_optimizer"]), g_vars),
+                    "discriminator": (gan["discriminator_loss_fn"], optimizers.get(gan["discriminator_optimizer"]),
+                                      d_vars)}
         schedule = gan["schedule"]
-        # The losses above were computed outside these tapes; each update recomputes its own
-        # forward pass, so it sees the other network's newest weights.
+        # The losses the model_fn reports were computed outside these tapes; each update
+        # recomputes its own forward pass, so it sees the other network's newest weights.
         if schedule.joint:
             with tf.GradientTape(persistent=True) as tape:
-                model = self._forward(gan_model, generate, discriminate, generator_mark, discriminator_mark)
-                g, d = gan["generator_loss_fn"](model), gan["discriminator_loss_fn"](model)
-            d_op = d_opt.apply_gradients(_pairs(tape.gradient(d, d_vars), d_vars, "discriminator"))
-            g_op = g_opt.apply_gradients(_pairs(tape.gradient(g, g_vars), g_vars, "generator"))
-            with tf.control_dependencies([d_op, g_op]):
+                model = forward()
+                losses = {network: loss_fn(model) for network, (loss_fn, _, _) in networks.items()}
+            ops = [optimizer.apply_gradients(_pairs(tape.gradient(losses[network], variables), variables, network))
+                   for network, (_, optimizer, variables) in sorted(networks.items())]
+            with tf.control_dependencies(ops):
                 return get_global_step().assign_add(1)
+
+        def update(network, after):
+            loss_fn, optimizer, variables = networks[network]
+            with tf.control_dependencies([after]):
+                with tf.GradientTape() as tape:
+                    loss = loss_fn(forward())
+                return optimizer.apply_gradients(_pairs(tape.gradient(loss, variables), variables, network))
+
         last = tf.no_op()
-        for _ in range(schedule.steps.discriminator_train_steps):
-            with tf.control_dependencies([last]):
-                with tf.GradientTape() as tape:
-                    d = gan["discriminator_loss_fn"](
-                        self._forward(gan_model, generate, discriminate, generator_mark, discriminator_mark))
-                last = d_opt.apply_gradients(_pairs(tape.gradient(d, d_vars), d_vars, "discriminator"))
-        for _ in range(schedule.steps.generator_train_steps):
-            with tf.control_dependencies([last]):
-                with tf.GradientTape() as tape:
-                    g = gan["generator_loss_fn"](
-                        self._forward(gan_model, generate, discriminate, generator_mark, discriminator_mark))
-                last = g_opt.apply_gradients(_pairs(tape.gradient(g, g_vars), g_vars, "generator"))
+        for network, count in (("discriminator", schedule.steps.discriminator_train_steps),
+                               ("generator", schedule.steps.generator_train_steps)):
+            for _ in range(count):
+                last = update(network, last)
         with tf.control_dependencies([last]):
             return get_global_step().assign_add(1)
 
