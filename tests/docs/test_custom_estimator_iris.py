@@ -1,20 +1,12 @@
 """Runs the seeds' Iris custom Estimator (docs/examples/custom_estimator_iris.py)."""
 
-import importlib.util
-import pathlib
+from tests.docs.examples import EXAMPLES, load_example
 
-EXAMPLE = pathlib.Path(__file__).resolve().parents[2] / "docs" / "examples" / "custom_estimator_iris.py"
-
-
-def load_example():
-    spec = importlib.util.spec_from_file_location("custom_estimator_iris", EXAMPLE)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+EXAMPLE = EXAMPLES / "custom_estimator_iris.py"
 
 
 def test_iris_trains_evaluates_exports_and_classifies(tmp_path):
-    example = load_example()
+    example = load_example(EXAMPLE.name)
     result = example.run(str(tmp_path / "model"), str(tmp_path / "export"), train_steps=1000)
     assert result["eval"]["my_accuracy"] >= 0.9
     assert result["eval"]["global_step"] == 1000

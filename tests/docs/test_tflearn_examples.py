@@ -1,23 +1,13 @@
 """Runs the TF.Learn paper's two iris examples (docs/examples/tflearn_iris.py)."""
 
-import importlib.util
-import pathlib
-
 import tensorflow as tf
 from sklearn import metrics
 
-EXAMPLE = pathlib.Path(__file__).resolve().parents[2] / "docs" / "examples" / "tflearn_iris.py"
-
-
-def load_example():
-    spec = importlib.util.spec_from_file_location("tflearn_iris", EXAMPLE)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+from tests.docs.examples import load_example
 
 
 def test_both_paper_examples_reach_the_papers_accuracy(tmp_path):
-    example = load_example()
+    example = load_example("tflearn_iris.py")
     x_train, x_test, y_train, y_test = example.load_split()
     # One fixed seed per model (CPU kernels are deterministic for it: 28/30 and 29/30 right in
     # each of 3 runs, so the 0.9 bound has 1 and 2 rows of margin). Unseeded, tests/trainer/

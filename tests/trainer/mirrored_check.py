@@ -26,6 +26,7 @@ import keras  # noqa: E402
 
 import trainer  # noqa: E402
 from tests.trainer.distributed_models import taxi_data, taxi_input_fn, wide_deep as _wide_deep  # noqa: E402
+from tests.trainer.models import LossRecorder  # noqa: E402
 
 GLOBAL_BATCH = 64
 STEPS = 30
@@ -40,19 +41,6 @@ def mirrored() -> tf.distribute.MirroredStrategy:
     if not _MIRRORED:
         _MIRRORED.append(tf.distribute.MirroredStrategy(["/cpu:0", "/cpu:1"]))
     return _MIRRORED[0]
-
-
-class LossRecorder(trainer.SessionRunHook):
-    """Keeps the (reduced) loss of every step."""
-
-    def __init__(self):
-        self.losses = []
-
-    def before_run(self, run_context):
-        return trainer.SessionRunArgs("loss")
-
-    def after_run(self, run_context, run_values):
-        self.losses.append(float(run_values.results))
 
 
 # --------------------------------------------------------------- a custom model_fn (Keras layers)

@@ -73,3 +73,16 @@ def classifier_train_input_fn():
 
 def classifier_eval_input_fn():
     return tf.data.Dataset.from_tensor_slices(({"x": X}, Y_CLASS)).batch(64)
+
+
+class LossRecorder(trainer.SessionRunHook):
+    """Keeps the (reduced) loss of every step."""
+
+    def __init__(self):
+        self.losses = []
+
+    def before_run(self, run_context):
+        return trainer.SessionRunArgs("loss")
+
+    def after_run(self, run_context, run_values):
+        self.losses.append(float(run_values.results))

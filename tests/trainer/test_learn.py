@@ -16,6 +16,7 @@ from sklearn import metrics as sk_metrics
 from sklearn.model_selection import train_test_split
 
 import trainer
+from tests.docs.examples import load_example
 from trainer import learn
 from trainer import sklearn as tsk
 from trainer.learn import _data, canned, datasets, experiment, learn_runner
@@ -76,21 +77,9 @@ def test_predict_as_iterable_true_and_false_agree(paper_classifier):
 
 
 # -- custom model_fns ------------------------------------------------------------------
-def _paper_example():
-    """docs/examples/tflearn_iris.py: the paper's examples with only the imports changed."""
-    import importlib.util
-    import pathlib
-
-    path = pathlib.Path(__file__).resolve().parents[2] / "docs" / "examples" / "tflearn_iris.py"
-    spec = importlib.util.spec_from_file_location("tflearn_iris", path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
 # The paper's custom model (TF.Learn's layers.stack / logistic_regression_zero_init replaced by
 # Keras layers; learn.optimize_loss kept).
-my_model = _paper_example().my_model
+my_model = load_example("tflearn_iris.py").my_model
 
 
 def test_tuple_returning_custom_model_trains_evaluates_predicts(tmp_path):

@@ -17,6 +17,7 @@ import pytest
 import tensorflow as tf
 
 import trainer
+from tests.trainer import models
 from trainer import feature_column as fc
 
 FIXTURE = os.path.join(os.path.dirname(__file__), "..", "..", "data", "tf_estimator_2_15_wide_deep")
@@ -58,18 +59,10 @@ def test_predict_and_evaluate_match_tf_estimator(migrated):
 def test_training_resumes_from_the_tf_estimator_checkpoint_step_for_step(migrated):
     estimator, expected, input_fn = migrated
 
-    class Losses(trainer.SessionRunHook):
-        values = []
-
-        def before_run(self, run_context):
-            return trainer.SessionRunArgs("loss")
-
-        def after_run(self, run_context, run_values):
-            self.values.append(float(run_values.results))
-
-    estimator.train(input_fn(16, True), steps=3, hooks=[Losses()])
+    losses = models.LossRecorder()
+    estimator.train(input_fn(16, True), steps=3, hooks=[losses])
     assert estimator.get_variable_value("global_step") == 8
-    np.testing.assert_allclose(Losses.values, expected["next_losses"], rtol=1e-5)
+    np.testing.assert_allclose(losses.losses, expected["next_losses"], rtol=1e-5)
     for name, value in expected["weights_after_3_steps"].items():
         np.testing.assert_allclose(estimator.get_variable_value(name), value, rtol=1e-4, atol=1e-6,
                                    err_msg=name)

@@ -17,6 +17,7 @@ import pytest
 import tensorflow as tf
 
 import trainer
+from tests.trainer import models
 from trainer import feature_column as fc
 
 FIXTURE = os.path.join(os.path.dirname(__file__), "..", "..", "data", "tf_estimator_2_15_canned")
@@ -51,19 +52,11 @@ def test_three_steps_from_the_tf_estimator_checkpoint_match(case, tmp_path):
     def input_fn():
         return tf.data.Dataset.from_tensor_slices((features, labels)).repeat().batch(16)
 
-    class Losses(trainer.SessionRunHook):
-        values = []
-
-        def before_run(self, run_context):
-            return trainer.SessionRunArgs("loss")
-
-        def after_run(self, run_context, run_values):
-            self.values.append(float(run_values.results))
-
-    estimator.train(input_fn, steps=3, hooks=[Losses()])
+    losses = models.LossRecorder()
+    estimator.train(input_fn, steps=3, hooks=[losses])
     assert estimator.get_variable_value("global_step") == 8
     # tf.estimator's LOSSES collection: the batch mean (classifier) or the per-example losses
     # (regressor), whose mean is the reported loss. float32 math on the same values: 1e-5.
-    np.testing.assert_allclose(Losses.values, [np.mean(v[0]) for v in expected["next_losses"]], rtol=1e-5)
+    np.testing.assert_allclose(losses.losses, [np.mean(v[0]) for v in expected["next_losses"]], rtol=1e-5)
     for name, value in expected["weights_after_3_steps"].items():
         np.testing.assert_allclose(estimator.get_variable_value(name), value, rtol=1e-4, atol=1e-6, err_msg=name)
