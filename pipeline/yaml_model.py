@@ -294,6 +294,18 @@ def _check_threshold(name: str, bound: Any, estimator: str, task: str) -> None:
                          "baseline means nothing. How to fix: use lower_bound/upper_bound.")
 
 
+def _tflite(spec: PipelineSpec):
+    """push.tflite as the Trainer's TFLiteOptions (None when off)."""
+    from components.trainer import TFLiteOptions
+
+    tflite = spec.push.tflite if spec.push is not None else False
+    if tflite is False:
+        return None
+    if tflite is True:
+        return TFLiteOptions()
+    return TFLiteOptions(quantize=tflite.quantize, select_tf_ops=tflite.select_tf_ops)
+
+
 def push_model_name(spec: PipelineSpec) -> str:
     """push.model_name, or the pipeline name."""
     return spec.push.model_name if spec.push is not None and spec.push.model_name else spec.name
@@ -341,7 +353,7 @@ def model_components(spec: PipelineSpec, *, features: FeatureSpec, examples: Cha
         transform.outputs["transformed_examples"], transform.outputs["transform_graph"], schema,
         base_model=warm.outputs["model"], statistics=statistics, train_steps=training.steps,
         eval_steps=training.eval_steps, canned=canned,
-        hyperparameters=tuner.outputs["best_hyperparameters"] if tuner else None)
+        hyperparameters=tuner.outputs["best_hyperparameters"] if tuner else None, tflite=_tflite(spec))
     destination, model_name = push_destination(spec, root), push_model_name(spec)
     # Pushed before this candidate was trained: an unchanged rerun stays cached instead of judging
     # the served model against itself and pushing it again.

@@ -155,9 +155,17 @@ class EvaluationSection(_Section):
     slices: list[list[str]] = Field(default_factory=list)
 
 
+class TFLiteSection(_Section):
+    """``push.tflite``: a TF Lite model pushed beside the SavedModel (components.trainer.TFLiteOptions)."""
+
+    quantize: Literal["dynamic", "float16"] | None = None
+    select_tf_ops: bool = False
+
+
 class PushSection(_Section):
     destination: str | None = None
     model_name: str | None = None
+    tflite: bool | TFLiteSection = False  # true: float32, builtin ops only
 
 
 class PipelineSpec(_Section):

@@ -3,6 +3,7 @@
 Example:
     >>> from components.feature_spec import FeatureSpec, Label, Numeric
     >>> from components.trainer.canned_config import CannedEstimatorConfig
+from components.trainer.serving_export import TFLiteOptions
     >>> params = TrainerParameters(canned=CannedEstimatorConfig(
     ...     "LinearClassifier", feature_spec=FeatureSpec(features=(Numeric("fare"),),
     ...                                                  label=Label("big_tipper"))),
@@ -25,6 +26,7 @@ from components.artifacts import (
     Examples, ExampleStatistics, HyperParameters, Model, ModelRun, Schema, TransformGraph)
 from components.base import SPAN_WINDOW, Channel, Component, InputSpec, file_digest
 from components.trainer.canned_config import CannedEstimatorConfig
+from components.trainer.serving_export import TFLiteOptions
 
 
 @dataclasses.dataclass(frozen=True)
@@ -46,6 +48,9 @@ class TrainerParameters:
         run_fn: Call this TFX generic-Trainer function of module_file instead of trainer_fn.
         span_window: Train on the newest this many spans (TFX's RollingRange); > 1 needs the
             ``raw_examples`` input (see components.trainer.span_window).
+        tflite: Also convert the serving model to TF Lite, ``model.tflite`` beside the
+            SavedModel (pushed with it): raw feature tensors in, every prediction out
+            (`TFLiteOptions`). Model property ``tflite_model``. Not with ``run_fn``.
     """
 
     module_file: str | None = None
@@ -59,6 +64,7 @@ class TrainerParameters:
     custom_config: Mapping[str, Any] = dataclasses.field(default_factory=dict)
     run_fn: str | None = None
     span_window: int = 1
+    tflite: TFLiteOptions | None = None
 
     def __post_init__(self) -> None:
         if (self.module_file is None) == (self.canned is None):
@@ -87,6 +93,14 @@ class TrainerParameters:
             raise ValueError(
                 f"Trainer got span_window={self.span_window!r}; expected an int >= 1. How to fix: pass the "
                 "number of newest spans to train on, e.g. span_window=3.")
+        if self.tflite is not None and not isinstance(self.tflite, TFLiteOptions):
+            raise TypeError(
+                f"Trainer got tflite={self.tflite!r}; expected a TFLiteOptions or None. How to fix: pass "
+                "tflite=TFLiteOptions() (float32) or TFLiteOptions(quantize='dynamic').")
+        if self.tflite is not None and self.run_fn is not None:
+            raise NotImplementedError(
+                "Trainer(tflite=..., run_fn=...) is not supported: run_fn saves the serving model itself. How "
+                "to fix: convert it in run_fn (trainer.export.convert_saved_model), or use trainer_fn.")
         if self.label_key is None and self.canned is not None:
             object.__setattr__(self, "label_key", self.canned.feature_spec.label.name)
         if self.label_key is None:
@@ -140,7 +154,7 @@ class Trainer(Component):
             reads them in ``fn_args.hyperparameters``. The Model records them in the
             ``hyperparameters`` property.
         module_file, trainer_fn, run_fn, canned, train_steps, eval_steps, label_key, train_split,
-            eval_split, custom_config: See TrainerParameters.
+            eval_split, custom_config, tflite: See TrainerParameters.
         id: Node id (default "Trainer").
     """
 
@@ -160,14 +174,16 @@ class Trainer(Component):
                  train_steps: int = 1000, eval_steps: int | None = None, label_key: str | None = None,
                  train_split: str = "train", eval_split: str = "eval",
                  custom_config: Mapping[str, Any] | None = None, run_fn: str | None = None,
-                 raw_examples: Channel | None = None, span_window: int = 1, id: str | None = None):
+                 raw_examples: Channel | None = None, span_window: int = 1,
+                 tflite: TFLiteOptions | None = None, id: str | None = None):
         if module_file is not None and not os.path.isfile(module_file):
             raise ValueError(
                 f"Trainer got module_file={module_file!r}; no such file. How to fix: pass the path "
                 "of a .py file defining trainer_fn.")
         parameters = TrainerParameters(
             os.path.abspath(module_file) if module_file else None, trainer_fn, canned, train_steps,
-            eval_steps, label_key, train_split, eval_split, dict(custom_config or {}), run_fn, span_window)
+            eval_steps, label_key, train_split, eval_split, dict(custom_config or {}), run_fn, span_window,
+            tflite)
         if span_window > 1:
             if raw_examples is None:
                 raise ValueError(

@@ -42,7 +42,7 @@ from components.trainer.label_check import (
     check_label, fewer_classes_warning, head_info, head_problem, label_values_from_examples,
     label_values_from_statistics, label_values_from_statistics_full, scan_label, undefined_metrics)
 from components.trainer.model_paths import CHECKPOINT_DIR, SERVING_DIR, checkpoint_path
-from components.trainer.serving_export import export_serving_model
+from components.trainer.serving_export import TFLITE_FILE, export_serving_model
 from components.trainer.span_window import window_train_files
 from components.trainer.warm_start import architecture, remap_base_checkpoint, save_vocabularies, why_not_warm_start
 
@@ -262,13 +262,20 @@ def run(ctx: ExecutionContext) -> None:
             estimator, transform_graph_path=fn_args.transform_graph_path, raw_feature_spec=raw_spec,
             label_keys=[params.label_key], export_dir_base=fn_args.serving_model_dir,
             work_dir=os.path.join(ctx.temp_dir, "transformed_export"),
-            use_model_export_outputs=bool(params.module_file))
+            use_model_export_outputs=bool(params.module_file), tflite=params.tflite)
     except ComponentError:
         raise
     except Exception as e:  # noqa: BLE001 - the root cause, in one line; the traceback stays in the log
         raise training_error(e, what=stage, module_file=params.module_file, label=params.label_key) from e
     if exported.from_model_fn:
         ctx.report(f"serving signatures from the model_fn's export_outputs: {exported.signatures}")
+    if exported.tflite_tensorflow_ops is not None:
+        tflite_path = os.path.join(exported.path, TFLITE_FILE)
+        model.properties.update(tflite_model=os.path.relpath(tflite_path, model.uri),
+                                tflite_tensorflow_ops=list(exported.tflite_tensorflow_ops))
+        ops = (f", keeping TensorFlow ops {list(exported.tflite_tensorflow_ops)} (needs the Flex delegate)"
+               if exported.tflite_tensorflow_ops else ", builtin ops only")
+        ctx.report(f"TF Lite model: {tflite_path} ({os.path.getsize(tflite_path)} bytes{ops})")
     metrics = _scalar_metrics(eval_result)
     undefined = undefined_metrics(metrics, params.eval_split)
     if undefined:

@@ -232,17 +232,21 @@ class ServingExport:
         raw_features: The raw features a request must carry (`required_raw_spec`), sorted.
         signatures: Signature name -> TF Serving method name.
         from_model_fn: True when the signatures are the model_fn's own export_outputs.
+        tflite_tensorflow_ops: With a TF Lite model (``<path>/model.tflite``), the TensorFlow
+            (Flex) ops it keeps (empty: builtin ops only); None without one.
     """
 
     path: str
     raw_features: tuple[str, ...]
     signatures: dict[str, str]
     from_model_fn: bool
+    tflite_tensorflow_ops: tuple[str, ...] | None = None
 
 
 def export_serving_model(estimator, *, transform_graph_path: str, raw_feature_spec: Mapping[str, Any],
                          label_keys: Iterable[str], export_dir_base: str, work_dir: str,
-                         use_model_export_outputs: bool = False) -> ServingExport:
+                         use_model_export_outputs: bool = False, tflite: TFLiteOptions | None = None,
+                         ) -> ServingExport:
     """Writes the raw-tf.Example serving SavedModel under ``<export_dir_base>/<timestamp>``.
 
     Args:
@@ -254,6 +258,7 @@ def export_serving_model(estimator, *, transform_graph_path: str, raw_feature_sp
         work_dir: Scratch directory for the intermediate export.
         use_model_export_outputs: Serve the model_fn's own export_outputs when it gives some
             (see the module docstring); else the default signatures.
+        tflite: Also write ``model.tflite`` into the SavedModel's directory (`TFLiteOptions`).
     """
     import tensorflow as tf
     import tensorflow_transform as tft
@@ -299,13 +304,98 @@ def export_serving_model(estimator, *, transform_graph_path: str, raw_feature_sp
     os.makedirs(export_dir_base, exist_ok=True)
     final = fresh_timestamp_dir(export_dir_base)
     temp = os.path.join(export_dir_base, ".tmp-" + os.path.basename(final))
+    tflite_ops = None
     try:
         tf.saved_model.save(module, temp, signatures=signatures)
         set_method_names(temp, methods)
+        if tflite is not None:
+            tflite_ops = _write_tflite(module, raw_spec, transformed_spec, predict_fn, tflite,
+                                       os.path.join(temp, TFLITE_FILE), os.path.join(work_dir, "tflite_source"))
         os.rename(temp, final)
     finally:
         shutil.rmtree(temp, ignore_errors=True)
-    return ServingExport(final, tuple(sorted(raw_spec)), dict(sorted(methods.items())), bool(own))
+    return ServingExport(final, tuple(sorted(raw_spec)), dict(sorted(methods.items())), bool(own), tflite_ops)
+
+
+TFLITE_FILE = "model.tflite"  # where the model server's --prefer_tflite_model looks
+TFLITE_QUANTIZATIONS = (None, "dynamic", "float16")
+
+
+@dataclasses.dataclass(frozen=True)
+class TFLiteOptions:
+    """The Trainer's TF Lite model, ``model.tflite`` beside the serving SavedModel (so the
+    Pusher pushes both, and ``python -m serving --prefer_tflite_model`` serves it).
+
+    Its one signature, ``serving_default``, takes raw feature *tensors* (a phone has no
+    tf.Examples): one input per raw feature a request carries, ``[batch, *shape]`` for a
+    fixed-length feature and ``[batch, 1]`` (one value per example) for a variable-length one,
+    and applies the transform graph, then the model: its outputs are every prediction, as
+    the SavedModel's ``predict`` signature gives.
+
+    Attributes:
+        quantize: None (float32), ``"dynamic"`` (int8 weights) or ``"float16"``.
+        select_tf_ops: Allow TensorFlow (Flex) ops that TF Lite has no builtin kernel for
+            (string hashing, ``tft.bucketize``'s ``UpperBound``, ``AsString``...). Default
+            False: such a model is an error naming the ops, since only an interpreter with
+            the Flex delegate runs it (not ``tf.lite.Interpreter`` of the pip package, nor
+            the model server's TF Lite runtime).
+    """
+
+    quantize: str | None = None
+    select_tf_ops: bool = False
+
+    def __post_init__(self) -> None:
+        if self.quantize not in TFLITE_QUANTIZATIONS:  # trainer.export.tflite's, without importing TensorFlow
+            raise ValueError(f"TFLiteOptions got quantize={self.quantize!r}; expected one of "
+                             f"{list(TFLITE_QUANTIZATIONS)}.")
+        if not isinstance(self.select_tf_ops, bool):
+            raise ValueError(f"TFLiteOptions got select_tf_ops={self.select_tf_ops!r}; expected True or False.")
+
+
+def _write_tflite(module, raw_spec, transformed_spec, predict_fn, options: TFLiteOptions, path: str,
+                  source_dir: str) -> tuple[str, ...]:
+    """Converts raw tensors -> transform graph -> model into ``path``; returns its TensorFlow ops."""
+    import tensorflow as tf
+
+    from trainer.export.tflite import convert_saved_model
+
+    specs = {}
+    for key, feature in sorted(raw_spec.items()):
+        if isinstance(feature, tf.io.FixedLenFeature):
+            specs[key] = tf.TensorSpec([None, *feature.shape], feature.dtype, name=key)
+        elif isinstance(feature, tf.io.VarLenFeature):
+            specs[key] = tf.TensorSpec([None, 1], feature.dtype, name=key)
+        else:
+            raise ValueError(
+                f"Trainer(tflite=...) got raw feature {key!r} of type {type(feature).__name__}; a TF Lite "
+                "model takes dense tensors, so only fixed- and variable-length features can be inputs. How "
+                "to fix: leave tflite unset, or give the feature a fixed or variable length in the Schema.")
+
+    def serve(**tensors):
+        raw = {}
+        for key, feature in raw_spec.items():
+            value = tensors[key]
+            if isinstance(feature, tf.io.VarLenFeature):  # one value per example, as parse_example gives it
+                n = tf.shape(value, out_type=tf.int64)[0]
+                indices = tf.stack([tf.range(n), tf.zeros([n], tf.int64)], axis=1)
+                value = tf.SparseTensor(indices, tf.reshape(value, [-1]), tf.stack([n, tf.constant(1, tf.int64)]))
+            raw[key] = value
+        transformed = module.tft_layer(raw)
+        return predict_fn(**{k: transformed[k] for k in transformed_spec})
+
+    source = tf.Module()
+    source.model, source.tft_layer = module.model, module.tft_layer
+    shutil.rmtree(source_dir, ignore_errors=True)
+    tf.saved_model.save(source, source_dir,
+                        signatures={"serving_default": tf.function(serve).get_concrete_function(**specs)})
+    try:
+        return convert_saved_model(source_dir, path, signature_keys=["serving_default"], quantize=options.quantize,
+                                   select_tf_ops="auto" if options.select_tf_ops else False).tensorflow_ops
+    except ValueError as error:
+        raise ValueError(f"Trainer(tflite=...): {error} Or pass TFLiteOptions(select_tf_ops=True) for an "
+                         "interpreter with the Flex delegate.") from error
+    finally:
+        shutil.rmtree(source_dir, ignore_errors=True)
 
 
 def _default_signatures(predictions, outputs, examples_signature, signatures, methods) -> None:

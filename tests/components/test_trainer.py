@@ -174,6 +174,21 @@ def test_parameter_errors():
     assert TrainerParameters(canned=canned).label_key == "big_tipper"
 
 
+def test_tflite_option_errors():
+    from components.trainer import TFLiteOptions
+    from components.trainer.serving_export import TFLITE_QUANTIZATIONS
+    from trainer.export.tflite import QUANTIZATIONS
+
+    assert TFLITE_QUANTIZATIONS == QUANTIZATIONS  # one list, kept free of a TensorFlow import
+    canned = CannedEstimatorConfig("LinearClassifier", feature_spec=SPEC)
+    with pytest.raises(ValueError, match="TFLiteOptions got quantize='int4'"):
+        TFLiteOptions(quantize="int4")
+    with pytest.raises(TypeError, match="Trainer got tflite=True; expected a TFLiteOptions"):
+        TrainerParameters(canned=canned, tflite=True)
+    with pytest.raises(NotImplementedError, match=r"Trainer\(tflite=..., run_fn=...\) is not supported"):
+        TrainerParameters(module_file="m.py", run_fn="run_fn", label_key="y", tflite=TFLiteOptions())
+
+
 def test_canned_config_errors():
     with pytest.raises(ValueError, match="CannedEstimatorConfig got estimator='Forest'"):
         CannedEstimatorConfig("Forest", feature_spec=SPEC)

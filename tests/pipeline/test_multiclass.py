@@ -143,8 +143,9 @@ def test_wine_yaml_pushes_a_3_class_model_whose_metrics_match_its_predictions(tm
     from pipeline import LocalRunner
 
     root = str(tmp_path / "root")
-    result = LocalRunner().run(build_pipeline(load_spec(WINE_YAML), root=root,
-                                              beam_pipeline_args=["--direct_num_workers=1"]))
+    # push.tflite: a TF Lite model (raw tensors -> transform -> model) is pushed beside the SavedModel.
+    spec = load_spec(WINE_YAML, overrides=["push.tflite={quantize: null}"])
+    result = LocalRunner().run(build_pipeline(spec, root=root, beam_pipeline_args=["--direct_num_workers=1"]))
     assert result.executed == ALL + MODEL_NODES
     blessing = result.outputs["Evaluator"]["blessing"].properties
     assert blessing["verdict"] == "BLESSED", blessing["reason"]
@@ -175,6 +176,19 @@ def test_wine_yaml_pushes_a_3_class_model_whose_metrics_match_its_predictions(tm
 
     classify = served.signatures["serving_default"](inputs=tf.constant(records[:4]))
     assert classify["scores"].shape == (4, 3)
+
+    # The pushed TF Lite model (z-scoring and a DNN: builtin ops only) answers as the SavedModel.
+    model = result.outputs["Trainer"]["model"].properties
+    assert model["tflite_tensorflow_ops"] == [] and model["tflite_model"].endswith("model.tflite")
+    runner = tf.lite.Interpreter(model_path=os.path.join(pushed["pushed_destination"], "model.tflite")
+                                 ).get_signature_runner("serving_default")
+    inputs = runner.get_input_details()
+    assert set(inputs) == set(model["serving_raw_features"])
+    parsed = tf.io.parse_example(records, {name: tf.io.FixedLenFeature(d["shape_signature"][1:], d["dtype"])
+                                           for name, d in inputs.items()})
+    lite = runner(**{name: value.numpy() for name, value in parsed.items()})
+    # The same float32 transform and kernels on the same weights; only summation order may differ.
+    np.testing.assert_allclose(lite["probabilities"], probabilities, atol=1e-5)
 
 
 @pytest.mark.slow

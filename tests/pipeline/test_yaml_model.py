@@ -69,6 +69,13 @@ def test_push_defaults_to_root_serving_and_the_pipeline_name(tmp_path):
     pusher = p.component("Pusher").parameters
     assert (pusher.push_destination, pusher.model_name) == (str(tmp_path / "r" / "serving"), "t")
     assert p.component("Evaluator").parameters.thresholds == ()  # no evaluation: every loadable model is pushed
+    assert p.component("Trainer").parameters.tflite is None  # push.tflite is off by default
+    for value, expected in [("true", (None, False)), ("{quantize: dynamic, select_tf_ops: true}", ("dynamic", True))]:
+        spec = load_spec(_write(tmp_path, MODEL), overrides=[f"push.tflite={value}"])
+        tflite = build_pipeline(spec, root=str(tmp_path / "r")).component("Trainer").parameters.tflite
+        assert (tflite.quantize, tflite.select_tf_ops) == expected
+    with pytest.raises(ValueError, match="push.tflite"):
+        load_spec(_write(tmp_path, MODEL), overrides=["push.tflite={quantize: int4}"])
 
 
 def test_every_threshold_name_is_a_tfma_metric_with_that_name():

@@ -100,3 +100,29 @@ def test_tflite_exporter_in_train_and_evaluate_writes_each_evaluation_and_keeps_
     np.testing.assert_allclose(got["probabilities"], expected, atol=1e-5)  # the final checkpoint's model
     with pytest.raises(ValueError, match="TFLiteExporter got quantize='int4'"):
         trainer.TFLiteExporter("lite", RECEIVER, quantize="int4")
+
+
+def test_a_model_needing_tensorflow_ops_is_named_refused_or_kept_with_a_warning(tmp_path, caplog):
+    # A string hashed into buckets needs StringToHashBucketFast, which TF Lite has no builtin
+    # kernel for: builtin-only conversion is refused naming it; "auto" keeps it as a Flex op,
+    # warns, and says so in the result.
+    hashed = fc.categorical_column_with_hash_bucket("s", 7)
+    est = trainer.LinearClassifier([NUMERIC, hashed], model_dir=str(tmp_path / "m"))
+    words = np.array([["a"], ["b"]] * 32)
+    est.train(lambda: tf.data.Dataset.from_tensor_slices(({"x": X[:64], "s": words}, Y[:64])).batch(32), steps=2)
+    receiver = trainer.export.build_raw_serving_input_receiver_fn(
+        {"x": tf.TensorSpec([None, 3], tf.float32), "s": tf.TensorSpec([None, 1], tf.string)})
+    with pytest.raises(ValueError, match=r"needs TensorFlow ops \[.*'StringToHashBucketFast'.*select_tf_ops='auto'"):
+        trainer.export.export_tflite(est, receiver, str(tmp_path / "no.tflite"), signature_keys=["predict"],
+                                     select_tf_ops=False)
+    assert not os.path.exists(tmp_path / "no.tflite")
+    saved = est.export_saved_model(str(tmp_path / "sm"), receiver).decode()
+    with caplog.at_level("WARNING", logger="trainer.export.tflite"):
+        result = trainer.export.convert_saved_model(saved, str(tmp_path / "flex.tflite"), signature_keys=["predict"])
+    assert "StringToHashBucketFast" in result.tensorflow_ops and os.path.getsize(result.path) > 0
+    assert any("Flex delegate" in r.getMessage() and "StringToHashBucketFast" in r.getMessage()
+               for r in caplog.records)
+    plain = trainer.export.convert_saved_model(saved,
+                                               str(tmp_path / "again.tflite"), signature_keys=["predict"],
+                                               select_tf_ops=True)
+    assert plain.tensorflow_ops == result.tensorflow_ops

@@ -5,11 +5,11 @@ from trainer.export.export_output import (ClassificationOutput, ExportOutput, Pr
 from trainer.export.receivers import (ServingInputReceiver, TensorServingInputReceiver,
                                       build_parsing_serving_input_receiver_fn,
                                       build_raw_serving_input_receiver_fn, placeholder)
-from trainer.export.tflite import export_tflite
+from trainer.export.tflite import TFLiteConversion, convert_saved_model, export_tflite
 
 __all__ = [
     "ExportOutput", "ClassificationOutput", "RegressionOutput", "PredictOutput",
     "ServingInputReceiver", "TensorServingInputReceiver", "placeholder",
     "build_parsing_serving_input_receiver_fn", "build_raw_serving_input_receiver_fn",
-    "export_tflite",
+    "export_tflite", "convert_saved_model", "TFLiteConversion",
 ]
