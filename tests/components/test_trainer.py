@@ -293,6 +293,73 @@ def test_user_module_trainer_fn_and_warm_start_from_a_base_model(trained, tmp_pa
     assert float(after.ravel()[0]) == pytest.approx(float(before.ravel()[0]), abs=1e-7)
 
 
+KERAS_MODULE = '''
+import tensorflow as tf
+
+import trainer
+from components.trainer import transformed_input_fn
+
+
+def model_fn(features, labels, mode):
+    x = tf.stack([features["fare"], features["trip_miles"]], axis=1)
+    logits = tf.keras.layers.Dense(1, name="logits")(tf.keras.layers.Dense(4, activation="relu")(x))
+    head = trainer.heads.BinaryClassHead()
+    return head.create_estimator_spec(features, mode, logits, labels, optimizer=trainer.optimizers.SGD(0.1))
+
+
+def trainer_fn(fn_args):
+    estimator = trainer.Estimator(model_fn, model_dir=fn_args.model_run_dir)
+    train = transformed_input_fn(fn_args.train_files, fn_args.transform_graph_path,
+                                 label_key=fn_args.label_key, batch_size=16)
+    evaluation = transformed_input_fn(fn_args.eval_files, fn_args.transform_graph_path,
+                                      label_key=fn_args.label_key, num_epochs=1, shuffle=False)
+    return {"estimator": estimator, "train_spec": trainer.TrainSpec(train, max_steps=fn_args.train_steps),
+            "eval_spec": trainer.EvalSpec(evaluation, steps=fn_args.eval_steps, throttle_secs=0)}
+'''
+
+
+@pytest.mark.slow
+def test_a_module_with_tf_keras_layers_in_its_model_fn_trains_and_serves(trained, tmp_path):
+    import tensorflow as tf
+
+    from tests.components.helpers import execute
+
+    result, _, data = trained
+    module = tmp_path / "keras_trainer.py"
+    module.write_text(KERAS_MODULE)
+    transform, schema = result.outputs["Transform"], result.outputs["SchemaGen"]["schema"]
+    source = _source()
+    component = Trainer(source.outputs["examples"], source.outputs["graph"], source.outputs["schema"],
+                        module_file=str(module), label_key="big_tipper", train_steps=5, eval_steps=2)
+    model = execute(component, tmp_path / "run", {
+        "examples": transform["transformed_examples"], "transform_graph": transform["transform_graph"],
+        "schema": schema})["model"]
+    assert model.properties["metrics"]["global_step"] == 5.0
+    from components.trainer.model_paths import checkpoint_path
+
+    names = {n for n, _ in tf.train.list_variables(checkpoint_path(model))}
+    assert any(n.startswith("logits/") for n in names), sorted(names)  # the Keras layers' weights were trained
+    loaded = tf.saved_model.load(serving_model_path(model))
+    scores = loaded.signatures["serving_default"](
+        inputs=tf.constant(raw_examples(data, schema.schema_path, "big_tipper", limit=3)))["scores"]
+    assert scores.shape == (3, 2)
+
+
+@pytest.mark.parametrize("preset, expected", [(None, "tf_keras"), ("0", "keras")])
+def test_importing_pipeline_makes_tf_keras_the_keras_of_user_modules(preset, expected):
+    import subprocess
+    import sys
+
+    env = {k: v for k, v in os.environ.items() if k != "TF_USE_LEGACY_KERAS"}
+    if preset is not None:
+        env["TF_USE_LEGACY_KERAS"] = preset  # the user's own choice is kept
+    code = "import pipeline, tensorflow as tf; print(tf.keras.layers.Dense.__module__.split('.')[0])"
+    out = subprocess.run([sys.executable, "-c", code], env={**env, "TF_CPP_MIN_LOG_LEVEL": "3"}, cwd=REPO,
+                         capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert out.stdout.split()[-1] == expected
+
+
 def _source():
     from components.artifacts import Examples, Schema, TransformGraph
     from components.base import Component
