@@ -28,6 +28,11 @@ from trainer.feature_column.indicator import IndicatorColumn, indicator_column
 from trainer.feature_column.linear_model import LinearModel, linear_model
 from trainer.feature_column.numeric import NumericColumn, numeric_column
 from trainer.feature_column.parse_spec import make_parse_example_spec
+from trainer.feature_column.sequence import (
+    SequenceCategoricalColumn, SequenceNumericColumn, sequence_categorical_column_with_hash_bucket,
+    sequence_categorical_column_with_identity, sequence_categorical_column_with_vocabulary_file,
+    sequence_categorical_column_with_vocabulary_list, sequence_numeric_column)
+from trainer.feature_column.sequence_features import SequenceFeatures, concatenate_context_input
 from trainer.feature_column.state import LayerState
 from trainer.feature_column.vocabulary import (
     VocabularyFileCategoricalColumn, VocabularyListCategoricalColumn,
@@ -51,6 +56,9 @@ __all__ = [
     "LayerState",
     "LinearModel",
     "NumericColumn",
+    "SequenceCategoricalColumn",
+    "SequenceFeatures",
+    "SequenceNumericColumn",
     "SharedEmbeddingColumn",
     "VocabularyFileCategoricalColumn",
     "VocabularyListCategoricalColumn",
@@ -60,6 +68,7 @@ __all__ = [
     "categorical_column_with_identity",
     "categorical_column_with_vocabulary_file",
     "categorical_column_with_vocabulary_list",
+    "concatenate_context_input",
     "crossed_column",
     "deserialize",
     "deserialize_columns",
@@ -69,6 +78,11 @@ __all__ = [
     "linear_model",
     "make_parse_example_spec",
     "numeric_column",
+    "sequence_categorical_column_with_hash_bucket",
+    "sequence_categorical_column_with_identity",
+    "sequence_categorical_column_with_vocabulary_file",
+    "sequence_categorical_column_with_vocabulary_list",
+    "sequence_numeric_column",
     "serialize",
     "serialize_columns",
     "shared_embeddings",

@@ -29,6 +29,7 @@ __all__ = [
     "FeatureCache",
     "FeatureColumn",
     "IdWeightPair",
+    "is_sequence_column",
     "sanitize_name",
 ]
 
@@ -179,6 +180,18 @@ class FeatureCache:
             f"FeatureCache.get got key={key!r}; expected a feature key (str) or a "
             "FeatureColumn."
         )
+
+
+def is_sequence_column(column) -> bool:
+    """Whether ``column`` (or a column it is built from) reads a sequence per example.
+
+    Sequence columns mark themselves with the class attribute ``is_sequence``;
+    an embedding or indicator column of one is a sequence column too.
+    """
+    if getattr(type(column), "is_sequence", False):
+        return True
+    return any(is_sequence_column(p) for p in getattr(column, "parents", ())
+               if isinstance(p, FeatureColumn))
 
 
 def _cache_key(column: "FeatureColumn") -> Any:

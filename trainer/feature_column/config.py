@@ -26,6 +26,7 @@ from trainer.feature_column.crossed import CrossedColumn
 from trainer.feature_column.embedding import EmbeddingColumn, SharedEmbeddingColumn
 from trainer.feature_column.indicator import IndicatorColumn
 from trainer.feature_column.numeric import NumericColumn
+from trainer.feature_column.sequence import SequenceCategoricalColumn, SequenceNumericColumn
 from trainer.feature_column.vocabulary import (
     VocabularyFileCategoricalColumn, VocabularyListCategoricalColumn)
 from trainer.feature_column.weighted import WeightedCategoricalColumn
@@ -47,7 +48,8 @@ _CLASSES: dict[str, type] = {
     cls.__name__: cls
     for cls in (
         BucketizedColumn, CrossedColumn, EmbeddingColumn, HashedCategoricalColumn,
-        IdentityCategoricalColumn, IndicatorColumn, NumericColumn, SharedEmbeddingColumn,
+        IdentityCategoricalColumn, IndicatorColumn, NumericColumn, SequenceCategoricalColumn,
+        SequenceNumericColumn, SharedEmbeddingColumn,
         VocabularyFileCategoricalColumn, VocabularyListCategoricalColumn,
         WeightedCategoricalColumn,
     )

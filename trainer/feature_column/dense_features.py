@@ -7,7 +7,8 @@ from typing import Any, Iterable, Mapping
 
 import tensorflow as tf
 
-from trainer.feature_column.base import DenseColumn, FeatureCache, FeatureColumn, sanitize_name
+from trainer.feature_column.base import (
+    DenseColumn, FeatureCache, FeatureColumn, is_sequence_column, sanitize_name)
 from trainer.feature_column.state import LayerState
 
 __all__ = ["DenseFeatures", "input_layer", "normalize_columns"]
@@ -143,8 +144,13 @@ def input_layer(features: Mapping[str, Any], feature_columns, trainable: bool = 
     return output
 
 
-def normalize_columns(feature_columns, layer: str, kind, kind_text: str) -> list:
-    """Validates ``feature_columns`` and returns them sorted by name."""
+def normalize_columns(feature_columns, layer: str, kind, kind_text: str, *,
+                      sequence: bool = False) -> list:
+    """Validates ``feature_columns`` and returns them sorted by name.
+
+    ``sequence`` says whether the layer takes sequence columns (`SequenceFeatures`)
+    or only non-sequence ones (every other layer).
+    """
     if isinstance(feature_columns, FeatureColumn):
         feature_columns = [feature_columns]
     if isinstance(feature_columns, (str, bytes, Mapping)) or not isinstance(
@@ -163,6 +169,17 @@ def normalize_columns(feature_columns, layer: str, kind, kind_text: str) -> list
         if not isinstance(column, kind):
             raise TypeError(
                 f"{layer} got the column {column!r}; expected a {kind_text}.")
+        if is_sequence_column(column) != sequence:
+            if sequence:
+                raise ValueError(
+                    f"{layer} got the non-sequence column {column.name!r}; expected sequence "
+                    "columns (sequence_numeric_column, or an embedding/indicator column of a "
+                    "sequence_categorical_column_with_*). How to fix: pass it as a context "
+                    "column, or use the sequence_* variant of the column.")
+            raise ValueError(
+                f"{layer} got the sequence column {column.name!r}; expected non-sequence "
+                "columns. How to fix: read sequence columns with SequenceFeatures (e.g. in "
+                "RNNClassifier's sequence_feature_columns), or use the non-sequence column.")
     by_name: dict[str, Any] = {}
     for column in columns:
         if column.name in by_name:
