@@ -1,0 +1,614 @@
+"""Gradient-boosted trees (tf.estimator's BoostedTreesClassifier/Regressor/Estimator).
+
+Training follows tf.estimator's layer-by-layer schedule: every training step consumes one
+batch; the gradient and hessian statistics of the loss (taken from the head) are summed per
+(node, feature, bucket) over ``n_batches_per_layer`` batches; then one layer of the current
+tree grows (the best split of every leaf at the deepest level, by the second-order gain with
+``l1``/``l2``/``tree_complexity``/``min_node_weight``); a child's value is its parent's plus
+``learning_rate`` times its Newton step. A tree is complete at ``max_depth`` or when no leaf
+of a layer splits; training stops by itself (a hook requests the stop) once ``n_trees`` trees
+are complete. ``center_bias=True`` first moves a bias by Newton steps until it settles.
+
+Why plain TensorFlow ops and not ``tf.raw_ops.BoostedTrees*``: TensorFlow 2.21 still declares
+those ops but registers no kernels for them (they left with tf.estimator; calling
+``BoostedTreesAggregateStats`` or ``BoostedTreesEnsembleResourceHandleOp`` fails with "no
+registered kernels"). So the ensemble is dense tensors in ordinary variables, in a
+complete-binary-tree layout (node ``i`` has children ``2i+1`` and ``2i+2``), per tree:
+
+* ``boosted_trees/node_feature`` [n_trees, nodes] int32: the split's feature index, -1 at a leaf;
+* ``boosted_trees/node_threshold`` [n_trees, nodes] int32: go left when bucket <= threshold;
+* ``boosted_trees/node_value`` [n_trees, nodes, logits_dimension]: a node's value (a leaf's
+  is its output; an inner node keeps its value from before its split, for explanations and
+  post-pruning);
+* ``boosted_trees/node_gain`` [n_trees, nodes]: the split's gain (feature importances);
+
+plus a bias and the schedule (finished trees, current layer, batches seen, accumulated
+statistics). They checkpoint by name like any variable, so training resumes from model_dir,
+and prediction is a vectorized walk (``max_depth`` gathers over all trees at once) with
+standard ops only: the SavedModel serves in TF Serving, ``python -m serving`` or TF Lite.
+
+Features: ``bucketized_column`` (each element one feature, its buckets the split points) and
+``indicator_column`` of a categorical column (each id a binary feature, as tf.estimator did).
+A ``numeric_column`` must be wrapped in ``bucketized_column`` (no quantile sketch here).
+
+Example:
+    >>> # from trainer.feature_column import bucketized_column, numeric_column
+    >>> # x = bucketized_column(numeric_column("x"), [0.0, 1.0, 2.0])
+    >>> # est = BoostedTreesClassifier([x], n_batches_per_layer=1, n_trees=10, max_depth=2)
+    >>> # est.train(input_fn, steps=1000)   # returns once 10 trees are complete
+"""
+
+from __future__ import annotations
+
+import collections
+
+import numpy as np
+import tensorflow as tf
+
+from trainer.canned import _common
+from trainer.estimator_spec import EstimatorSpec
+from trainer.feature_column.base import FeatureCache
+from trainer.feature_column.bucketized import BucketizedColumn
+from trainer.feature_column.indicator import IndicatorColumn
+from trainer.heads import BinaryClassHead, RegressionHead
+from trainer.heads.keys import PredictionKeys
+from trainer.hooks.session_run_hook import SessionRunHook
+from trainer.mode_keys import ModeKeys
+
+__all__ = ["BoostedTreesClassifier", "BoostedTreesRegressor", "BoostedTreesEstimator"]
+
+PRUNING_MODES = ("none", "pre", "post")
+# The dense layout holds 2**(max_depth+1)-1 nodes per tree; past this many nodes in all the
+# variables (and the statistics of the deepest layer) outgrow memory.
+MAX_TOTAL_NODES = 2 ** 24
+# A split must improve the loss by more than this (statistics are per-example means, so this
+# is far above float32 round-off of a zero gain and far below any real improvement).
+MIN_GAIN = 1e-7
+# center_bias: Newton steps on the bias continue until one moves it less than this.
+BIAS_TOLERANCE = 1e-3
+BIAS_KEY = "bias"
+DFC_KEY = "dfc"
+_DFC_TENSOR_KEY = "dfc_per_feature"
+
+
+class _Features:
+    """The columns as one int32 matrix of bucket indices [batch, n_features]."""
+
+    def __init__(self, columns, caller):
+        self.columns = columns
+        self.buckets = []  # per feature: its number of buckets
+        self.column_of = []  # per feature: index into columns
+        for i, column in enumerate(columns):
+            if isinstance(column, BucketizedColumn):
+                n, b = column._elements, len(column.boundaries) + 1
+            elif isinstance(column, IndicatorColumn):
+                n, b = column.categorical_column.num_buckets, 2
+            else:
+                hint = (f" How to fix: wrap it, e.g. bucketized_column({column.name!r} column, "
+                        "boundaries=[...]) with boundaries at its quantiles."
+                        if type(column).__name__ == "NumericColumn" else
+                        " How to fix: use bucketized_column(numeric_column(...), boundaries) or "
+                        "indicator_column(categorical_column).")
+                raise ValueError(
+                    f"{caller} got feature column {column.name!r} of type {type(column).__name__}; "
+                    f"boosted trees take bucketized_column and indicator_column only.{hint}")
+            self.buckets += [b] * n
+            self.column_of += [i] * n
+        self.count = len(self.buckets)
+        self.max_buckets = max(self.buckets)
+        self.names = [c.name for c in columns]
+
+    def __call__(self, features):
+        cache = FeatureCache(features)
+        parts = []
+        for column in self.columns:
+            value = cache.get(column, None)
+            if isinstance(column, IndicatorColumn):
+                value = tf.minimum(value, 1.0)  # present or not
+            parts.append(tf.cast(value, tf.int32))
+        return tf.concat(parts, axis=1)
+
+
+def _newton_step(g, h, l1, l2):
+    """The leaf weight minimising the second-order loss with l1/l2: -soft(g, l1) / (h + l2)."""
+    shrunk = tf.sign(g) * tf.maximum(tf.abs(g) - l1, 0.0)
+    return -tf.math.divide_no_nan(shrunk, h + l2)
+
+
+def _score(g, h, l1, l2):
+    """The loss decrease of a leaf with statistics (g, h), summed over the logits."""
+    shrunk = tf.maximum(tf.abs(g) - l1, 0.0)
+    return tf.reduce_sum(tf.math.divide_no_nan(tf.square(shrunk), h + l2), axis=-1)
+
+
+class _Ensemble:
+    """The ensemble's variables (created in the model_fn, under ``boosted_trees/``)."""
+
+    def __init__(self, n_trees, max_depth, features, logits_dimension):
+        self.n_trees, self.depth, self.dim = n_trees, max_depth, logits_dimension
+        self.nodes = 2 ** (max_depth + 1) - 1
+        self.layer_nodes = 2 ** (max_depth - 1)  # the most leaves one layer splits
+        f, b = features.count, features.max_buckets
+        self.shape_stats = [self.layer_nodes, f, b, 2 * logits_dimension]
+        t, n, d = n_trees, self.nodes, logits_dimension
+
+        def var(name, value, dtype=None):
+            return tf.Variable(value, trainable=False, name=name, dtype=dtype)
+
+        self.feature = var("node_feature", lambda: tf.fill([t, n], -1))
+        self.threshold = var("node_threshold", lambda: tf.zeros([t, n], tf.int32))
+        self.value = var("node_value", lambda: tf.zeros([t, n, d]))
+        self.gain = var("node_gain", lambda: tf.zeros([t, n]))
+        self.bias = var("bias", lambda: tf.zeros([d]))
+        self.finished = var("finished_trees", lambda: tf.constant(0))
+        self.layer = var("current_layer", lambda: tf.constant(0))
+        self.batches = var("batches_in_layer", lambda: tf.constant(0))
+        self.bias_centered = var("bias_centered", lambda: tf.constant(False))
+        self.stats = var("layer_stats", lambda: tf.zeros(self.shape_stats))
+        self.bias_stats = var("bias_stats", lambda: tf.zeros([2 * d]))
+
+    def walk(self, buckets):
+        """Each example's path through every tree.
+
+        Returns (leaf [batch, trees], depth [batch, trees], steps) where ``steps`` holds, per
+        level, (node before, node after, feature) [batch, trees] each.
+        """
+        batch = tf.shape(buckets)[0]
+        offsets = tf.range(self.n_trees) * self.nodes
+        flat_feature = tf.reshape(self.feature, [-1])
+        flat_threshold = tf.reshape(self.threshold, [-1])
+        node = tf.zeros(tf.stack([batch, self.n_trees]), tf.int32)
+        depth = tf.zeros_like(node)
+        steps = []
+        for _ in range(self.depth):
+            index = node + offsets
+            feature = tf.gather(flat_feature, index)
+            threshold = tf.gather(flat_threshold, index)
+            x = tf.gather(buckets, tf.maximum(feature, 0), batch_dims=1)
+            inner = feature >= 0
+            child = 2 * node + 1 + tf.cast(x > threshold, tf.int32)
+            after = tf.where(inner, child, node)
+            steps.append((node, after, feature))
+            depth += tf.cast(inner, tf.int32)
+            node = after
+        return node, depth, steps
+
+    def values_at(self, node):
+        """Node values [batch, trees, dim] of the node [batch, trees] of each tree."""
+        offsets = tf.range(self.n_trees) * self.nodes
+        return tf.gather(tf.reshape(self.value, [-1, self.dim]), node + offsets)
+
+    def logits(self, leaf):
+        return self.bias + tf.reduce_sum(self.values_at(leaf), axis=1)
+
+
+class _StopWhenComplete(SessionRunHook):
+    """Requests the stop once every tree is complete; never lets a run step past that point."""
+
+    def __init__(self, ensemble, n_trees, max_depth, n_batches):
+        self._e, self._n_trees, self._depth, self._n = ensemble, n_trees, max_depth, n_batches
+
+    def _done(self):
+        return int(self._e.finished.numpy()) >= self._n_trees
+
+    def steps_until_needed(self, global_step):
+        del global_step
+        if self._done():
+            return 1
+        # A lower bound: trees may end early and bias centering adds steps, never removes.
+        layers = (self._n_trees - int(self._e.finished.numpy())) * self._depth - int(self._e.layer.numpy())
+        return max(1, layers * self._n - int(self._e.batches.numpy()))
+
+    def after_run(self, run_context, run_values):
+        if self._done():
+            run_context.request_stop()
+
+
+class BoostedTreesEstimator(_common.CannedEstimator):
+    """Gradient-boosted trees with any single head (tf.estimator.BoostedTreesEstimator).
+
+    Args:
+        feature_columns: ``bucketized_column``s and ``indicator_column``s.
+        n_batches_per_layer: Batches whose statistics grow one layer.
+        head: A `trainer.heads` head (its loss gives the gradients and hessians).
+        model_dir, config: As for any Estimator.
+        weight_column: Must equal the head's ``weight_column`` (the head weighs the loss).
+        n_trees, max_depth: The ensemble's size.
+        learning_rate: Shrinks every leaf's Newton step.
+        l1_regularization, l2_regularization: On leaf weights, per example (the statistics
+            are per-example means over the layer's batches).
+        tree_complexity: Subtracted from every split's gain.
+        min_node_weight: The least mean hessian a child may have for its split to count.
+        center_bias: First fit a bias by Newton steps (until one moves it < 1e-3).
+        pruning_mode: ``'none'``; ``'pre'`` (no split whose gain minus tree_complexity is
+            <= 0) or ``'post'`` (grow, then cut subtrees of negative gain); both need
+            ``tree_complexity > 0``.
+        quantile_sketch_epsilon: Accepted for tf.estimator's signature; unused (numeric
+            columns must be bucketized).
+        train_in_memory: True means each batch is the whole data set; needs
+            ``n_batches_per_layer=1`` (as in tf.estimator). Training is the same either way.
+
+    Example:
+        >>> # est = BoostedTreesEstimator(columns, 1, head=trainer.heads.PoissonRegressionHead())
+    """
+
+    def __init__(self, feature_columns, n_batches_per_layer, head, model_dir=None,
+                 weight_column=None, n_trees=100, max_depth=6, learning_rate=0.1,
+                 l1_regularization=0.0, l2_regularization=0.0, tree_complexity=0.0,
+                 min_node_weight=0.0, config=None, center_bias=False, pruning_mode="none",
+                 quantile_sketch_epsilon=0.01, train_in_memory=False):
+        caller = type(self).__name__
+        feature_columns = _common.check_columns(feature_columns, caller)
+        features = _Features(feature_columns, caller)
+        _check_int(n_batches_per_layer, "n_batches_per_layer", caller)
+        _check_int(n_trees, "n_trees", caller)
+        _check_int(max_depth, "max_depth", caller)
+        if n_trees * (2 ** (max_depth + 1) - 1) > MAX_TOTAL_NODES:
+            raise NotImplementedError(
+                f"{caller} got n_trees={n_trees} and max_depth={max_depth}: the dense tree layout "
+                f"needs n_trees * (2**(max_depth+1) - 1) <= {MAX_TOTAL_NODES} nodes. How to fix: "
+                "lower max_depth (each level doubles the nodes) or n_trees.")
+        if not isinstance(learning_rate, (int, float)) or learning_rate <= 0:
+            raise ValueError(f"{caller} got learning_rate={learning_rate!r}; expected a number > 0.")
+        for name, value in (("l1_regularization", l1_regularization),
+                            ("l2_regularization", l2_regularization),
+                            ("tree_complexity", tree_complexity),
+                            ("min_node_weight", min_node_weight),
+                            ("quantile_sketch_epsilon", quantile_sketch_epsilon)):
+            if isinstance(value, bool) or not isinstance(value, (int, float)) or value < 0:
+                raise ValueError(f"{caller} got {name}={value!r}; expected a number >= 0.")
+        if pruning_mode not in PRUNING_MODES:
+            raise ValueError(f"{caller} got pruning_mode={pruning_mode!r}; expected one of "
+                             f"{list(PRUNING_MODES)}.")
+        if pruning_mode != "none" and tree_complexity <= 0:
+            raise ValueError(
+                f"{caller} got pruning_mode={pruning_mode!r} with tree_complexity={tree_complexity!r}; "
+                "pruning needs tree_complexity > 0 (the least gain a split must bring). How to fix: "
+                "pass e.g. tree_complexity=0.01, or pruning_mode='none'.")
+        if train_in_memory and n_batches_per_layer != 1:
+            raise ValueError(
+                f"{caller} got train_in_memory=True with n_batches_per_layer={n_batches_per_layer}; "
+                "in memory each batch is the whole data set. How to fix: n_batches_per_layer=1.")
+        if getattr(head, "logits_dimension", None) is None:
+            raise ValueError(f"{caller} got head={head!r}; expected a trainer.heads head.")
+        if weight_column is not None and getattr(head, "weight_column", None) != weight_column:
+            raise ValueError(
+                f"{caller} got weight_column={weight_column!r}, but the head's weight_column is "
+                f"{getattr(head, 'weight_column', None)!r}; the head weighs the loss. How to fix: "
+                "give weight_column to the head.")
+        init_args = dict(feature_columns=feature_columns, n_batches_per_layer=n_batches_per_layer,
+                         head=head, weight_column=weight_column, n_trees=n_trees,
+                         max_depth=max_depth, learning_rate=learning_rate,
+                         l1_regularization=l1_regularization, l2_regularization=l2_regularization,
+                         tree_complexity=tree_complexity, min_node_weight=min_node_weight,
+                         center_bias=center_bias, pruning_mode=pruning_mode,
+                         quantile_sketch_epsilon=quantile_sketch_epsilon,
+                         train_in_memory=train_in_memory)
+        self.head = head
+        self._features = features
+        self._hp = dict(n_batches=n_batches_per_layer, n_trees=n_trees, depth=max_depth,
+                        lr=float(learning_rate), l1=float(l1_regularization),
+                        l2=float(l2_regularization), complexity=float(tree_complexity),
+                        min_weight=float(min_node_weight), center_bias=bool(center_bias),
+                        pruning=pruning_mode)
+        self._explain = False
+
+        def model_fn(features, labels, mode, config):
+            if config is not None and (config.train_distribute is not None
+                                       or config.eval_distribute is not None):
+                raise NotImplementedError(
+                    f"{caller} under RunConfig(train_distribute=/eval_distribute=) is not "
+                    "supported: its statistics are not aggregated across replicas. Train it "
+                    "without a strategy.")
+            return self._build_model(features, labels, mode)
+
+        super().__init__(model_fn, init_args=init_args, model_dir=model_dir, config=config)
+
+    # -- the model ----------------------------------------------------------------------
+    def _build_model(self, features, labels, mode):
+        hp, head = self._hp, self.head
+        buckets = self._features(features)
+        with tf.name_scope("boosted_trees"):
+            ensemble = _Ensemble(hp["n_trees"], hp["depth"], self._features, head.logits_dimension)
+        leaf, depth, steps = ensemble.walk(buckets)
+        logits = ensemble.logits(leaf)
+        if mode == ModeKeys.PREDICT:
+            spec = head.create_estimator_spec(features, mode, logits)
+            if not self._explain:
+                return spec
+            predictions = dict(spec.predictions)
+            predictions.update(self._explanations(ensemble, leaf, steps))
+            return EstimatorSpec(mode, predictions=predictions, export_outputs=spec.export_outputs)
+        if mode == ModeKeys.EVAL:
+            return head.create_estimator_spec(features, mode, logits, labels)
+
+        def train_op_fn(loss):
+            del loss
+            g, h = self._gradients(features, labels, logits)
+            return _Trainer(ensemble, hp, self._features).train_op(buckets, depth, leaf, g, h)
+
+        spec = head.create_estimator_spec(features, mode, logits, labels, train_op_fn=train_op_fn)
+        hook = _StopWhenComplete(ensemble, hp["n_trees"], hp["depth"], hp["n_batches"])
+        return EstimatorSpec(mode, predictions=spec.predictions, loss=spec.loss,
+                             train_op=spec.train_op,
+                             training_hooks=list(spec.training_hooks) + [hook])
+
+    def _gradients(self, features, labels, logits):
+        """Per-example gradient and diagonal hessian of the head's loss w.r.t. the logits."""
+        logits = tf.stop_gradient(logits)
+        with tf.GradientTape(persistent=True) as outer:
+            outer.watch(logits)
+            with tf.GradientTape() as inner:
+                inner.watch(logits)
+                loss = self.head.loss(labels, logits, features, ModeKeys.TRAIN)
+            g = inner.gradient(loss, logits)
+            columns = [g[:, j] for j in range(self.head.logits_dimension)]
+        h = tf.stack([outer.gradient(c, logits)[:, j] for j, c in enumerate(columns)], axis=1)
+        del outer
+        return g, h
+
+    def _explanations(self, ensemble, leaf, steps):
+        """bias and per-column directional feature contributions (bias + sum = prediction)."""
+        before = tf.stack([ensemble.values_at(b)[..., 0] for b, _, _ in steps], axis=2)
+        after = tf.stack([ensemble.values_at(a)[..., 0] for _, a, _ in steps], axis=2)
+        feature = tf.stack([f for _, _, f in steps], axis=2)  # [batch, trees, depth]
+        batch = tf.shape(before)[0]
+        delta = tf.reshape(after - before, tf.stack([batch, -1]))  # tree by tree, root first
+        column = tf.gather(tf.constant(self._features.column_of, tf.int32),
+                           tf.maximum(tf.reshape(feature, tf.stack([batch, -1])), 0))
+        bias = tf.fill(tf.stack([batch]), ensemble.bias[0])
+        if isinstance(self.head, BinaryClassHead):
+            # As tf.estimator: contributions to the probability of the positive class, each
+            # the change of sigmoid(logit) along the path.
+            path = tf.sigmoid(bias[:, None] + tf.cumsum(delta, axis=1))
+            start = tf.sigmoid(bias)
+            delta = path - tf.concat([start[:, None], path[:, :-1]], axis=1)
+            bias = start
+        contributions = tf.reduce_sum(
+            tf.one_hot(column, len(self._features.names)) * delta[..., None], axis=1)
+        return {BIAS_KEY: bias, _DFC_TENSOR_KEY: contributions}
+
+    # -- public extras ---------------------------------------------------------------------
+    def experimental_feature_importances(self, normalize=False):
+        """Gain-based importances per feature column, highest first (an OrderedDict).
+
+        Each split's gain is credited to its column; ``normalize=True`` divides by the total.
+        """
+        prefix = self._require_checkpoint("experimental_feature_importances")
+        feature = tf.train.load_variable(prefix, "boosted_trees/node_feature")
+        gain = tf.train.load_variable(prefix, "boosted_trees/node_gain")
+        names = self._features.names
+        totals = np.zeros(len(names))
+        inner = feature >= 0
+        np.add.at(totals, np.asarray(self._features.column_of)[feature[inner]], gain[inner])
+        if normalize:
+            total = totals.sum()
+            if total <= 0:
+                raise ValueError(
+                    f"{type(self).__name__}.experimental_feature_importances(normalize=True): the "
+                    "trees have no split of positive gain, so there is nothing to normalize. "
+                    "How to fix: train longer, or call it with normalize=False.")
+            totals = totals / total
+        order = sorted(range(len(names)), key=lambda i: (-totals[i], names[i]))
+        return collections.OrderedDict((names[i], float(totals[i])) for i in order)
+
+    def experimental_predict_with_explanations(self, input_fn, predict_keys=None, hooks=None,
+                                               checkpoint_path=None):
+        """Yields predictions with ``bias`` and ``dfc`` (an OrderedDict column -> contribution).
+
+        ``bias + sum(dfc.values())`` is the prediction: the probability of class 1 for a
+        binary classifier (as tf.estimator gave), the predicted value for a regressor.
+        """
+        caller = f"{type(self).__name__}.experimental_predict_with_explanations"
+        if self.head.logits_dimension != 1 or not isinstance(self.head, (BinaryClassHead, RegressionHead)):
+            raise NotImplementedError(
+                f"{caller} supports binary classification and one-dimensional regression only "
+                f"(as tf.estimator); this head has logits_dimension={self.head.logits_dimension}.")
+        if isinstance(predict_keys, str):
+            predict_keys = [predict_keys]
+        keys = None if predict_keys is None else list(predict_keys) + [BIAS_KEY, _DFC_TENSOR_KEY]
+        if keys is None:
+            # Every head prediction plus the explanations (a distinct program from predict's).
+            keys = list(self._head_prediction_keys()) + [BIAS_KEY, _DFC_TENSOR_KEY]
+        self._explain = True
+        try:
+            for prediction in self.predict(input_fn, predict_keys=keys, hooks=hooks,
+                                           checkpoint_path=checkpoint_path):
+                values = prediction.pop(_DFC_TENSOR_KEY)
+                order = sorted(range(len(values)), key=lambda i: (-abs(values[i]), i))
+                prediction[DFC_KEY] = collections.OrderedDict(
+                    (self._features.names[i], float(values[i])) for i in order)
+                yield prediction
+        finally:
+            self._explain = False
+
+    def _head_prediction_keys(self):
+        probe = self.head.predictions(tf.zeros([1, self.head.logits_dimension]))
+        return sorted(probe)
+
+
+class _Trainer:
+    """The train_op: bias centering, statistics, one layer's splits, tree completion."""
+
+    def __init__(self, ensemble, hp, features):
+        self.e, self.hp = ensemble, hp
+        self.bucket_counts = tf.constant(features.buckets, tf.int32)
+
+    def train_op(self, buckets, depth, leaf, g, h):
+        e, hp = self.e, self.hp
+
+        def step():
+            if not hp["center_bias"]:
+                return self._grow(buckets, depth, leaf, g, h)
+            return tf.cond(e.bias_centered, lambda: self._grow(buckets, depth, leaf, g, h),
+                           lambda: self._center(g, h))
+
+        return tf.cond(e.finished < hp["n_trees"], step, lambda: tf.constant(False))
+
+    def _center(self, g, h):
+        e, hp = self.e, self.hp
+        added = e.bias_stats.assign_add(tf.concat([tf.reduce_sum(g, 0), tf.reduce_sum(h, 0)], 0))
+        with tf.control_dependencies([added]):
+            seen = e.batches.assign_add(1)
+
+        def apply():
+            stats = e.bias_stats.read_value() / hp["n_batches"]
+            delta = _newton_step(stats[:e.dim], stats[e.dim:], hp["l1"], hp["l2"])
+            return _true(e.bias.assign_add(delta),
+                         e.bias_centered.assign(tf.reduce_max(tf.abs(delta)) < BIAS_TOLERANCE),
+                         e.bias_stats.assign(tf.zeros_like(stats)), e.batches.assign(0))
+
+        return tf.cond(seen >= hp["n_batches"], apply, lambda: tf.constant(False))
+
+    def _grow(self, buckets, depth, leaf, g, h):
+        e, hp = self.e, self.hp
+        tree, layer = e.finished.read_value(), e.layer.read_value()
+        node = tf.gather(leaf, tree, axis=1)
+        active = tf.equal(tf.gather(depth, tree, axis=1), layer)
+        m, f, b, _ = e.shape_stats
+        offset = node - (2 ** layer - 1)
+        segments = (offset[:, None] * f + tf.range(f)[None, :]) * b + buckets
+        segments = tf.where(active[:, None], segments, -1)  # other examples count nowhere
+        values = tf.concat([g, h], axis=1)
+        values = tf.broadcast_to(values[:, None, :], tf.stack([tf.shape(values)[0], f, 2 * e.dim]))
+        summed = tf.math.unsorted_segment_sum(tf.reshape(values, [-1, 2 * e.dim]),
+                                              tf.reshape(segments, [-1]), m * f * b)
+        added = e.stats.assign_add(tf.reshape(summed, e.shape_stats))
+        with tf.control_dependencies([added]):
+            seen = e.batches.assign_add(1)
+        return tf.cond(seen >= hp["n_batches"], lambda: self._split(tree, layer),
+                       lambda: tf.constant(False))
+
+    def _split(self, tree, layer):
+        e, hp = self.e, self.hp
+        m, f, b, _ = e.shape_stats
+        stats = e.stats.read_value() / hp["n_batches"]
+        g, h = stats[..., :e.dim], stats[..., e.dim:]
+        gl, hl = tf.cumsum(g, axis=2), tf.cumsum(h, axis=2)  # left: buckets <= threshold
+        gt, ht = gl[:, :, -1:], hl[:, :, -1:]
+        gr, hr = gt - gl, ht - hl
+        l1, l2 = hp["l1"], hp["l2"]
+        raw = _score(gl, hl, l1, l2) + _score(gr, hr, l1, l2) - _score(gt, ht, l1, l2)
+        gain = raw - hp["complexity"]
+        left_weight, right_weight = tf.reduce_sum(hl, -1), tf.reduce_sum(hr, -1)
+        usable = tf.range(b)[None, :] < (self.bucket_counts - 1)[:, None]  # [f, b]
+        valid = (usable[None] & (left_weight > 0) & (right_weight > 0)
+                 & (left_weight >= hp["min_weight"]) & (right_weight >= hp["min_weight"]))
+        valid &= (gain > 0) if hp["pruning"] == "pre" else (raw > MIN_GAIN)
+        flat = tf.reshape(tf.where(valid, gain, -np.inf), [m, f * b])
+        best = tf.argmax(flat, axis=1, output_type=tf.int32)
+        best_gain = tf.reduce_max(flat, axis=1)
+        nodes = 2 ** layer - 1 + tf.range(m)
+        splits = tf.math.is_finite(best_gain) & (tf.range(m) < 2 ** layer)
+        pick = tf.stack([tf.range(m), best // b, best % b], axis=1)
+        wl = _newton_step(tf.gather_nd(gl, pick), tf.gather_nd(hl, pick), l1, l2)
+        wr = _newton_step(tf.gather_nd(gr, pick), tf.gather_nd(hr, pick), l1, l2)
+        parent = tf.gather(e.value[tree], nodes)
+        sel = tf.where(splits)[:, 0]
+        at = lambda ids: tf.stack([tf.fill(tf.shape(ids), tree), ids], axis=1)  # noqa: E731
+        split_nodes = tf.gather(nodes, sel)
+        children = tf.concat([2 * split_nodes + 1, 2 * split_nodes + 2], axis=0)
+        child_values = tf.concat([tf.gather(parent + hp["lr"] * wl, sel),
+                                  tf.gather(parent + hp["lr"] * wr, sel)], axis=0)
+        updates = [
+            e.feature.scatter_nd_update(at(split_nodes), tf.gather(best // b, sel)),
+            e.threshold.scatter_nd_update(at(split_nodes), tf.gather(best % b, sel)),
+            e.gain.scatter_nd_update(at(split_nodes), tf.gather(best_gain, sel)),
+            e.value.scatter_nd_update(at(children), child_values),
+        ]
+        with tf.control_dependencies(updates):
+            complete = tf.logical_or(layer + 1 >= hp["depth"], tf.size(sel) == 0)
+            reset = [e.stats.assign(tf.zeros(e.shape_stats)), e.batches.assign(0)]
+
+            def finish():
+                ops = [self._post_prune(tree)] if hp["pruning"] == "post" else []
+                with tf.control_dependencies(ops):
+                    return _true(e.finished.assign_add(1), e.layer.assign(0))
+
+            moved = tf.cond(complete, finish, lambda: _true(e.layer.assign_add(1)))
+        return _true(moved, *reset)
+
+    def _post_prune(self, tree):
+        """Bottom up: an inner node whose children are leaves and whose gain < 0 becomes a leaf."""
+        e = self.e
+        feature, gain = e.feature[tree], e.gain[tree]
+        for level in reversed(range(e.depth)):
+            ids = tf.range(2 ** level - 1, 2 ** (level + 1) - 1)
+            leaves = (tf.gather(feature, 2 * ids + 1) < 0) & (tf.gather(feature, 2 * ids + 2) < 0)
+            cut = (tf.gather(feature, ids) >= 0) & leaves & (tf.gather(gain, ids) < 0)
+            index = ids[:, None]
+            feature = tf.tensor_scatter_nd_update(feature, index,
+                                                  tf.where(cut, -1, tf.gather(feature, ids)))
+            gain = tf.tensor_scatter_nd_update(gain, index, tf.where(cut, 0.0, tf.gather(gain, ids)))
+        row = tf.stack([tree])[:, None]
+        return tf.group(e.feature.scatter_nd_update(row, feature[None]),
+                        e.gain.scatter_nd_update(row, gain[None]))
+
+
+def _true(*ops):
+    with tf.control_dependencies(list(ops)):
+        return tf.constant(True)
+
+
+def _check_int(value, name, caller):
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
+        raise ValueError(f"{caller} got {name}={value!r}; expected an int >= 1.")
+
+
+class BoostedTreesClassifier(BoostedTreesEstimator):
+    """Boosted trees for classification (tf.estimator.BoostedTreesClassifier).
+
+    ``n_classes > 2`` grows a vector of class logits per leaf (diagonal hessian); the
+    explanations (``experimental_predict_with_explanations``) are binary only.
+
+    Example:
+        >>> from trainer.feature_column import bucketized_column, numeric_column
+        >>> x = bucketized_column(numeric_column("x"), [0.0, 1.0])
+        >>> BoostedTreesClassifier([x], n_batches_per_layer=1, n_classes=3).head.logits_dimension
+        3
+    """
+
+    def __init__(self, feature_columns, n_batches_per_layer, model_dir=None, n_classes=2,
+                 weight_column=None, label_vocabulary=None, n_trees=100, max_depth=6,
+                 learning_rate=0.1, l1_regularization=0.0, l2_regularization=0.0,
+                 tree_complexity=0.0, min_node_weight=0.0, config=None, center_bias=False,
+                 pruning_mode="none", quantile_sketch_epsilon=0.01, train_in_memory=False):
+        head = _common.classification_head(n_classes, weight_column, label_vocabulary,
+                                           _common.DEFAULT_REDUCTION, type(self).__name__)
+        super().__init__(feature_columns, n_batches_per_layer, head, model_dir=model_dir,
+                         n_trees=n_trees, max_depth=max_depth, learning_rate=learning_rate,
+                         l1_regularization=l1_regularization, l2_regularization=l2_regularization,
+                         tree_complexity=tree_complexity, min_node_weight=min_node_weight,
+                         config=config, center_bias=center_bias, pruning_mode=pruning_mode,
+                         quantile_sketch_epsilon=quantile_sketch_epsilon,
+                         train_in_memory=train_in_memory)
+        self._init_args.pop("head")
+        self._init_args.update(n_classes=n_classes, weight_column=weight_column,
+                               label_vocabulary=label_vocabulary)
+
+
+class BoostedTreesRegressor(BoostedTreesEstimator):
+    """Boosted trees for regression (tf.estimator.BoostedTreesRegressor).
+
+    Example:
+        >>> from trainer.feature_column import bucketized_column, numeric_column
+        >>> x = bucketized_column(numeric_column("x"), [0.0, 1.0])
+        >>> BoostedTreesRegressor([x], n_batches_per_layer=1).head.logits_dimension
+        1
+    """
+
+    def __init__(self, feature_columns, n_batches_per_layer, model_dir=None, label_dimension=1,
+                 weight_column=None, n_trees=100, max_depth=6, learning_rate=0.1,
+                 l1_regularization=0.0, l2_regularization=0.0, tree_complexity=0.0,
+                 min_node_weight=0.0, config=None, center_bias=False, pruning_mode="none",
+                 quantile_sketch_epsilon=0.01, train_in_memory=False):
+        head = _common.regression_head(label_dimension, weight_column, _common.DEFAULT_REDUCTION)
+        super().__init__(feature_columns, n_batches_per_layer, head, model_dir=model_dir,
+                         n_trees=n_trees, max_depth=max_depth, learning_rate=learning_rate,
+                         l1_regularization=l1_regularization, l2_regularization=l2_regularization,
+                         tree_complexity=tree_complexity, min_node_weight=min_node_weight,
+                         config=config, center_bias=center_bias, pruning_mode=pruning_mode,
+                         quantile_sketch_epsilon=quantile_sketch_epsilon,
+                         train_in_memory=train_in_memory)
+        self._init_args.pop("head")
+        self._init_args.update(label_dimension=label_dimension, weight_column=weight_column)
