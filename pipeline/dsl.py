@@ -41,7 +41,14 @@ class Pipeline:
                 "How to fix: name the pipeline, e.g. Pipeline('taxi', ...)."
             )
         self.name = name
-        self.root = os.path.abspath(root)
+        if "://" in str(root) and not str(root).startswith("file://"):
+            raise NotImplementedError(
+                f"Pipeline(root={root!r}) is not supported: a pipeline root must be a local or mounted "
+                "directory (the components write their artifacts with local file calls, and the runner "
+                "publishes an output by an atomic directory rename). How to fix: use a local path, or "
+                "mount the bucket (e.g. with gcsfuse) and give its mount point; the Pusher's "
+                "push_destination may be a URL such as gs://bucket/models.")
+        self.root = os.path.abspath(str(root).removeprefix("file://"))
         self.enable_cache = enable_cache
         self.beam_pipeline_args = tuple(beam_pipeline_args)
         self.metadata = metadata or f"sqlite:///{os.path.join(self.root, 'metadata.sqlite')}"

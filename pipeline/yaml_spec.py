@@ -197,7 +197,9 @@ class PipelineSpec(_Section):
         return self
 
     def path(self, value: str) -> str:
-        return value if os.path.isabs(value) else os.path.normpath(os.path.join(self.base_dir, value))
+        if os.path.isabs(value) or "://" in value:  # absolute, or a filesystem URL (gs://bucket/models)
+            return value
+        return os.path.normpath(os.path.join(self.base_dir, value))
 
     @property
     def task(self) -> str | None:

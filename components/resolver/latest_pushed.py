@@ -22,12 +22,12 @@ from __future__ import annotations
 
 import dataclasses
 import os
-import shutil
 
+from components import fileio
 from components.artifacts import Model
 from components.base import Component, ExecutionContext
 from components.pusher.component import PusherParameters
-from components.pusher.executor import existing_versions
+from components.pusher.executor import destination_dir, existing_versions
 from components.trainer.model_paths import SERVING_DIR
 
 
@@ -46,7 +46,7 @@ class ResolverParameters:
 
     @property
     def model_dir(self) -> str:
-        return os.path.abspath(os.path.join(self.push_destination, self.model_name))
+        return destination_dir(self.push_destination, self.model_name)
 
 
 class LatestPushedModelResolver(Component):
@@ -67,20 +67,20 @@ class LatestPushedModelResolver(Component):
     def fingerprint_extras(self) -> dict[str, str]:
         """Adds the versions present, so a new push (or a removed version) reruns the resolver."""
         extras = super().fingerprint_extras()
-        extras["versions"] = ",".join(map(str, existing_versions(self.parameters.model_dir)))
+        extras["versions"] = ",".join(map(str, existing_versions(self.parameters.model_dir, complete_only=True)))
         return extras
 
 
 def run(ctx: ExecutionContext) -> None:
     params = ctx.parameters
     out = ctx.outputs["model"]
-    versions = existing_versions(params.model_dir)
+    versions = existing_versions(params.model_dir, complete_only=True)
     if not versions:
         ctx.report(f"no version under {params.model_dir}: no baseline")
         out.properties.update(found=False, reason=f"nothing pushed under {params.model_dir} yet")
         return
     version = versions[-1]
     relative = os.path.join(SERVING_DIR, str(version))
-    shutil.copytree(os.path.join(params.model_dir, str(version)), os.path.join(out.uri, relative))
-    out.properties.update(found=True, serving_model=relative, pushed_version=version,
-                          source=os.path.join(params.model_dir, str(version)))
+    source = fileio.join(params.model_dir, str(version))
+    fileio.copytree(source, os.path.join(out.uri, relative))
+    out.properties.update(found=True, serving_model=relative, pushed_version=version, source=source)

@@ -115,3 +115,52 @@ def test_model_without_a_serving_model_is_an_error(tmp_path):
     with pytest.raises(ComponentError, match="expected a 'serving_model' entry"):
         execute(pusher(tmp_path / "serving", blessing=False), tmp_path / "run",
                 {"model": Model(uri=str(tmp_path), properties={}, id=1)})
+
+
+def test_push_to_a_filesystem_url_writes_saved_model_pb_last_and_a_partial_copy_is_no_version(tmp_path, monkeypatch):
+    # TensorFlow's in-memory filesystem (ram://) stands in for an object store: a URL that
+    # tf.io.gfile serves and os cannot. TF Serving loads a version once saved_model.pb exists, so
+    # on a URL that file must be the last one copied.
+    import uuid
+
+    import tensorflow as tf
+
+    from components import fileio
+    from components.pusher.executor import SAVED_MODEL_PB, remove_stale_staging
+    from components.resolver import LatestPushedModelResolver
+
+    module = tf.Module()
+    module.v = tf.Variable(3.0)
+    module.f = tf.function(lambda x: x * module.v, input_signature=[tf.TensorSpec([], tf.float32)])
+    uri = tmp_path / "m"
+    tf.saved_model.save(module, str(uri / "Format-Serving" / "17"))
+    model = Model(uri=str(uri), properties={"serving_model": "Format-Serving/17"}, id=1)
+    dest = f"ram://push-test-{uuid.uuid4().hex}/serving"
+    copied = []
+    real_copy = fileio._copy_file
+    monkeypatch.setattr(fileio, "_copy_file", lambda src, dst: (copied.append(dst), real_copy(src, dst)))
+    component = pusher(dest, version_policy="increment", versions_to_keep=1)
+    blessed = ModelBlessing(properties={"blessed": True}, id=2)
+    for expected_version in (1, 2):
+        out = execute(component, tmp_path / "run", {"model": model, "model_blessing": blessed})["pushed_model"]
+        final = out.properties["pushed_destination"]
+        assert out.properties["version"] == expected_version and final == f"{dest}/taxi/{expected_version}"
+        model = Model(uri=str(uri), properties={"serving_model": "Format-Serving/17"}, id=expected_version + 1)
+    assert copied[-1] == f"{dest}/taxi/2/{SAVED_MODEL_PB}" and len(copied) > 3
+    assert existing_versions(f"{dest}/taxi") == [2]  # versions_to_keep=1 removed version 1
+    assert float(tf.saved_model.load(final).f(tf.constant(2.0))) == 6.0  # a loader reads it from the URL
+
+    # A copy that died before saved_model.pb: not a version, and removed once stale.
+    fileio.makedirs(f"{dest}/taxi/9/variables")
+    assert existing_versions(f"{dest}/taxi", complete_only=True) == [2]
+    assert remove_stale_staging(f"{dest}/taxi") == []  # fresh: may still be copying
+    assert remove_stale_staging(f"{dest}/taxi", now=4e9) == []  # no file yet: nothing says how old it is
+    with fileio.open_file(f"{dest}/taxi/9/variables/part", "w") as f:
+        f.write("x")
+    assert remove_stale_staging(f"{dest}/taxi", now=4e9) == ["9"]
+    assert existing_versions(f"{dest}/taxi") == [2]
+
+    # The resolver reads the newest complete version back from the URL.
+    resolved = execute(LatestPushedModelResolver(push_destination=dest, model_name="taxi"), tmp_path / "res")["model"]
+    assert resolved.properties["pushed_version"] == 2 and resolved.properties["source"] == final
+    fileio.rmtree(dest)

@@ -94,8 +94,10 @@ def test_a_version_taken_by_a_concurrent_push_is_not_overwritten(tmp_path, monke
     real_existing = executor.existing_versions
     calls = []
 
-    def stale_then_real(model_dir):
-        calls.append(model_dir)
+    def stale_then_real(model_dir, complete_only=False):
+        if complete_only:  # the listings that look for stale dirs and an earlier push of this model
+            return real_existing(model_dir, complete_only=True)
+        calls.append(model_dir)  # the listing that picks the next version number
         return [] if len(calls) == 1 else real_existing(model_dir)
 
     monkeypatch.setattr(executor, "existing_versions", stale_then_real)

@@ -79,3 +79,9 @@ def test_task_dependencies_make_a_gate_pass_before_the_nodes_that_use_the_same_d
     assert deps["ExampleValidator"] == ("StatisticsGen", "SchemaGen")
     assert deps["BulkInferrer"][-1] == "Pusher"  # a sink gates what runs after it
     assert deps["ExampleGen"] == ()
+
+
+def test_an_object_store_root_is_refused_naming_what_to_do_instead(tmp_path):
+    with pytest.raises(NotImplementedError, match=r"Pipeline\(root='gs://b/p'\) is not supported.*gcsfuse"):
+        Pipeline("p", root="gs://b/p", components=[])
+    assert Pipeline("p", root=f"file://{tmp_path}", components=[]).root == str(tmp_path)

@@ -70,6 +70,9 @@ def test_push_defaults_to_root_serving_and_the_pipeline_name(tmp_path):
     assert (pusher.push_destination, pusher.model_name) == (str(tmp_path / "r" / "serving"), "t")
     assert p.component("Evaluator").parameters.thresholds == ()  # no evaluation: every loadable model is pushed
     assert p.component("Trainer").parameters.tflite is None  # push.tflite is off by default
+    url = load_spec(_write(tmp_path, MODEL), overrides=["push.destination=gs://bucket/models"])
+    assert build_pipeline(url, root=str(tmp_path / "r")).component("Pusher").parameters.push_destination == \
+        "gs://bucket/models"  # a URL is not resolved against the YAML file's directory
     for value, expected in [("true", (None, False)), ("{quantize: dynamic, select_tf_ops: true}", ("dynamic", True))]:
         spec = load_spec(_write(tmp_path, MODEL), overrides=[f"push.tflite={value}"])
         tflite = build_pipeline(spec, root=str(tmp_path / "r")).component("Trainer").parameters.tflite
