@@ -7,7 +7,8 @@ Example:
 """
 
 from trainer.canned.kmeans import KMeansClustering
+from trainer.canned.rnn import RNNClassifier, RNNEstimator
 
 KMeans = KMeansClustering
 
-__all__ = ["KMeans", "KMeansClustering"]
+__all__ = ["KMeans", "KMeansClustering", "RNNClassifier", "RNNEstimator"]
