@@ -281,3 +281,21 @@ def test_parsing_export_serves_through_python_m_serving(tmp_path):
             np.testing.assert_allclose(answer, expected, atol=1e-6)
     finally:
         assert stop(process, timeout=30) == 0
+
+
+def test_train_in_memory_caches_logits_and_grows_the_same_trees(tmp_path):
+    def build(directory, in_memory):
+        return BoostedTreesClassifier(COLUMNS, n_batches_per_layer=1, model_dir=str(directory),
+                                      n_trees=4, max_depth=2, center_bias=True,
+                                      train_in_memory=in_memory)
+
+    plain = build(tmp_path / "plain", False)
+    plain.train(whole(AND), steps=1000)
+    cached = build(tmp_path / "cached", True)
+    cached.train(whole(AND), steps=3)
+    build(tmp_path / "cached", True).train(whole(AND), steps=1000)  # the cache rebuilt after reload
+    for name in ("node_feature", "node_threshold", "node_value", "bias"):
+        # Cached and walked logits are the same float32 sums, in another order: round-off only.
+        np.testing.assert_allclose(cached.get_variable_value(f"boosted_trees/{name}"),
+                                   plain.get_variable_value(f"boosted_trees/{name}"), atol=1e-5)
+    assert "boosted_trees/cached_logits" not in cached.get_variable_names()

@@ -54,6 +54,7 @@ from trainer.heads import BinaryClassHead, RegressionHead
 from trainer.heads.keys import PredictionKeys
 from trainer.hooks.session_run_hook import SessionRunHook
 from trainer.mode_keys import ModeKeys
+from trainer.variables import local_variables
 
 __all__ = ["BoostedTreesClassifier", "BoostedTreesRegressor", "BoostedTreesEstimator"]
 
@@ -147,24 +148,30 @@ class _Ensemble:
         self.stats = var("layer_stats", lambda: tf.zeros(self.shape_stats))
         self.bias_stats = var("bias_stats", lambda: tf.zeros([2 * d]))
 
-    def walk(self, buckets):
-        """Each example's path through every tree.
+    def grown_trees(self):
+        """The trees that may hold splits: the finished ones and the one growing."""
+        return tf.range(tf.minimum(self.finished + 1, self.n_trees))
 
-        Returns (leaf [batch, trees], depth [batch, trees], steps) where ``steps`` holds, per
-        level, (node before, node after, feature) [batch, trees] each.
+    def walk(self, buckets, trees):
+        """Each example's path through the trees ``trees`` (int32 ids [k]).
+
+        Returns (leaf [batch, k], depth [batch, k], steps) where ``steps`` holds, per
+        level, (node before, node after, feature) [batch, k] each.
         """
         batch = tf.shape(buckets)[0]
-        offsets = tf.range(self.n_trees) * self.nodes
+        offsets = trees * self.nodes
         flat_feature = tf.reshape(self.feature, [-1])
         flat_threshold = tf.reshape(self.threshold, [-1])
-        node = tf.zeros(tf.stack([batch, self.n_trees]), tf.int32)
+        flat_buckets = tf.reshape(buckets, [-1])
+        rows = tf.range(batch)[:, None] * tf.shape(buckets)[1]
+        node = tf.zeros(tf.stack([batch, tf.size(trees)]), tf.int32)
         depth = tf.zeros_like(node)
         steps = []
         for _ in range(self.depth):
             index = node + offsets
             feature = tf.gather(flat_feature, index)
             threshold = tf.gather(flat_threshold, index)
-            x = tf.gather(buckets, tf.maximum(feature, 0), batch_dims=1)
+            x = tf.gather(flat_buckets, rows + tf.maximum(feature, 0))
             inner = feature >= 0
             child = 2 * node + 1 + tf.cast(x > threshold, tf.int32)
             after = tf.where(inner, child, node)
@@ -173,13 +180,51 @@ class _Ensemble:
             node = after
         return node, depth, steps
 
-    def values_at(self, node):
-        """Node values [batch, trees, dim] of the node [batch, trees] of each tree."""
-        offsets = tf.range(self.n_trees) * self.nodes
-        return tf.gather(tf.reshape(self.value, [-1, self.dim]), node + offsets)
+    def values_at(self, node, trees):
+        """Node values [batch, k, dim] of the node [batch, k] of each tree in ``trees``."""
+        return tf.gather(tf.reshape(self.value, [-1, self.dim]), node + trees * self.nodes)
 
-    def logits(self, leaf):
-        return self.bias + tf.reduce_sum(self.values_at(leaf), axis=1)
+    def tree_sum(self, leaf, trees):
+        return tf.reduce_sum(self.values_at(leaf, trees), axis=1)
+
+
+class _Cache:
+    """train_in_memory: the logits of the finished trees per example, so a step walks one tree.
+
+    Valid while every batch is the same data set (tf.estimator's contract for
+    ``train_in_memory=True``); it is per-process state (not checkpointed) and is rebuilt by
+    one walk of all finished trees after a restore or a change of batch size.
+    """
+
+    def __init__(self, ensemble):
+        self.e = ensemble
+        with local_variables():
+            self.logits = tf.Variable(lambda: tf.zeros([0, ensemble.dim]), trainable=False,
+                                      shape=tf.TensorShape([None, ensemble.dim]), name="cached_logits")
+            self.trees = tf.Variable(lambda: tf.constant(-1), trainable=False, name="cached_trees")
+
+    def logits_of_finished(self, buckets):
+        e = self.e
+        finished = e.finished.read_value()
+        size_ok = tf.equal(tf.shape(self.logits)[0], tf.shape(buckets)[0])
+
+        def rebuild():
+            trees = tf.range(finished)
+            leaf, _, _ = e.walk(buckets, trees)
+            return e.tree_sum(leaf, trees)
+
+        def add_last():
+            trees = tf.reshape(finished - 1, [1])
+            leaf, _, _ = e.walk(buckets, trees)
+            return self.logits.read_value() + e.tree_sum(leaf, trees)
+
+        def refresh():
+            value = tf.cond(size_ok & (self.trees >= 0) & tf.equal(self.trees, finished - 1),
+                            add_last, rebuild)
+            with tf.control_dependencies([self.logits.assign(value), self.trees.assign(finished)]):
+                return tf.identity(value)
+
+        return tf.cond(size_ok & tf.equal(self.trees, finished), self.logits.read_value, refresh)
 
 
 class _StopWhenComplete(SessionRunHook):
@@ -225,8 +270,9 @@ class BoostedTreesEstimator(_common.CannedEstimator):
             ``tree_complexity > 0``.
         quantile_sketch_epsilon: Accepted for tf.estimator's signature; unused (numeric
             columns must be bucketized).
-        train_in_memory: True means each batch is the whole data set; needs
-            ``n_batches_per_layer=1`` (as in tf.estimator). Training is the same either way.
+        train_in_memory: True promises that every batch is the whole (same) data set; needs
+            ``n_batches_per_layer=1`` (as in tf.estimator). Each step then walks only the
+            growing tree: the finished trees' logits are cached per example.
 
     Example:
         >>> # est = BoostedTreesEstimator(columns, 1, head=trainer.heads.PoissonRegressionHead())
@@ -292,6 +338,7 @@ class BoostedTreesEstimator(_common.CannedEstimator):
                         min_weight=float(min_node_weight), center_bias=bool(center_bias),
                         pruning=pruning_mode)
         self._explain = False
+        self._in_memory = bool(train_in_memory)
 
         def model_fn(features, labels, mode, config):
             if config is not None and (config.train_distribute is not None
@@ -310,14 +357,30 @@ class BoostedTreesEstimator(_common.CannedEstimator):
         buckets = self._features(features)
         with tf.name_scope("boosted_trees"):
             ensemble = _Ensemble(hp["n_trees"], hp["depth"], self._features, head.logits_dimension)
-        leaf, depth, steps = ensemble.walk(buckets)
-        logits = ensemble.logits(leaf)
+        if mode == ModeKeys.TRAIN:
+            # The growing tree: where each example sits in it, and the logits around it.
+            current = tf.reshape(tf.minimum(ensemble.finished, hp["n_trees"] - 1), [1])
+            if self._in_memory:
+                leaf, depth, _ = ensemble.walk(buckets, current)
+                growing = tf.cast(ensemble.finished < hp["n_trees"], tf.float32)
+                logits = (ensemble.bias + _Cache(ensemble).logits_of_finished(buckets)
+                          + growing * ensemble.tree_sum(leaf, current))
+                node, node_depth = leaf[:, 0], depth[:, 0]
+            else:
+                trees = ensemble.grown_trees()
+                leaf, depth, _ = ensemble.walk(buckets, trees)
+                logits = ensemble.bias + ensemble.tree_sum(leaf, trees)
+                node, node_depth = tf.gather(leaf, current[0], axis=1), tf.gather(depth, current[0], axis=1)
+        else:
+            trees = ensemble.grown_trees()
+            leaf, _, steps = ensemble.walk(buckets, trees)
+            logits = ensemble.bias + ensemble.tree_sum(leaf, trees)
         if mode == ModeKeys.PREDICT:
             spec = head.create_estimator_spec(features, mode, logits)
             if not self._explain:
                 return spec
             predictions = dict(spec.predictions)
-            predictions.update(self._explanations(ensemble, leaf, steps))
+            predictions.update(self._explanations(ensemble, trees, steps))
             return EstimatorSpec(mode, predictions=predictions, export_outputs=spec.export_outputs)
         if mode == ModeKeys.EVAL:
             return head.create_estimator_spec(features, mode, logits, labels)
@@ -325,7 +388,7 @@ class BoostedTreesEstimator(_common.CannedEstimator):
         def train_op_fn(loss):
             del loss
             g, h = self._gradients(features, labels, logits)
-            return _Trainer(ensemble, hp, self._features).train_op(buckets, depth, leaf, g, h)
+            return _Trainer(ensemble, hp, self._features).train_op(buckets, node_depth, node, g, h)
 
         spec = head.create_estimator_spec(features, mode, logits, labels, train_op_fn=train_op_fn)
         hook = _StopWhenComplete(ensemble, hp["n_trees"], hp["depth"], hp["n_batches"])
@@ -347,10 +410,10 @@ class BoostedTreesEstimator(_common.CannedEstimator):
         del outer
         return g, h
 
-    def _explanations(self, ensemble, leaf, steps):
+    def _explanations(self, ensemble, trees, steps):
         """bias and per-column directional feature contributions (bias + sum = prediction)."""
-        before = tf.stack([ensemble.values_at(b)[..., 0] for b, _, _ in steps], axis=2)
-        after = tf.stack([ensemble.values_at(a)[..., 0] for _, a, _ in steps], axis=2)
+        before = tf.stack([ensemble.values_at(b, trees)[..., 0] for b, _, _ in steps], axis=2)
+        after = tf.stack([ensemble.values_at(a, trees)[..., 0] for _, a, _ in steps], axis=2)
         feature = tf.stack([f for _, _, f in steps], axis=2)  # [batch, trees, depth]
         batch = tf.shape(before)[0]
         delta = tf.reshape(after - before, tf.stack([batch, -1]))  # tree by tree, root first
@@ -434,13 +497,14 @@ class _Trainer:
         self.e, self.hp = ensemble, hp
         self.bucket_counts = tf.constant(features.buckets, tf.int32)
 
-    def train_op(self, buckets, depth, leaf, g, h):
+    def train_op(self, buckets, depth, node, g, h):
+        """``node``/``depth`` [batch]: each example's leaf in the growing tree and its depth."""
         e, hp = self.e, self.hp
 
         def step():
             if not hp["center_bias"]:
-                return self._grow(buckets, depth, leaf, g, h)
-            return tf.cond(e.bias_centered, lambda: self._grow(buckets, depth, leaf, g, h),
+                return self._grow(buckets, depth, node, g, h)
+            return tf.cond(e.bias_centered, lambda: self._grow(buckets, depth, node, g, h),
                            lambda: self._center(g, h))
 
         return tf.cond(e.finished < hp["n_trees"], step, lambda: tf.constant(False))
@@ -460,11 +524,10 @@ class _Trainer:
 
         return tf.cond(seen >= hp["n_batches"], apply, lambda: tf.constant(False))
 
-    def _grow(self, buckets, depth, leaf, g, h):
+    def _grow(self, buckets, depth, node, g, h):
         e, hp = self.e, self.hp
         tree, layer = e.finished.read_value(), e.layer.read_value()
-        node = tf.gather(leaf, tree, axis=1)
-        active = tf.equal(tf.gather(depth, tree, axis=1), layer)
+        active = tf.equal(depth, layer)
         m, f, b, _ = e.shape_stats
         offset = node - (2 ** layer - 1)
         segments = (offset[:, None] * f + tf.range(f)[None, :]) * b + buckets
