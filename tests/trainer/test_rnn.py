@@ -203,6 +203,18 @@ def test_user_rnn_cell_fn_with_keras_3_cells(tmp_path):
     assert any("gru_cell" in n for n in names), names
 
 
+def test_user_rnn_cell_fn_with_a_tf_keras_cell(tmp_path):
+    # tf_keras cells run in tf_keras.layers.RNN (what tf.keras is once tensorflow_transform
+    # has set TF_USE_LEGACY_KERAS=1).
+    tf_keras = pytest.importorskip("tf_keras")
+    est = RNNClassifier([TOKENS], [FLIP], rnn_cell_fn=lambda: tf_keras.layers.GRUCell(8),
+                        optimizer=ADAM, model_dir=str(tmp_path),
+                        config=RunConfig(tf_random_seed=1))
+    est.train(_input_fn(TRAIN), steps=300)
+    assert est.evaluate(_input_fn(TEST, train=False))["accuracy"] >= ACCURACY
+    assert "rnn/rnn/gru_cell/recurrent_kernel" in dict(tf.train.list_variables(str(tmp_path)))
+
+
 def _sequence_example(tokens, flip):
     return tf.train.SequenceExample(
         context=tf.train.Features(feature={

@@ -193,6 +193,11 @@ class RNNEstimator(_common.CannedEstimator):
         optimizer: Name (learning rate 0.05, gradients clipped to norm 5.0, as in
             tf.estimator), a ``{"name": ...}`` mapping, or an optimizer object.
         config: A `RunConfig`.
+        sequence_mask: Key of the ``[batch, T]`` mask in the predictions when
+            ``return_sequences=True``.
+        warm_start_from: Not in tf.estimator's RNN estimators (added here, as
+            the other canned estimators have it): a checkpoint directory or
+            `WarmStartSettings`.
 
     Example:
         >>> from trainer import heads
@@ -205,7 +210,8 @@ class RNNEstimator(_common.CannedEstimator):
 
     def __init__(self, head, sequence_feature_columns, context_feature_columns=None, units=None,
                  cell_type=USE_DEFAULT, rnn_cell_fn=None, return_sequences=False, model_dir=None,
-                 optimizer="Adagrad", config=None, *, sequence_mask=SEQUENCE_MASK):
+                 optimizer="Adagrad", config=None, *, sequence_mask=SEQUENCE_MASK,
+                 warm_start_from=None):
         caller = type(self).__name__
         sequence_feature_columns = _check_sequence_columns(sequence_feature_columns, caller)
         context_feature_columns = _check_context_columns(context_feature_columns, caller)
@@ -254,7 +260,8 @@ class RNNEstimator(_common.CannedEstimator):
             return head.create_estimator_spec(features, mode, logits, labels, **optimizer_kwargs)
 
         self.head = head
-        super().__init__(model_fn, init_args=init_args, model_dir=model_dir, config=config)
+        super().__init__(model_fn, init_args=init_args, model_dir=model_dir, config=config,
+                         warm_start_from=warm_start_from)
 
 
 class RNNClassifier(RNNEstimator):
@@ -276,13 +283,14 @@ class RNNClassifier(RNNEstimator):
                  cell_type=USE_DEFAULT, rnn_cell_fn=None, return_sequences=False, model_dir=None,
                  n_classes=2, weight_column=None, label_vocabulary=None, optimizer="Adagrad",
                  loss_reduction=_common.DEFAULT_REDUCTION, sequence_mask=SEQUENCE_MASK,
-                 config=None):
+                 config=None, *, warm_start_from=None):
         head = _common.classification_head(n_classes, weight_column, label_vocabulary,
                                            loss_reduction, type(self).__name__)
         super().__init__(head, sequence_feature_columns, context_feature_columns, units=units,
                          cell_type=cell_type, rnn_cell_fn=rnn_cell_fn,
                          return_sequences=return_sequences, model_dir=model_dir,
-                         optimizer=optimizer, config=config, sequence_mask=sequence_mask)
+                         optimizer=optimizer, config=config, sequence_mask=sequence_mask,
+                         warm_start_from=warm_start_from)
         self._init_args.update(n_classes=n_classes, weight_column=weight_column,
                                label_vocabulary=label_vocabulary, loss_reduction=loss_reduction,
                                sequence_mask=sequence_mask)
