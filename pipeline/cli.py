@@ -10,6 +10,7 @@ Example:
     $ python -m pipeline lineage 12 --root /tmp/taxi
     $ python -m pipeline report --root /tmp/taxi --run 3
     $ python -m pipeline run-node pipeline/examples/taxi.yaml --node Trainer --run-key manual__1
+    $ python -m pipeline finish-run pipeline/examples/taxi.yaml --run-key manual__1
 """
 
 from __future__ import annotations
@@ -64,12 +65,12 @@ def _parser() -> argparse.ArgumentParser:
     node.add_argument("--node", required=True, metavar="ID", help="the component or resolver id")
     node.add_argument("--run-key", required=True, metavar="KEY",
                       help="the orchestrator's run id (e.g. Airflow's run_id); one key per pipeline run")
-    node.add_argument("--root", help="pipeline root (artifacts + default SQLite metadata)")
-    node.add_argument("--metadata", help="SQLAlchemy URL of the (shared) metadata store")
-    node.add_argument("--beam-arg", action="append", default=None, dest="beam_args", metavar="ARG",
-                      help="a Beam pipeline arg, as for run")
-    node.add_argument("--set", action="append", default=[], dest="overrides", metavar="KEY=VALUE",
-                      help="override a field of a .yaml spec or a create_pipeline() argument, as for run")
+    _orchestrated_options(node)
+    finish = sub.add_parser("finish-run", help="mark a run COMPLETE or FAILED from its nodes' executions (an "
+                            "orchestrator's final task, e.g. a KFP exit handler)")
+    finish.add_argument("file", help="pipeline.py or pipeline.yaml, as for run")
+    finish.add_argument("--run-key", required=True, metavar="KEY", help="the run's key, as given to run-node")
+    _orchestrated_options(finish)
     for name, help_ in (("runs", "list runs"), ("lineage", "show where an artifact came from")):
         p = sub.add_parser(name, help=help_)
         if name == "lineage":
@@ -240,6 +241,23 @@ def _cmd_run_node(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_finish_run(args: argparse.Namespace) -> int:
+    """Exit 0 once the run is marked (COMPLETE or FAILED: the orchestrator reports the failure
+    itself), or when no node of it started; 2 for a bad argument."""
+    from pipeline.launcher import finish_run
+
+    pipeline = load_pipeline(args.file, root=args.root, beam_args=args.beam_args, metadata=args.metadata,
+                             overrides=args.overrides)
+    finished = finish_run(pipeline, args.run_key)
+    if finished is None:
+        print(f"no run with key {args.run_key!r} of pipeline {pipeline.name!r}: no node of it started; "
+              "nothing to mark")
+        return 0
+    reason = f": {finished.error}" if finished.error else ""
+    print(f"run {finished.run_id} (key {args.run_key!r}) of pipeline {pipeline.name!r}: {finished.state}{reason}")
+    return 0
+
+
 NOT_PUSHED_EXIT = 3
 
 
@@ -322,6 +340,16 @@ def _cmd_check(args: argparse.Namespace) -> int:
     return 0
 
 
+def _orchestrated_options(parser: argparse.ArgumentParser) -> None:
+    """The options run-node and finish-run share (an orchestrator passes the same to both)."""
+    parser.add_argument("--root", help="pipeline root (artifacts + default SQLite metadata)")
+    parser.add_argument("--metadata", help="SQLAlchemy URL of the (shared) metadata store")
+    parser.add_argument("--beam-arg", action="append", default=None, dest="beam_args", metavar="ARG",
+                        help="a Beam pipeline arg, as for run")
+    parser.add_argument("--set", action="append", default=[], dest="overrides", metavar="KEY=VALUE",
+                        help="override a field of a .yaml spec or a create_pipeline() argument, as for run")
+
+
 def _join_beam_args(argv: list[str]) -> list[str]:
     """Accepts ``--beam-arg --runner=X`` as well as ``--beam-arg=--runner=X``."""
     joined, i = [], 0
@@ -342,7 +370,8 @@ def main(argv: list[str] | None = None) -> int:
 
         return kubeflow_main(["compile", *argv[1:]])
     args = _parser().parse_args(_join_beam_args(argv))
-    command = {"run": _cmd_run, "run-node": _cmd_run_node, "runs": _cmd_runs, "lineage": _cmd_lineage,
+    command = {"run": _cmd_run, "run-node": _cmd_run_node, "finish-run": _cmd_finish_run,
+               "runs": _cmd_runs, "lineage": _cmd_lineage,
                "check": _cmd_check, "report": _cmd_report}[args.command]
     try:
         return command(args)

@@ -6,7 +6,9 @@ becomes one KFP task that runs, in the pipeline image (see the repository's Dock
     python -m pipeline run-node FILE --node ID --run-key {{$.pipeline_job_uuid}} \\
         --root ROOT --metadata URL [--set KEY=VALUE ...] [--beam-arg=ARG ...]
 
-with the pipeline's edges as task dependencies (``.after()``). The run key is KFP's run id,
+with the pipeline's edges as task dependencies (``.after()``), all inside a ``dsl.ExitHandler``
+whose task, ``finish-run``, runs ``python -m pipeline finish-run`` once they have all ended
+(whatever their outcome) and marks the store's run COMPLETE or FAILED. The run key is KFP's run id,
 so every task of one KFP run reads the inputs its producers made in that run (see
 docs/orchestration.md). KFP's own caching is off for these tasks: the project's metadata
 store caches (a node whose fingerprint is unchanged is recorded CACHED by run-node). No
@@ -55,7 +57,7 @@ except ImportError as e:  # pragma: no cover - depends on the installed extras
 
 from pipeline.cli import _join_beam_args, load_pipeline
 from pipeline.logs import log_path
-from pipeline.metadata import COMPLETE, FAILED, MetadataStore
+from pipeline.metadata import FAILED, MetadataStore
 
 CONTAINER = "container"
 LOCAL = "local"
@@ -70,6 +72,8 @@ DEFAULT_ROOT_DIR = "/mnt/pipeline"
 # The lightweight components' nominal image (kfp.local runs them in this Python instead).
 LOCAL_BASE_IMAGE = "python:3.11-slim"
 RUN_NODE_COMMAND = ("python", "-m", "pipeline", "run-node")
+FINISH_RUN_COMMAND = ("python", "-m", "pipeline", "finish-run")
+FINISH_TASK = "finish-run"  # the exit handler's task: runs after every node task, whatever their outcome
 # KFP resolves this to the run's id (a UUID on a cluster; kfp.local makes a random number).
 RUN_KEY_PLACEHOLDER = dsl.PIPELINE_JOB_ID_PLACEHOLDER
 
@@ -142,8 +146,9 @@ def build_kfp_pipeline(pipeline_file: str, *, mode: str = CONTAINER, image: str 
         retries: How many times KFP retries a failed task (a retried node finds its own earlier
             outputs in the project's cache).
         workdir: (local mode) the directory run-node starts in; default the current directory.
-        configure_task: Called as ``configure_task(task, node_id)`` for each task, e.g. to mount
-            the shared volume with kfp-kubernetes or set resources.
+        configure_task: Called as ``configure_task(task, node_id)`` for each task, and as
+            ``configure_task(task, "finish-run")`` for the exit handler's task, e.g. to mount the
+            shared volume with kfp-kubernetes or set resources.
 
     Raises:
         ValueError: an unknown mode, a bad ``retries``, or a pipeline file without a path in the image.
@@ -169,6 +174,20 @@ def build_kfp_pipeline(pipeline_file: str, *, mode: str = CONTAINER, image: str 
                            if mode == CONTAINER else _local_component(node.id)) for node in nodes}
 
     def kfp_pipeline(root: str = default_root, metadata: str = metadata):
+        if mode == CONTAINER:  # kfp.local runs no exit handler; run_local marks the run itself
+            finish = _finish_component(task_file, image, overrides, beam_args)(
+                run_key=RUN_KEY_PLACEHOLDER, root=root, metadata=metadata)
+            finish.set_env_variable("PYTHONUNBUFFERED", "1")
+            finish.set_display_name(FINISH_TASK)
+            finish.set_caching_options(False)
+            if configure_task is not None:
+                configure_task(finish, FINISH_TASK)
+            with dsl.ExitHandler(finish, name="pipeline-nodes"):
+                node_tasks(root, metadata)
+        else:
+            node_tasks(root, metadata)
+
+    def node_tasks(root: Any, metadata: Any) -> None:
         tasks: dict[str, Any] = {}
         for node in nodes:
             if mode == CONTAINER:
@@ -238,7 +257,7 @@ def run_local(pipeline_file: str, *, root: str | None = None, metadata: str = ""
     """
     from kfp import local
 
-    from pipeline.launcher import PipelineRunError
+    from pipeline.launcher import PipelineRunError, finish_run
 
     pipeline = load_pipeline(pipeline_file, root=root, metadata=metadata or None, overrides=list(overrides))
     kfp_pipeline = build_kfp_pipeline(pipeline_file, mode=LOCAL, root=pipeline.root, metadata=metadata,
@@ -261,7 +280,7 @@ def run_local(pipeline_file: str, *, root: str | None = None, metadata: str = ""
             if failed:
                 execution = failed[-1]
                 summary = (execution["error"] or "no error recorded").split("\n", 1)[0]
-                store.finish_run(run["id"], FAILED, f"{execution['component']} failed: {summary}")
+                finish_run(pipeline, run["run_key"])  # FAILED, naming that node
                 error = PipelineRunError(execution["component"], summary, execution["id"])
                 error.log_path = log_path(pipeline.root, run["id"], execution["component"])
                 raise error from failure
@@ -273,7 +292,7 @@ def run_local(pipeline_file: str, *, root: str | None = None, metadata: str = ""
                            "time per metadata store.")
     run = runs[0]
     states = {e["component"]: e["state"] for e in store.executions_of_run(run["id"])}
-    store.finish_run(run["id"], COMPLETE)
+    finish_run(pipeline, run["run_key"])
     return LocalRun(run["id"], run["run_key"], states)
 
 
@@ -308,6 +327,21 @@ def _container_component(node_id: str, pipeline_file: str, image: str, overrides
     node_task.__name__ = node_task.__qualname__ = node_id
     node_task.__doc__ = f"Runs node {node_id} (python -m pipeline run-node)."
     return dsl.container_component(node_task)
+
+
+def _finish_component(pipeline_file: str, image: str, overrides: Sequence[str], beam_args: Sequence[str]) -> Any:
+    """The exit handler's container component: ``python -m pipeline finish-run`` marks the store's
+    run COMPLETE or FAILED once every node task has ended, whatever their outcome."""
+
+    def finish_task(run_key: str, root: str, metadata: str) -> dsl.ContainerSpec:
+        return dsl.ContainerSpec(
+            image=image, command=list(FINISH_RUN_COMMAND),
+            args=[pipeline_file, "--run-key", run_key, "--root", root, "--metadata", metadata,
+                  *_extra_args(overrides, beam_args)])
+
+    finish_task.__name__ = finish_task.__qualname__ = FINISH_TASK
+    finish_task.__doc__ = "Marks the run COMPLETE or FAILED in the metadata store (python -m pipeline finish-run)."
+    return dsl.container_component(finish_task)
 
 
 def run_node(pipeline_file: str, node: str, run_key: str, root: str, metadata: str, extra_args: list,

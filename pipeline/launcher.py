@@ -46,7 +46,7 @@ from components.resolver.base import Resolver
 from pipeline.dsl import Pipeline
 from pipeline.logs import component_log, log_path
 from pipeline.metadata import (
-    CACHED, COMPLETE, DEFAULT_HEARTBEAT_LEASE_S, RUNNING, Heartbeat, MetadataStore,
+    CACHED, COMPLETE, DEFAULT_HEARTBEAT_LEASE_S, FAILED, RUNNING, Heartbeat, MetadataStore,
 )
 from pipeline.progress import ProgressListener
 
@@ -99,6 +99,42 @@ def launch_node(pipeline: Pipeline, node_id: str, run_key: str, *, enable_cache:
     launcher = Launcher(MetadataStore(pipeline.metadata), enable_cache=enable_cache, quiet=quiet,
                         lease_s=lease_s)
     return launcher.launch(pipeline, node_id, run_key)
+
+
+@dataclasses.dataclass(frozen=True)
+class FinishedRun:
+    """What `finish_run` recorded: the store's run id, its state and the reason for FAILED."""
+
+    run_id: int
+    state: str
+    error: str | None
+
+
+def finish_run(pipeline: Pipeline, run_key: str) -> FinishedRun | None:
+    """Marks the run ``run_key`` COMPLETE or FAILED once its orchestrator has ended it (a KFP exit
+    handler's task); None when no node of it ever started.
+
+    COMPLETE when every node of the pipeline has a COMPLETE or CACHED execution in the run;
+    FAILED naming the newest failed node and its one-line error, or else the nodes that did not
+    run (the orchestrator skipped them after an upstream failure, or a task died first).
+    """
+    store = MetadataStore(pipeline.metadata)
+    run_id = store.run_id_of(pipeline.name, run_key)
+    if run_id is None:
+        return None
+    executions = store.executions_of_run(run_id)
+    failed = [e for e in executions if e["state"] == FAILED]
+    done = {e["component"] for e in executions if e["state"] in (COMPLETE, CACHED)}
+    missing = [c.id for c in pipeline.components if c.id not in done]
+    if failed:
+        summary = (failed[-1]["error"] or "no error recorded").split("\n", 1)[0]
+        state, error = FAILED, f"{failed[-1]['component']} failed: {summary}"
+    elif missing:
+        state, error = FAILED, f"nodes {missing} did not run"
+    else:
+        state, error = COMPLETE, None
+    store.finish_run(run_id, state, error)
+    return FinishedRun(run_id, state, error)
 
 
 class Launcher:

@@ -83,7 +83,7 @@ def _bounded(args, timeout=RUN_TIMEOUT_S):
 def _ir(path):
     """(pipeline spec, {node id: task spec}, {node id: container dict}) of an IR YAML, via kfp's loader."""
     spec = components.load_component_from_file(str(path)).pipeline_spec
-    tasks = {task.task_info.name: task for task in spec.root.dag.tasks.values()}
+    tasks = {task.task_info.name: task for task in _node_dag(spec).tasks.values()}
     executors = json_format.MessageToDict(spec.deployment_spec)["executors"]
     containers = {}
     for node, task in tasks.items():
@@ -92,8 +92,14 @@ def _ir(path):
     return spec, tasks, containers
 
 
+def _node_dag(spec):
+    """The DAG holding the node tasks: the exit handler's sub-DAG of a container pipeline, else the root."""
+    handler = [t for t in spec.root.dag.tasks.values() if t.task_info.name == "pipeline-nodes"]
+    return spec.components[handler[0].component_ref.name].dag if handler else spec.root.dag
+
+
 def _edges(spec, tasks):
-    names = {key: task.task_info.name for key, task in spec.root.dag.tasks.items()}
+    names = {key: task.task_info.name for key, task in _node_dag(spec).tasks.items()}
     return {node: {names[d] for d in task.dependent_tasks} for node, task in tasks.items()}
 
 
@@ -131,9 +137,21 @@ def test_the_taxi_pipeline_compiles_to_one_container_task_per_node_without_tenso
         inputs = task.inputs.parameters
         assert inputs["run_key"].runtime_value.constant.string_value == "{{$.pipeline_job_uuid}}"  # KFP's run id
         assert (inputs["root"].component_input_parameter, inputs["metadata"].component_input_parameter) == (
-            "root", "metadata")
+            "pipelinechannel--root", "pipelinechannel--metadata")  # the run parameters, through the exit handler
         assert not task.caching_options.enable_cache  # the project's store caches, not KFP
         assert task.retry_policy.max_retry_count == 2
+    # The exit handler's task marks the store's run once every node task has ended, whatever their outcome.
+    root_tasks = {t.task_info.name: t for t in spec.root.dag.tasks.values()}
+    assert set(root_tasks) == {"pipeline-nodes", "finish-run"}
+    finish = root_tasks["finish-run"]
+    assert finish.trigger_policy.strategy == finish.trigger_policy.TriggerStrategy.ALL_UPSTREAM_TASKS_COMPLETED
+    finish_container = json_format.MessageToDict(spec.deployment_spec)["executors"][
+        spec.components[finish.component_ref.name].executor_label]["container"]
+    assert finish_container["command"] == ["python", "-m", "pipeline", "finish-run"]
+    assert finish_container["args"] == [
+        TAXI_FULL, "--run-key", "{{$.inputs.parameters['run_key']}}", "--root", "{{$.inputs.parameters['root']}}",
+        "--metadata", "{{$.inputs.parameters['metadata']}}", "--set", "train_steps=300"]
+    assert finish.inputs.parameters["run_key"].runtime_value.constant.string_value == "{{$.pipeline_job_uuid}}"
 
     spec, tasks, containers = _ir(yaml_ir)
     assert spec.pipeline_info.name == "taxi-yaml"

@@ -101,6 +101,29 @@ def test_run_node_cli_exit_codes_and_one_line_errors(tmp_path):
     assert line.startswith("error: Add failed: Add got fail=True; expected False.") and "full log: " in line
     unknown = _cli("run-node", *common, "--node", "Nope")
     assert unknown.returncode == 2 and "got component id 'Nope'" in unknown.stderr
+    # An exit handler's finish-run marks the run FAILED, naming the failed node.
+    finished = _cli("finish-run", str(pipeline_file), "--root", root, "--run-key", "manual__1", "--set", "value=5")
+    assert finished.returncode == 0, finished.stderr
+    assert finished.stdout.strip() == ("run 1 (key 'manual__1') of pipeline 'toy': FAILED: Add failed: Add got "
+                                       "fail=True; expected False. How to fix: unset it.")
+    nothing = _cli("finish-run", str(pipeline_file), "--root", root, "--run-key", "never")
+    assert nothing.returncode == 0 and "no node of it started; nothing to mark" in nothing.stdout
+
+
+def test_finish_run_marks_complete_only_when_every_node_completed_or_came_from_the_cache(tmp_path):
+    from pipeline.launcher import finish_run
+
+    store = MetadataStore(f"sqlite:///{tmp_path}/metadata.sqlite")
+    launch_node(_toy(tmp_path), "Source", "partial")
+    partial = finish_run(_toy(tmp_path), "partial")  # the orchestrator skipped Add (or its task died first)
+    assert (partial.state, partial.error) == ("FAILED", "nodes ['Add'] did not run")
+    for node in ("Source", "Add"):
+        launch_node(_toy(tmp_path), node, "whole")  # Source from the cache
+    whole = finish_run(_toy(tmp_path), "whole")
+    assert (whole.state, whole.error) == ("COMPLETE", None)
+    states = {r["run_key"]: (r["state"], r["error"]) for r in store.list_runs()}
+    assert states == {"partial": ("FAILED", "nodes ['Add'] did not run"), "whole": ("COMPLETE", None)}
+    assert finish_run(_toy(tmp_path), "never") is None
 
 
 def test_a_store_made_before_the_schema_was_versioned_is_upgraded_keeping_its_rows(tmp_path):
