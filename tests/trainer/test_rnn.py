@@ -22,6 +22,7 @@ from trainer import heads
 from trainer.canned.rnn import RNNClassifier, RNNEstimator
 from trainer.canned.rnn_cells import make_cells, run_builtin_cells
 from trainer.export import (build_parsing_serving_input_receiver_fn,
+                            build_raw_sequence_serving_input_receiver_fn,
                             build_sequence_example_serving_input_receiver_fn)
 from trainer.run_config import RunConfig
 
@@ -249,6 +250,28 @@ def test_saved_model_round_trip_through_sequence_examples(lstm, tmp_path):
         for t, f in zip(tokens[:50], flip[:50])]
     served = tf.saved_model.load(path).signatures["predict"](examples=tf.constant(examples))
     np.testing.assert_allclose(served["probabilities"].numpy(), expected, atol=1e-5)
+
+
+def test_raw_sequence_receiver_takes_padded_sequences_and_lengths(lstm, tmp_path):
+    receiver = build_raw_sequence_serving_input_receiver_fn(
+        {"flip": tf.TensorSpec([None, 1], tf.float32)},
+        {"t": tf.TensorSpec([None, None], tf.int64)})
+    signature = tf.saved_model.load(lstm.export_saved_model(str(tmp_path), receiver)).signatures[
+        "predict"]
+    tokens, flip, _ = TEST
+    tokens, flip = tokens[:50], flip[:50]
+    lengths = np.array([len(t) for t in tokens])
+    # Pad with a real token id (3, the one the label depends on): the mask must hide it.
+    padded = np.full((50, lengths.max() + 2), TOKEN, np.int64)
+    for row, t in zip(padded, tokens):
+        row[:len(t)] = t
+    served = signature(t=tf.constant(padded), sequence_length=tf.constant(lengths),
+                       flip=tf.constant(flip[:, None]))
+    expected = _probabilities(lstm, (tokens, flip, None))
+    np.testing.assert_allclose(served["probabilities"].numpy(), expected, atol=1e-5)
+    with pytest.raises(ValueError, match=r"keys \['sequence_length'\] twice"):
+        build_raw_sequence_serving_input_receiver_fn(
+            None, {"sequence_length": tf.TensorSpec([None, None], tf.int64)})
 
 
 def test_resume_from_checkpoint(lstm, tmp_path):

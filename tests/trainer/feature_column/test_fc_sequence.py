@@ -201,7 +201,7 @@ def test_layer_traces_in_tf_function_with_one_set_of_variables():
 
 @pytest.mark.parametrize("name", ["trainer.feature_column.sequence",
                                   "trainer.feature_column.sequence_features",
-                                  "trainer.export.sequence_example"])
+                                  "trainer.export.sequence_receivers"])
 def test_docstring_examples(name):
     result = doctest.testmod(importlib.import_module(name), optionflags=doctest.ELLIPSIS)
     assert result.attempted > 0 and result.failed == 0
