@@ -9,6 +9,12 @@ preprocessing_fn, so the model's input layer always matches the transformed data
 | Bucketized, Vocabulary, Hashed, Crossed | int ids | identity | indicator |
 | Embedding(source) | (the source's ids) | - | embedding of the source |
 
+BoostedTrees* take their own columns (`boosted_trees_columns`): every id feature as an
+indicator of its identity column (each id a binary split, as tf.estimator did), and every
+z-scored Numeric feature bucketized at the quantiles of a standard normal
+(``NUMERIC_Z_BUCKETS`` buckets: the z-score makes these boundaries scale-free; a feature
+far from normal gets uneven buckets, so give it as ``Bucketized`` for exact quantiles).
+
 Example:
     >>> from components.feature_spec import FeatureSpec, Label, Numeric
     >>> config = CannedEstimatorConfig(
@@ -29,7 +35,12 @@ from components.trainer.fn_args import FnArgs, transformed_input_fn
 
 CANNED_ESTIMATORS = ("LinearClassifier", "DNNClassifier", "DNNLinearCombinedClassifier",
                      "BaselineClassifier", "LinearRegressor", "DNNRegressor",
-                     "DNNLinearCombinedRegressor", "BaselineRegressor")
+                     "DNNLinearCombinedRegressor", "BaselineRegressor",
+                     "BoostedTreesClassifier", "BoostedTreesRegressor")
+BOOSTED_TREES = ("BoostedTreesClassifier", "BoostedTreesRegressor")
+# Buckets of a z-scored Numeric feature for boosted trees: cut at the standard normal's
+# 1/32 ... 31/32 quantiles (the z-score's distribution when the feature is near normal).
+NUMERIC_Z_BUCKETS = 32
 
 
 @dataclasses.dataclass(frozen=True)
@@ -109,14 +120,45 @@ def feature_columns(spec: FeatureSpec, transform_graph_path: str) -> tuple[list,
     return wide, deep
 
 
+def boosted_trees_columns(spec: FeatureSpec, transform_graph_path: str) -> list:
+    """The BoostedTrees* columns: indicators of the id features, bucketized z-scores (see above)."""
+    from statistics import NormalDist
+
+    from trainer import feature_column as fc
+
+    wide, _ = feature_columns(spec, transform_graph_path)
+    normal = NormalDist()
+    boundaries = [normal.inv_cdf(i / NUMERIC_Z_BUCKETS) for i in range(1, NUMERIC_Z_BUCKETS)]
+    columns = []
+    for column in wide:
+        if isinstance(column, fc.NumericColumn):
+            columns.append(fc.bucketized_column(column, boundaries))
+        else:
+            columns.append(fc.indicator_column(column))
+    return columns
+
+
 def build_estimator(config: CannedEstimatorConfig, transform_graph_path: str, *, model_dir: str,
                     warm_start_from: str | None = None):
     """Builds the canned estimator of ``config`` writing to ``model_dir``."""
     import trainer
 
-    wide, deep = feature_columns(config.feature_spec, transform_graph_path)
     kwargs = dict(config.kwargs)
     name = config.estimator
+    config_ = trainer.RunConfig(tf_random_seed=config.random_seed,
+                                save_checkpoints_steps=config.save_checkpoints_steps)
+    if name in BOOSTED_TREES:
+        from trainer.canned import boosted_trees
+
+        if warm_start_from:
+            raise ValueError(
+                f"build_estimator got warm_start_from={warm_start_from!r} for {name}; boosted trees "
+                "grow their ensemble from scratch (tf.estimator's could not warm-start either). How to "
+                "fix: train without a base model.")
+        kwargs["feature_columns"] = boosted_trees_columns(config.feature_spec, transform_graph_path)
+        kwargs.setdefault("n_batches_per_layer", 1)
+        return getattr(boosted_trees, name)(model_dir=model_dir, config=config_, **kwargs)
+    wide, deep = feature_columns(config.feature_spec, transform_graph_path)
     if name.startswith("DNNLinearCombined"):
         kwargs.update(linear_feature_columns=wide, dnn_feature_columns=deep)
         kwargs.setdefault("dnn_hidden_units", [32, 16])
@@ -127,8 +169,6 @@ def build_estimator(config: CannedEstimatorConfig, transform_graph_path: str, *,
         kwargs.update(feature_columns=wide)
     if warm_start_from:
         kwargs["warm_start_from"] = warm_start_from
-    config_ = trainer.RunConfig(tf_random_seed=config.random_seed,
-                                save_checkpoints_steps=config.save_checkpoints_steps)
     return getattr(trainer, name)(model_dir=model_dir, config=config_, **kwargs)
 
 

@@ -17,6 +17,9 @@ constructor argument (or config field) it sets on each estimator family:
 | ``embedding_dimension`` | int >= 1 | every Embedding feature's ``dimension`` | same | - |
 | ``batch_size`` | int >= 1 | ``CannedEstimatorConfig.batch_size`` | same | same |
 
+BoostedTrees* take ``learning_rate`` (the trees' shrinkage, a float > 0), ``n_trees`` and
+``max_depth`` (ints >= 1), each setting the argument of that name, and ``batch_size``.
+
 An optimizer and its learning rate become one ``{"name": ..., "learning_rate": ...}``
 mapping: a tuned name drops the base optimizer's other arguments (they belong to
 another class); a tuned rate alone keeps the base optimizer (default: the
@@ -49,11 +52,12 @@ from components.trainer.canned_config import CannedEstimatorConfig
 OPTIMIZER_NAMES = ("Adagrad", "Adam", "Ftrl", "Momentum", "RMSProp", "SGD")
 FLOAT, INT, CHOICE = "float", "int", "choice"
 DNN, COMBINED, LINEAR, BASELINE = "DNN", "DNNLinearCombined", "Linear", "Baseline"
+BOOSTED = "BoostedTrees"
 
 
 def family(estimator: str) -> str:
-    """The estimator's family: ``DNNLinearCombined``, ``DNN``, ``Linear`` or ``Baseline``."""
-    for prefix in (COMBINED, DNN, LINEAR, BASELINE):
+    """The estimator's family: ``DNNLinearCombined``, ``DNN``, ``Linear``, ``Baseline`` or ``BoostedTrees``."""
+    for prefix in (COMBINED, DNN, LINEAR, BASELINE, BOOSTED):
         if estimator.startswith(prefix):
             return prefix
     raise ValueError(f"family got estimator={estimator!r}; expected a canned estimator name. How to fix: "
@@ -113,12 +117,14 @@ HYPERPARAMETERS: dict[str, Hyperparameter] = {
     "dropout": Hyperparameter(FLOAT, {f: p + "dropout" for f, p in _DNN_PARTS.items()}, _dropout),
     "batch_norm": Hyperparameter(CHOICE, {DNN: "batch_norm", COMBINED: "batch_norm"}, _bool),
     "optimizer": Hyperparameter(CHOICE, _OPTIMIZED, _optimizer),
-    "learning_rate": Hyperparameter(FLOAT, _OPTIMIZED, _positive),
+    "learning_rate": Hyperparameter(FLOAT, {**_OPTIMIZED, BOOSTED: "learning_rate"}, _positive),
+    "n_trees": Hyperparameter(INT, {BOOSTED: "n_trees"}, _positive_int),
+    "max_depth": Hyperparameter(INT, {BOOSTED: "max_depth"}, _positive_int),
     "linear_optimizer": Hyperparameter(CHOICE, {COMBINED: "linear_optimizer"}, _optimizer),
     "linear_learning_rate": Hyperparameter(FLOAT, {COMBINED: "linear_optimizer"}, _positive),
     "embedding_dimension": Hyperparameter(INT, {DNN: "dimension", COMBINED: "dimension"}, _positive_int),
     "batch_size": Hyperparameter(INT, {DNN: "batch_size", COMBINED: "batch_size", LINEAR: "batch_size",
-                                       BASELINE: "batch_size"}, _positive_int),
+                                       BASELINE: "batch_size", BOOSTED: "batch_size"}, _positive_int),
 }
 _DEFAULT_OPTIMIZERS = {"optimizer": {DNN: "Adagrad", LINEAR: "Ftrl", BASELINE: "Ftrl"},
                        "dnn_optimizer": {COMBINED: "Adagrad"}, "linear_optimizer": {COMBINED: "Ftrl"}}
@@ -174,6 +180,8 @@ def apply_hyperparameters(config: CannedEstimatorConfig, values: Mapping[str, An
             feature_spec = dataclasses.replace(feature_spec, features=tuple(
                 dataclasses.replace(f, dimension=value) if isinstance(f, Embedding) else f
                 for f in feature_spec.features))
+        elif kind == BOOSTED and name == "learning_rate":
+            kwargs[target] = float(value)  # a tree's shrinkage, not an optimizer's
         elif name.endswith("optimizer"):
             optimizers.setdefault(target, {})["name"] = value
         elif name.endswith("learning_rate"):

@@ -56,6 +56,8 @@ def architecture(config: CannedEstimatorConfig) -> dict[str, Any]:
 
 def why_not_warm_start(base: Model, config: CannedEstimatorConfig) -> str | None:
     """None when a canned model of ``config`` can warm-start from ``base``, else the reason."""
+    if config.estimator.startswith("BoostedTrees"):
+        return f"{config.estimator} grows its ensemble from scratch (boosted trees do not warm-start)"
     recorded = base.properties.get("architecture")
     if recorded is None:
         return f"base Model {base.id} records no architecture (not trained by the canned Trainer)"
