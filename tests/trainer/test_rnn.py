@@ -181,6 +181,20 @@ def test_return_sequences_predicts_every_step(tmp_path):
     est.train(input_fn, steps=300)
     metrics = est.evaluate(lambda: input_fn().take(5))
     assert metrics["accuracy"] >= ACCURACY
+    # A sequence_mask given in the features leaves its False steps out of loss and metrics:
+    # labels that are wrong only there change nothing.
+    few = (tokens[:200], step_labels[:200])
+    given = tf.ragged.constant([np.arange(len(t)) < 2 for t in few[0]]).to_tensor()
+    wrong = [np.where(np.arange(len(l)) < 2, l, 1 - l) for l in few[1]]
+
+    def masked_input_fn(labels):
+        return lambda: tf.data.Dataset.from_tensors((
+            {"t": tf.ragged.constant(few[0], tf.int64), "sequence_mask": given},
+            tf.ragged.constant(labels, tf.int64)))
+
+    right = est.evaluate(masked_input_fn(few[1]))
+    assert right["accuracy"] == est.evaluate(masked_input_fn(wrong))["accuracy"]
+    assert right["loss"] == pytest.approx(est.evaluate(masked_input_fn(wrong))["loss"], rel=1e-6)
     test_tokens = [np.array([1, 3, 0]), np.array([2]), np.array([0, 1, 2, 4, 3])]
     fn = lambda: tf.data.Dataset.from_tensors({"t": tf.ragged.constant(test_tokens, tf.int64)})
     predictions = list(est.predict(fn))

@@ -85,8 +85,26 @@ def _train_op_fn(optimizer):
 
 
 def _sequence_spec(head, features, mode, logits, mask, labels, optimizer_kwargs, mask_key):
-    """Per-step logits ``[batch, T, C]``: the head sees the real steps as one flat batch."""
+    """Per-step logits ``[batch, T, C]``: the head sees the real steps as one flat batch.
+
+    A ``[batch, T]`` mask given in the features under ``mask_key`` replaces the one
+    made from the sequence lengths (as in tf.estimator), e.g. to leave unlabeled
+    steps out of the loss and metrics.
+    """
     batch, steps = tf.shape(logits)[0], tf.shape(logits)[1]
+    if mask_key in features:
+        given = features[mask_key]
+        if isinstance(given, tf.RaggedTensor):
+            given = given.to_tensor()
+        if isinstance(given, tf.SparseTensor):
+            given = tf.sparse.to_dense(given)
+        given = tf.cast(tf.convert_to_tensor(given), tf.bool)
+        if given.shape.rank != 2:
+            raise ValueError(
+                f"RNNEstimator got features[{mask_key!r}] of shape {given.shape}; expected the "
+                "[batch, T] sequence mask (True at the steps to use).")
+        given = tf.pad(given[:, :steps], [[0, 0], [0, steps - tf.shape(given[:, :steps])[1]]])
+        mask = tf.logical_and(mask, given)
     if mode == ModeKeys.PREDICT:
         flat = tf.reshape(logits, [-1, head.logits_dimension])
         spec = head.create_estimator_spec(features, mode, flat)
@@ -188,7 +206,9 @@ class RNNEstimator(_common.CannedEstimator):
         rnn_cell_fn: Instead of ``units``/``cell_type``: a function of no arguments
             returning a Keras RNN cell or a list of cells (Keras 3 or tf_keras).
         return_sequences: If True, logits, labels and predictions are per step
-            (``[batch, T]``), and predictions add ``'sequence_mask'``.
+            (``[batch, T]``), and predictions add ``'sequence_mask'``. A mask
+            given in the features under that key also restricts the loss and
+            metrics to its True steps.
         model_dir: Checkpoint directory.
         optimizer: Name (learning rate 0.05, gradients clipped to norm 5.0, as in
             tf.estimator), a ``{"name": ...}`` mapping, or an optimizer object.
