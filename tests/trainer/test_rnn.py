@@ -108,6 +108,7 @@ def test_variable_names_and_defaults(lstm, tmp_path):
     defaults = RNNClassifier([TOKENS], units=[4]).get_params()
     assert defaults["optimizer"] == "Adagrad" and defaults["n_classes"] == 2
     assert defaults["sequence_mask"] == "sequence_mask"
+    assert RNNClassifier(**defaults).get_params() == defaults
 
 
 @pytest.mark.parametrize("cell_type", ["simple_rnn", "lstm", "gru"])
@@ -216,6 +217,21 @@ def test_user_rnn_cell_fn_with_keras_3_cells(tmp_path):
     names = [name for name, _ in tf.train.list_variables(str(tmp_path))]
     assert any("lstm_cell" in n and n.endswith("kernel") for n in names), names
     assert any("gru_cell" in n for n in names), names
+
+
+def test_keras_cell_class_as_cell_type(tmp_path):
+    import keras
+
+    est = RNNClassifier([TOKENS], units=[5, 3], cell_type=keras.layers.SimpleRNNCell,
+                        model_dir=str(tmp_path))
+    est.train(_input_fn(TRAIN), steps=2)
+    kernels = [n for n, _ in tf.train.list_variables(str(tmp_path))
+               if "simple_rnn_cell" in n and n.endswith("/kernel")]
+    assert len(kernels) == 2, kernels  # one cell per units entry, stacked
+    # get_params holds the constructor's arguments unchanged, so the estimator clones.
+    assert est.get_params()["cell_type"] is keras.layers.SimpleRNNCell
+    assert est.get_params()["rnn_cell_fn"] is None
+    RNNClassifier(**est.get_params())
 
 
 def test_user_rnn_cell_fn_with_a_tf_keras_cell(tmp_path):

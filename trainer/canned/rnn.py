@@ -202,7 +202,8 @@ class RNNEstimator(_common.CannedEstimator):
             embedding/indicator columns of ``sequence_categorical_column_with_*``).
         context_feature_columns: Optional non-sequence dense columns, repeated at every step.
         units: Sizes of the stacked cells, e.g. ``[32, 16]``.
-        cell_type: 'simple_rnn' (default), 'lstm' or 'gru'.
+        cell_type: 'simple_rnn' (default), 'lstm' or 'gru' (built-in cells), or a
+            Keras cell class such as ``keras.layers.LSTMCell`` (one per ``units`` entry).
         rnn_cell_fn: Instead of ``units``/``cell_type``: a function of no arguments
             returning a Keras RNN cell or a list of cells (Keras 3 or tf_keras).
         return_sequences: If True, logits, labels and predictions are per step
@@ -244,6 +245,14 @@ class RNNEstimator(_common.CannedEstimator):
             if not callable(rnn_cell_fn):
                 raise TypeError(f"{caller} got rnn_cell_fn={rnn_cell_fn!r}; expected a function.")
             resolved_cell = None
+        elif isinstance(cell_type, type):
+            # tf.estimator also took a cell class, e.g. keras.layers.LSTMCell: one per unit size.
+            units = _check_units(units, caller)
+            resolved_cell = None
+            cell_class = cell_type
+
+            def cell_fn():
+                return [cell_class(units=n) for n in units]
         else:
             units = _check_units(units, caller)
             resolved_cell = DEFAULT_CELL_TYPE if cell_type is USE_DEFAULT else cell_type
@@ -251,6 +260,7 @@ class RNNEstimator(_common.CannedEstimator):
                 raise ValueError(
                     f"{caller} got cell_type={cell_type!r}; expected one of {sorted(CELL_TYPES)}. "
                     "How to fix: pick one, or pass rnn_cell_fn returning your own Keras cell.")
+            cell_fn = None
         if not isinstance(return_sequences, bool):
             raise TypeError(f"{caller} got return_sequences={return_sequences!r}; expected a bool.")
         if not isinstance(sequence_mask, str) or not sequence_mask:
@@ -266,7 +276,7 @@ class RNNEstimator(_common.CannedEstimator):
                 logits, mask = rnn_logits(
                     features, sequence_feature_columns, context_feature_columns,
                     head.logits_dimension, units=units, cell_type=resolved_cell,
-                    rnn_cell_fn=rnn_cell_fn, return_sequences=return_sequences)
+                    rnn_cell_fn=cell_fn, return_sequences=return_sequences)
             optimizer_kwargs = {}
             if mode == ModeKeys.TRAIN:
                 if isinstance(optimizer, (str, Mapping)):
