@@ -206,6 +206,31 @@ def test_return_sequences_predicts_every_step(tmp_path):
         np.testing.assert_array_equal(p["class_ids"][:len(t), 0], expected)
 
 
+def test_return_sequences_with_string_labels_and_per_step_weights(tmp_path):
+    tokens, _, _ = TRAIN
+    few = tokens[:200]
+    labels = [np.where(np.maximum.accumulate(t == TOKEN), "seen", "not yet") for t in few]
+    weights = [(np.arange(len(t)) < 2).astype(np.float32) for t in few]  # only 2 steps count
+    wrong = [np.where(w > 0, l, np.where(l == "seen", "not yet", "seen"))
+             for l, w in zip(labels, weights)]
+    est = RNNClassifier([TOKENS], units=[4], return_sequences=True, weight_column="w",
+                        label_vocabulary=["not yet", "seen"], model_dir=str(tmp_path))
+
+    def input_fn(step_labels):
+        return lambda: tf.data.Dataset.from_tensors((
+            {"t": tf.ragged.constant(few, tf.int64), "w": tf.ragged.constant(weights)},
+            tf.ragged.constant(step_labels)))
+
+    est.train(input_fn(labels), steps=3)
+    right = est.evaluate(input_fn(labels))
+    # Labels that are wrong only where the weight is 0 change nothing.
+    assert right["loss"] == pytest.approx(est.evaluate(input_fn(wrong))["loss"], rel=1e-6)
+    assert right["accuracy"] == est.evaluate(input_fn(wrong))["accuracy"]
+    prediction = next(iter(est.predict(lambda: tf.data.Dataset.from_tensors(
+        {"t": tf.ragged.constant([[1, 3]], tf.int64)}))))
+    assert set(prediction["classes"][:, 0]) <= {b"seen", b"not yet"}
+
+
 def test_user_rnn_cell_fn_with_keras_3_cells(tmp_path):
     import keras
 

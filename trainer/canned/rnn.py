@@ -22,8 +22,9 @@ import tensorflow as tf
 
 from trainer import feature_column as fc
 from trainer.canned import _common
-from trainer.estimator_spec import EstimatorSpec
 from trainer.canned.rnn_cells import CELL_TYPES, make_cells, run_builtin_cells, run_user_cells
+from trainer.estimator_spec import EstimatorSpec
+from trainer.export import PredictOutput
 from trainer.feature_column.base import is_sequence_column
 from trainer.layers import dense
 from trainer.mode_keys import ModeKeys
@@ -84,27 +85,38 @@ def _train_op_fn(optimizer):
     return train_op_fn
 
 
+def _per_step(value, steps, what: str) -> tf.Tensor:
+    """``value`` (dense, sparse or ragged, ``[batch, T']`` or ``[batch, T', 1]``) as ``[batch, steps]``.
+
+    Steps past ``T'`` are padded (zero, False or ""); they are masked out anyway.
+    """
+    if isinstance(value, tf.RaggedTensor):
+        value = value.to_tensor()
+    if isinstance(value, tf.SparseTensor):
+        value = tf.sparse.to_dense(value)
+    value = tf.convert_to_tensor(value)
+    if value.shape.rank == 3 and value.shape[-1] == 1:
+        value = value[:, :, 0]
+    if value.shape.rank != 2:
+        raise ValueError(
+            f"RNNEstimator with return_sequences=True got {what} of shape {value.shape}; "
+            "expected [batch, T]: one value per step.")
+    value = value[:, :steps]
+    return tf.pad(value, [[0, 0], [0, steps - tf.shape(value)[1]]],
+                  constant_values=tf.zeros([], value.dtype))
+
+
 def _sequence_spec(head, features, mode, logits, mask, labels, optimizer_kwargs, mask_key):
     """Per-step logits ``[batch, T, C]``: the head sees the real steps as one flat batch.
 
-    A ``[batch, T]`` mask given in the features under ``mask_key`` replaces the one
-    made from the sequence lengths (as in tf.estimator), e.g. to leave unlabeled
-    steps out of the loss and metrics.
+    A ``[batch, T]`` mask given in the features under ``mask_key`` also restricts
+    the steps used (as in tf.estimator), e.g. to leave unlabeled steps out of the
+    loss and metrics. Per-step weights (the head's ``weight_column``) are ``[batch, T]``.
     """
     batch, steps = tf.shape(logits)[0], tf.shape(logits)[1]
     if mask_key in features:
-        given = features[mask_key]
-        if isinstance(given, tf.RaggedTensor):
-            given = given.to_tensor()
-        if isinstance(given, tf.SparseTensor):
-            given = tf.sparse.to_dense(given)
-        given = tf.cast(tf.convert_to_tensor(given), tf.bool)
-        if given.shape.rank != 2:
-            raise ValueError(
-                f"RNNEstimator got features[{mask_key!r}] of shape {given.shape}; expected the "
-                "[batch, T] sequence mask (True at the steps to use).")
-        given = tf.pad(given[:, :steps], [[0, 0], [0, steps - tf.shape(given[:, :steps])[1]]])
-        mask = tf.logical_and(mask, given)
+        given = _per_step(features[mask_key], steps, f"features[{mask_key!r}] (the mask)")
+        mask = tf.logical_and(mask, tf.cast(given, tf.bool))
     if mode == ModeKeys.PREDICT:
         flat = tf.reshape(logits, [-1, head.logits_dimension])
         spec = head.create_estimator_spec(features, mode, flat)
@@ -113,8 +125,6 @@ def _sequence_spec(head, features, mode, logits, mask, labels, optimizer_kwargs,
             inner = tf.shape(value)[1:]
             predictions[key] = tf.reshape(value, tf.concat([[batch, steps], inner], axis=0))
         predictions[mask_key] = mask
-        from trainer.export import PredictOutput
-
         # Classification/regression outputs are [batch, classes]; per-step results only fit
         # the generic predict signature.
         outputs = {"serving_default": PredictOutput(predictions),
@@ -128,29 +138,12 @@ def _sequence_spec(head, features, mode, logits, mask, labels, optimizer_kwargs,
         if len(labels) != 1:
             raise ValueError(f"RNNEstimator got labels with keys {sorted(labels)}; expected one.")
         labels = next(iter(labels.values()))
-    if isinstance(labels, tf.RaggedTensor):
-        labels = labels.to_tensor()
-    if isinstance(labels, tf.SparseTensor):
-        labels = tf.sparse.to_dense(labels)
-    labels = tf.convert_to_tensor(labels)
-    if labels.shape.rank == 3:
-        labels = labels[:, :, 0]
-    if labels.shape.rank != 2:
-        raise ValueError(
-            f"RNNEstimator with return_sequences=True got labels of shape {labels.shape}; "
-            "expected [batch, T]: one label per step.")
-    labels = labels[:, :steps]
-    labels = tf.pad(labels, [[0, 0], [0, steps - tf.shape(labels)[1]]])
+    labels = _per_step(labels, steps, "labels")
     flat_features = dict(features)
     weight_column = getattr(head, "weight_column", None)
     weight_key = getattr(weight_column, "key", weight_column)
     if isinstance(weight_key, str) and weight_key in features:
-        weights = features[weight_key]
-        if isinstance(weights, tf.SparseTensor):
-            weights = tf.sparse.to_dense(weights)
-        weights = tf.convert_to_tensor(weights)
-        if weights.shape.rank == 3:
-            weights = weights[:, :, 0]
+        weights = _per_step(features[weight_key], steps, f"the weights {weight_key!r}")
         flat_features[weight_key] = tf.boolean_mask(weights, mask)[:, None]
     return head.create_estimator_spec(
         flat_features, mode, tf.boolean_mask(logits, mask), tf.boolean_mask(labels, mask)[:, None],
