@@ -188,8 +188,10 @@ def test_pruning_removes_splits_that_do_not_pay(tmp_path):
 
 
 def test_argument_errors():
-    with pytest.raises(ValueError, match="numeric_column|bucketized_column"):
-        BoostedTreesClassifier([fc.numeric_column("x1")], n_batches_per_layer=1)
+    with pytest.raises(ValueError, match="numeric_column 'x1' of shape \\(2, 2\\)"):
+        BoostedTreesClassifier([fc.numeric_column("x1", shape=(2, 2))], n_batches_per_layer=1)
+    with pytest.raises(ValueError, match="quantile_sketch_epsilon=0"):
+        BoostedTreesClassifier(COLUMNS, 1, quantile_sketch_epsilon=0)
     with pytest.raises(ValueError, match="indicator_column"):
         BoostedTreesClassifier([fc.embedding_column(fc.categorical_column_with_identity("c", 3), 2)], 1)
     with pytest.raises(ValueError, match="n_batches_per_layer=0"):
@@ -299,3 +301,33 @@ def test_train_in_memory_caches_logits_and_grows_the_same_trees(tmp_path):
         np.testing.assert_allclose(cached.get_variable_value(f"boosted_trees/{name}"),
                                    plain.get_variable_value(f"boosted_trees/{name}"), atol=1e-5)
     assert "boosted_trees/cached_logits" not in cached.get_variable_names()
+
+
+def test_numeric_columns_are_bucketized_at_data_quantiles(tmp_path):
+    labels = np.where(X1 > 1.3, 2.0, 0.0).astype(np.float32)[:, None]
+
+    def build(directory):
+        return BoostedTreesRegressor([fc.numeric_column("x1"), fc.numeric_column("x2")], n_batches_per_layer=2,
+                                     model_dir=str(directory), n_trees=2, max_depth=1, learning_rate=1.0,
+                                     quantile_sketch_epsilon=0.02)
+
+    # Every batch is the whole data set, so a run resumed mid-phase sees the same batches (an
+    # input_fn restarts from its first batch after a restore).
+    batches = whole(labels)
+    one = build(tmp_path / "one")
+    one.train(batches, steps=1000)
+    # 2 steps find the boundaries, then 2 trees x 1 layer x 2 batches.
+    assert one.get_variable_value("global_step") == 6
+    boundaries = one.get_variable_value("boosted_trees/quantile_boundaries")
+    assert boundaries.shape == (2, 49)
+    # The 25th of 49 boundaries is the median of U(0, 4) data: ~2 (sampling error ~0.1 at 400 rows).
+    np.testing.assert_allclose(boundaries[:, 24], 2.0, atol=0.3)
+    wrong = np.abs(predictions(one, "predictions")[:, 0] - labels[:, 0]) > 0.5
+    # Only rows between the split's boundary and 1.3 can be wrong: 50 buckets of ~8 rows each.
+    assert wrong.sum() <= 8
+    two = build(tmp_path / "two")
+    two.train(batches, steps=1)  # stops inside the quantile phase; resumes from its sample
+    build(tmp_path / "two").train(batches, steps=1000)
+    for name in ("quantile_boundaries", "node_feature", "node_threshold", "node_value"):
+        np.testing.assert_allclose(two.get_variable_value(f"boosted_trees/{name}"),
+                                   one.get_variable_value(f"boosted_trees/{name}"), atol=1e-6)

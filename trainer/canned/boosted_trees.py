@@ -27,9 +27,13 @@ statistics). They checkpoint by name like any variable, so training resumes from
 and prediction is a vectorized walk (``max_depth`` gathers over all trees at once) with
 standard ops only: the SavedModel serves in TF Serving, ``python -m serving`` or TF Lite.
 
-Features: ``bucketized_column`` (each element one feature, its buckets the split points) and
-``indicator_column`` of a categorical column (each id a binary feature, as tf.estimator did).
-A ``numeric_column`` must be wrapped in ``bucketized_column`` (no quantile sketch here).
+Features: ``bucketized_column`` (each element one feature, its buckets the split points),
+``indicator_column`` of a categorical column (each id a binary feature, as tf.estimator did)
+and ``numeric_column``: as tf.estimator 2.x, the first ``n_batches_per_layer`` training steps
+find its boundaries (about ``1 / quantile_sketch_epsilon`` buckets) at the quantiles of up to
+``QUANTILE_SAMPLE`` rows of those batches (an exact sample's quantiles, not a streaming
+sketch: each batch gives its first rows, so shuffle the input); the boundaries are variables
+too (``boosted_trees/quantile_boundaries``), checkpointed and exported with the trees.
 
 Example:
     >>> # from trainer.feature_column import bucketized_column, numeric_column
@@ -50,6 +54,7 @@ from trainer.estimator_spec import EstimatorSpec
 from trainer.feature_column.base import FeatureCache
 from trainer.feature_column.bucketized import BucketizedColumn
 from trainer.feature_column.indicator import IndicatorColumn
+from trainer.feature_column.numeric import NumericColumn
 from trainer.heads import BinaryClassHead, RegressionHead
 from trainer.heads.keys import PredictionKeys
 from trainer.hooks.session_run_hook import SessionRunHook
@@ -67,42 +72,72 @@ MAX_TOTAL_NODES = 2 ** 24
 MIN_GAIN = 1e-7
 # center_bias: Newton steps on the bias continue until one moves it less than this.
 BIAS_TOLERANCE = 1e-3
+# Numeric columns: boundaries come from up to this many rows of the first
+# n_batches_per_layer batches (each batch gives an equal share, its first rows).
+QUANTILE_SAMPLE = 20000
 BIAS_KEY = "bias"
 DFC_KEY = "dfc"
 _DFC_TENSOR_KEY = "dfc_per_feature"
 
 
 class _Features:
-    """The columns as one int32 matrix of bucket indices [batch, n_features]."""
+    """The columns as one int32 matrix of bucket indices [batch, n_features].
 
-    def __init__(self, columns, caller):
+    A numeric column's elements are bucketized at ``quantile_buckets - 1`` boundaries that
+    training computes from the data (`_Trainer._collect_quantiles`).
+    """
+
+    def __init__(self, columns, caller, quantile_buckets):
         self.columns = columns
         self.buckets = []  # per feature: its number of buckets
         self.column_of = []  # per feature: index into columns
+        self.numeric = 0  # how many features are numeric elements
         for i, column in enumerate(columns):
-            if isinstance(column, BucketizedColumn):
+            if isinstance(column, NumericColumn):
+                if len(column.shape) > 1:
+                    raise ValueError(
+                        f"{caller} got numeric_column {column.name!r} of shape {column.shape}; boosted "
+                        "trees take scalar or one-dimensional numeric columns. How to fix: reshape it.")
+                n, b = (column.shape[0] if column.shape else 1), quantile_buckets
+                self.numeric += n
+            elif isinstance(column, BucketizedColumn):
                 n, b = column._elements, len(column.boundaries) + 1
             elif isinstance(column, IndicatorColumn):
                 n, b = column.categorical_column.num_buckets, 2
             else:
-                hint = (f" How to fix: wrap it, e.g. bucketized_column({column.name!r} column, "
-                        "boundaries=[...]) with boundaries at its quantiles."
-                        if type(column).__name__ == "NumericColumn" else
-                        " How to fix: use bucketized_column(numeric_column(...), boundaries) or "
-                        "indicator_column(categorical_column).")
                 raise ValueError(
                     f"{caller} got feature column {column.name!r} of type {type(column).__name__}; "
-                    f"boosted trees take bucketized_column and indicator_column only.{hint}")
+                    "boosted trees take numeric_column, bucketized_column and indicator_column. How "
+                    "to fix: use indicator_column(categorical_column) for ids, numeric_column or "
+                    "bucketized_column for numbers.")
             self.buckets += [b] * n
             self.column_of += [i] * n
         self.count = len(self.buckets)
+        self.max_quantile_buckets = quantile_buckets
         self.max_buckets = max(self.buckets)
         self.names = [c.name for c in columns]
 
-    def __call__(self, features):
+    def numeric_values(self, features):
+        """The numeric columns' values [batch, numeric features] (None without any)."""
         cache = FeatureCache(features)
-        parts = []
+        parts = [tf.reshape(cache.get(c, None), [-1, c.shape[0] if c.shape else 1])
+                 for c in self.columns if isinstance(c, NumericColumn)]
+        return tf.concat(parts, axis=1) if parts else None
+
+    def __call__(self, features, boundaries=None):
+        """Bucket indices; ``boundaries`` [numeric features, quantile_buckets - 1] if any."""
+        cache = FeatureCache(features)
+        numeric = None
+        if self.numeric:
+            values = tf.transpose(self.numeric_values(features))  # [features, batch]
+            numeric = tf.transpose(tf.searchsorted(boundaries, values, side="right", out_type=tf.int32))
+        parts, start = [], 0
         for column in self.columns:
+            if isinstance(column, NumericColumn):
+                width = column.shape[0] if column.shape else 1
+                parts.append(numeric[:, start:start + width])
+                start += width
+                continue
             value = cache.get(column, None)
             if isinstance(column, IndicatorColumn):
                 value = tf.minimum(value, 1.0)  # present or not
@@ -147,6 +182,14 @@ class _Ensemble:
         self.bias_centered = var("bias_centered", lambda: tf.constant(False))
         self.stats = var("layer_stats", lambda: tf.zeros(self.shape_stats))
         self.bias_stats = var("bias_stats", lambda: tf.zeros([2 * d]))
+        if features.numeric:
+            k = features.max_quantile_buckets - 1
+            self.boundaries = var("quantile_boundaries", lambda: tf.zeros([features.numeric, k]))
+            self.sample = var("quantile_sample", lambda: tf.zeros([QUANTILE_SAMPLE, features.numeric]))
+            self.sampled = var("quantile_sample_rows", lambda: tf.constant(0))
+            self.quantiles_ready = var("quantiles_ready", lambda: tf.constant(False))
+        else:
+            self.boundaries = None
 
     def grown_trees(self):
         """The trees that may hold splits: the finished ones and the one growing."""
@@ -268,8 +311,8 @@ class BoostedTreesEstimator(_common.CannedEstimator):
         pruning_mode: ``'none'``; ``'pre'`` (no split whose gain minus tree_complexity is
             <= 0) or ``'post'`` (grow, then cut subtrees of negative gain); both need
             ``tree_complexity > 0``.
-        quantile_sketch_epsilon: Accepted for tf.estimator's signature; unused (numeric
-            columns must be bucketized).
+        quantile_sketch_epsilon: Numeric columns get ``ceil(1 / epsilon)`` buckets at the
+            quantiles of the first ``n_batches_per_layer`` batches (see the module docstring).
         train_in_memory: True promises that every batch is the whole (same) data set; needs
             ``n_batches_per_layer=1`` (as in tf.estimator). Each step then walks only the
             growing tree: the finished trees' logits are cached per example.
@@ -285,7 +328,11 @@ class BoostedTreesEstimator(_common.CannedEstimator):
                  quantile_sketch_epsilon=0.01, train_in_memory=False):
         caller = type(self).__name__
         feature_columns = _common.check_columns(feature_columns, caller)
-        features = _Features(feature_columns, caller)
+        if (isinstance(quantile_sketch_epsilon, bool) or not isinstance(quantile_sketch_epsilon, (int, float))
+                or not 0 < quantile_sketch_epsilon < 1):
+            raise ValueError(f"{caller} got quantile_sketch_epsilon={quantile_sketch_epsilon!r}; expected "
+                             "a number in (0, 1), e.g. 0.01 (numeric columns get about 1/epsilon buckets).")
+        features = _Features(feature_columns, caller, max(2, int(np.ceil(1.0 / quantile_sketch_epsilon))))
         _check_int(n_batches_per_layer, "n_batches_per_layer", caller)
         _check_int(n_trees, "n_trees", caller)
         _check_int(max_depth, "max_depth", caller)
@@ -299,8 +346,7 @@ class BoostedTreesEstimator(_common.CannedEstimator):
         for name, value in (("l1_regularization", l1_regularization),
                             ("l2_regularization", l2_regularization),
                             ("tree_complexity", tree_complexity),
-                            ("min_node_weight", min_node_weight),
-                            ("quantile_sketch_epsilon", quantile_sketch_epsilon)):
+                            ("min_node_weight", min_node_weight)):
             if isinstance(value, bool) or not isinstance(value, (int, float)) or value < 0:
                 raise ValueError(f"{caller} got {name}={value!r}; expected a number >= 0.")
         if pruning_mode not in PRUNING_MODES:
@@ -354,9 +400,9 @@ class BoostedTreesEstimator(_common.CannedEstimator):
     # -- the model ----------------------------------------------------------------------
     def _build_model(self, features, labels, mode):
         hp, head = self._hp, self.head
-        buckets = self._features(features)
         with tf.name_scope("boosted_trees"):
             ensemble = _Ensemble(hp["n_trees"], hp["depth"], self._features, head.logits_dimension)
+        buckets = self._features(features, ensemble.boundaries)
         if mode == ModeKeys.TRAIN:
             # The growing tree: where each example sits in it, and the logits around it.
             current = tf.reshape(tf.minimum(ensemble.finished, hp["n_trees"] - 1), [1])
@@ -388,7 +434,8 @@ class BoostedTreesEstimator(_common.CannedEstimator):
         def train_op_fn(loss):
             del loss
             g, h = self._gradients(features, labels, logits)
-            return _Trainer(ensemble, hp, self._features).train_op(buckets, node_depth, node, g, h)
+            numeric = self._features.numeric_values(features) if self._features.numeric else None
+            return _Trainer(ensemble, hp, self._features).train_op(buckets, node_depth, node, g, h, numeric)
 
         spec = head.create_estimator_spec(features, mode, logits, labels, train_op_fn=train_op_fn)
         hook = _StopWhenComplete(ensemble, hp["n_trees"], hp["depth"], hp["n_batches"])
@@ -497,17 +544,46 @@ class _Trainer:
         self.e, self.hp = ensemble, hp
         self.bucket_counts = tf.constant(features.buckets, tf.int32)
 
-    def train_op(self, buckets, depth, node, g, h):
-        """``node``/``depth`` [batch]: each example's leaf in the growing tree and its depth."""
+    def train_op(self, buckets, depth, node, g, h, numeric=None):
+        """``node``/``depth`` [batch]: each example's leaf in the growing tree and its depth;
+        ``numeric``: the numeric columns' values (None without any)."""
         e, hp = self.e, self.hp
 
-        def step():
+        def boost():
             if not hp["center_bias"]:
                 return self._grow(buckets, depth, node, g, h)
             return tf.cond(e.bias_centered, lambda: self._grow(buckets, depth, node, g, h),
                            lambda: self._center(g, h))
 
+        step = boost
+        if numeric is not None:
+            # First the numeric columns' boundaries (no tree grows on unbucketized values).
+            step = lambda: tf.cond(e.quantiles_ready, boost,  # noqa: E731
+                                   lambda: self._collect_quantiles(numeric))
         return tf.cond(e.finished < hp["n_trees"], step, lambda: tf.constant(False))
+
+    def _collect_quantiles(self, values):
+        """Keeps this batch's share of rows; after n_batches_per_layer batches sets the boundaries."""
+        e, hp = self.e, self.hp
+        share = -(-QUANTILE_SAMPLE // hp["n_batches"])
+        rows = values[:share]
+        start = e.sampled.read_value()
+        index = start + tf.range(tf.shape(rows)[0])
+        kept = e.sample.scatter_nd_update(index[:, None], rows)
+        with tf.control_dependencies([kept]):
+            count = e.sampled.assign_add(tf.shape(rows)[0])
+            seen = e.batches.assign_add(1)
+
+        def boundaries():
+            filled = tf.sort(e.sample[:count], axis=0)  # [count, features]
+            k = e.boundaries.shape[1]
+            # Boundary j at the (j / (k + 1)) quantile; ties make empty buckets, which never split.
+            at = (tf.range(1, k + 1) * count) // (k + 1)
+            cuts = tf.transpose(tf.gather(filled, tf.minimum(at, count - 1)))
+            return _true(e.boundaries.assign(cuts), e.quantiles_ready.assign(True), e.batches.assign(0),
+                         e.sample.assign(tf.zeros_like(e.sample)))
+
+        return tf.cond(seen >= hp["n_batches"], boundaries, lambda: tf.constant(False))
 
     def _center(self, g, h):
         e, hp = self.e, self.hp
