@@ -234,6 +234,8 @@ def test_estimator_with_a_head_and_savedmodel_reload(tmp_path):
     loaded = tf.saved_model.load(path)
     served = loaded.signatures["predict"](x1=tf.constant(X1[:8]), x2=tf.constant(X2[:8]))
     np.testing.assert_allclose(served["predictions"].numpy(), expected, rtol=1e-6)
+    with pytest.raises(NotImplementedError, match="PoissonRegressionHead"):
+        next(est.experimental_predict_with_explanations(features_only(slice(0, 2))))
 
 
 def _served_classifier(tmp_path):

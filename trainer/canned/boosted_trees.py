@@ -510,10 +510,14 @@ class BoostedTreesEstimator(_common.CannedEstimator):
         binary classifier (as tf.estimator gave), the predicted value for a regressor.
         """
         caller = f"{type(self).__name__}.experimental_predict_with_explanations"
-        if self.head.logits_dimension != 1 or not isinstance(self.head, (BinaryClassHead, RegressionHead)):
+        plain_regression = (isinstance(self.head, RegressionHead)
+                            and getattr(self.head, "inverse_link_fn", None) is None)
+        if self.head.logits_dimension != 1 or not (isinstance(self.head, BinaryClassHead) or plain_regression):
             raise NotImplementedError(
-                f"{caller} supports binary classification and one-dimensional regression only "
-                f"(as tf.estimator); this head has logits_dimension={self.head.logits_dimension}.")
+                f"{caller} supports binary classification and one-dimensional regression without a "
+                f"link function only (as tf.estimator); this head is {type(self.head).__name__} "
+                f"with logits_dimension={self.head.logits_dimension}. How to fix: use "
+                "experimental_feature_importances, or predict without explanations.")
         if isinstance(predict_keys, str):
             predict_keys = [predict_keys]
         keys = None if predict_keys is None else list(predict_keys) + [BIAS_KEY, _DFC_TENSOR_KEY]
