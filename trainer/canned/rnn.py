@@ -238,6 +238,7 @@ class RNNEstimator(_common.CannedEstimator):
             if not callable(rnn_cell_fn):
                 raise TypeError(f"{caller} got rnn_cell_fn={rnn_cell_fn!r}; expected a function.")
             resolved_cell = None
+            cell_fn = rnn_cell_fn
         elif isinstance(cell_type, type):
             # tf.estimator also took a cell class, e.g. keras.layers.LSTMCell: one per unit size.
             units = _check_units(units, caller)
