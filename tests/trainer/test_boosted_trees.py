@@ -61,6 +61,7 @@ def test_classifier_learns_a_step_function_and_stops_when_complete(tmp_path):
     before = est.get_variable_value("boosted_trees/node_value")
     est.train(whole(AND), steps=10)
     np.testing.assert_array_equal(est.get_variable_value("boosted_trees/node_value"), before)
+    assert est.get_variable_value("global_step") == 6  # not even a no-op step
 
 
 def test_regressor_fits_a_step_function_exactly(tmp_path):

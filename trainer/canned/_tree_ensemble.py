@@ -224,6 +224,11 @@ class StopWhenComplete(SessionRunHook):
     def _done(self):
         return int(self._e.finished.numpy()) >= self._n_trees
 
+    def after_create_session(self, session, coord):
+        del coord
+        if self._done():  # nothing left to grow: the loop takes no step at all
+            session.limit_steps(session.global_step)
+
     def steps_until_needed(self, global_step):
         del global_step
         if self._done():
