@@ -1,7 +1,8 @@
 """One conformance suite over every canned estimator and head.
 
 Each case trains, evaluates, predicts, exports (parsing receiver), reloads the
-SavedModel and compares it with `predict`, then warm-starts a new estimator.
+SavedModel and compares it with `predict`, reloads the Estimator and resumes training,
+then warm-starts a new estimator.
 """
 
 import numpy as np
@@ -31,6 +32,7 @@ CAT_COL = fc.categorical_column_with_vocabulary_list("cat", ["a", "b", "c"])
 DENSE = [X_COL, fc.embedding_column(CAT_COL, 2)]
 SPARSE = [X_COL, CAT_COL]
 TINY = trainer.optimizers.SGD(1e-12)
+SEQ_X = fc.sequence_numeric_column("x")
 
 
 def cases():
@@ -51,6 +53,16 @@ def cases():
     yield "MultiLabelHead", "multilabel", lambda d, o, w: trainer.DNNEstimator(heads.MultiLabelHead(3, thresholds=[0.3]), [8], DENSE, model_dir=d, optimizer=o or "Adagrad", warm_start_from=w)
     yield "PoissonRegressionHead", "count", lambda d, o, w: trainer.LinearEstimator(heads.PoissonRegressionHead(), SPARSE, model_dir=d, optimizer=o or "Ftrl", warm_start_from=w)
     yield "LogisticRegressionHead", "probability", lambda d, o, w: trainer.DNNEstimator(heads.LogisticRegressionHead(), [4], DENSE, model_dir=d, optimizer=o or "Adagrad", warm_start_from=w)
+    # The RNNs read the dense x [batch, 2] as a 2-step sequence, with cat as a context feature.
+    yield "RNNClassifier", "binary", lambda d, o, w: trainer.experimental.RNNClassifier(
+        [SEQ_X], [fc.embedding_column(CAT_COL, 2)], units=[4], cell_type="lstm", model_dir=d,
+        optimizer=o or "Adagrad", warm_start_from=w)
+    yield "RNNClassifier3", "multi", lambda d, o, w: trainer.experimental.RNNClassifier(
+        [SEQ_X], [fc.embedding_column(CAT_COL, 2)], units=[4, 3], n_classes=3, model_dir=d,
+        optimizer=o or "Adam", warm_start_from=w)
+    yield "RNNEstimator", "regression", lambda d, o, w: trainer.experimental.RNNEstimator(
+        heads.RegressionHead(), [SEQ_X], [fc.embedding_column(CAT_COL, 2)], units=[4], cell_type="gru",
+        model_dir=d, optimizer=o or "Adagrad", warm_start_from=w)
 
 
 CASES = list(cases())
@@ -120,6 +132,9 @@ def test_conformance(tmp_path, name, task, build):
     first = next(iter(again.predict(input_fn(task, False))))
     for key, value in predictions[0].items():
         np.testing.assert_array_equal(first[key], value)
+    # Resume: a new estimator on the same model_dir continues from the checkpoint's step.
+    again.train(input_fn(task, True), steps=5)
+    assert again.get_variable_value("global_step") == 45
 
     # Warm start a fresh estimator (trained with an ~zero learning rate) from this one.
     warm = build(str(tmp_path / "warm"), TINY, str(tmp_path / "model"))
