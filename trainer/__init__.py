@@ -6,6 +6,7 @@ The names mirror ``tf.estimator`` so a migration changes imports:
 
 from trainer import experimental, export, feature_column, heads, hooks, keras, layers, metrics, optimizers
 from trainer.canned import (BaselineClassifier, BaselineEstimator, BaselineRegressor,
+                            BoostedTreesClassifier, BoostedTreesEstimator, BoostedTreesRegressor,
                             DNNClassifier, DNNEstimator, DNNLinearCombinedClassifier,
                             DNNLinearCombinedEstimator, DNNLinearCombinedRegressor, DNNRegressor,
                             KMeansClustering, LinearClassifier, LinearEstimator, LinearRegressor)
@@ -39,6 +40,7 @@ __all__ = [
     "DNNEstimator", "DNNRegressor", "DNNLinearCombinedClassifier", "DNNLinearCombinedEstimator",
     "DNNLinearCombinedRegressor", "LinearClassifier", "LinearEstimator", "LinearRegressor",
     "KMeansClustering", "add_metrics",
+    "BoostedTreesClassifier", "BoostedTreesEstimator", "BoostedTreesRegressor",
 ]
 
 
