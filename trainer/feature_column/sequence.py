@@ -28,7 +28,6 @@ from typing import Any, Callable, ClassVar, NamedTuple
 
 import tensorflow as tf
 
-from trainer.feature_column import inputs
 from trainer.feature_column.base import (
     CategoricalColumn, DenseColumn, FeatureCache, IdWeightPair, is_sequence_column)
 from trainer.feature_column.categorical import (
