@@ -84,6 +84,7 @@ def test_compile_kfp_is_the_kubeflow_compiler(tmp_path):
     out = tmp_path / "taxi.yaml"
     assert main(["compile-kfp", os.path.join(REPO, "pipeline/examples/taxi.yaml"), "--output", str(out)]) == 0
     spec = yaml.safe_load(out.read_text())
-    tasks = spec["root"]["dag"]["tasks"]
+    assert set(spec["root"]["dag"]["tasks"]) == {"exit-handler-1", "finish-run"}  # the run is marked at the end
+    tasks = spec["components"]["comp-exit-handler-1"]["dag"]["tasks"]
     assert {"examplegen", "transform", "trainer", "pusher"} <= set(tasks)  # KFP's sanitized names
     assert "transform" in tasks["trainer"]["dependentTasks"]
