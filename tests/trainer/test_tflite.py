@@ -1,5 +1,5 @@
-"""TF Lite export: DNN, linear and wide & deep on a numeric and an embedded categorical feature
-give the SavedModel's answers through TF Lite's interpreter."""
+"""TF Lite export: DNN, linear, wide & deep and boosted trees on a numeric and an embedded categorical
+feature give the SavedModel's answers through TF Lite's interpreter."""
 
 from __future__ import annotations
 
@@ -27,6 +27,10 @@ def estimator(kind, model_dir, config=None):
                                      config=config)
     if kind == "linear":
         return trainer.LinearClassifier([NUMERIC, CATEGORY], model_dir=model_dir)
+    if kind == "boosted_trees":  # 5 trees of depth 2: complete within the 40 training steps
+        return trainer.BoostedTreesClassifier([fc.bucketized_column(NUMERIC, [-1.0, 0.0, 1.0]),
+                                               fc.indicator_column(CATEGORY)], n_batches_per_layer=1,
+                                              n_trees=5, max_depth=2, model_dir=model_dir)
     return trainer.DNNLinearCombinedClassifier(linear_feature_columns=[CATEGORY, NUMERIC],
                                                dnn_feature_columns=[NUMERIC, fc.embedding_column(CATEGORY, 2)],
                                                dnn_hidden_units=[8], model_dir=model_dir)
@@ -49,7 +53,7 @@ def tflite_predict(path):
     return runner(x=X[:32], c=C[:32])
 
 
-@pytest.mark.parametrize("kind", ["dnn", "linear", "wide_deep"])
+@pytest.mark.parametrize("kind", ["dnn", "linear", "wide_deep", "boosted_trees"])
 def test_tflite_model_answers_as_the_saved_model(tmp_path, kind):
     est, expected = train(kind, tmp_path)
     path = trainer.export.export_tflite(est, RECEIVER, str(tmp_path / f"{kind}.tflite"), signature_keys=["predict"])
