@@ -172,6 +172,15 @@ def test_explanations_add_up_to_the_prediction(tmp_path, kind):
         np.testing.assert_allclose(row[key], expected)
     assert any(abs(v) > 0.01 for v in explained[0]["dfc"].values())
 
+    # A predict() made while an explanation generator is suspended, on a fresh estimator (no
+    # program cached yet), gets the plain predictions only.
+    again = type(est)(columns, n_batches_per_layer=1, model_dir=str(tmp_path), n_trees=4, max_depth=3,
+                      center_bias=True)
+    generator = again.experimental_predict_with_explanations(features_only(slice(0, 20)))
+    assert "dfc" in next(generator)
+    assert "bias" not in next(iter(again.predict(features_only(slice(0, 20)))))
+    assert len(list(generator)) == 19
+
 
 def test_pruning_removes_splits_that_do_not_pay(tmp_path):
     for mode in ("pre", "post"):

@@ -45,6 +45,7 @@ Example:
 from __future__ import annotations
 
 import collections
+import itertools
 
 import numpy as np
 import tensorflow as tf
@@ -298,17 +299,24 @@ class BoostedTreesEstimator(_common.CannedEstimator):
         if keys is None:
             # Every head prediction plus the explanations (a distinct program from predict's).
             keys = list(self._head_prediction_keys()) + [BIAS_KEY, _DFC_TENSOR_KEY]
+        predictions = iter(self.predict(input_fn, predict_keys=keys, hooks=hooks,
+                                        checkpoint_path=checkpoint_path))
+        # The model_fn reads the flag while the first prediction builds the program (cached under
+        # these keys); it is off again before anything is yielded, so a predict() or an export
+        # made while this generator is suspended gets no explanations.
         self._explain = True
         try:
-            for prediction in self.predict(input_fn, predict_keys=keys, hooks=hooks,
-                                           checkpoint_path=checkpoint_path):
-                values = prediction.pop(_DFC_TENSOR_KEY)
-                order = sorted(range(len(values)), key=lambda i: (-abs(values[i]), i))
-                prediction[DFC_KEY] = collections.OrderedDict(
-                    (self._features.names[i], float(values[i])) for i in order)
-                yield prediction
+            first = next(predictions, None)
         finally:
             self._explain = False
+        if first is None:
+            return
+        for prediction in itertools.chain([first], predictions):
+            values = prediction.pop(_DFC_TENSOR_KEY)
+            order = sorted(range(len(values)), key=lambda i: (-abs(values[i]), i))
+            prediction[DFC_KEY] = collections.OrderedDict(
+                (self._features.names[i], float(values[i])) for i in order)
+            yield prediction
 
     def _head_prediction_keys(self):
         probe = self.head.predictions(tf.zeros([1, self.head.logits_dimension]))
