@@ -122,6 +122,7 @@ def copytree(src: str, dst: str, *, last: Iterable[str] = ()) -> None:
         for rel in deferred:
             shutil.copy2(os.path.join(src, rel), os.path.join(dst, rel))
         return
+    src = src if is_url(src) else local_path(src)
     files = []
     for directory, _, names in walk(src):
         rel_dir = _relative(src, directory)
