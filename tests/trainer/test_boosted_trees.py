@@ -2,17 +2,14 @@
 
 from __future__ import annotations
 
-import os
 import pathlib
-import subprocess
-import sys
 
 import numpy as np
 import pytest
 import tensorflow as tf
 
 import trainer
-from tests.server_process import stop, wait_for_grpc_port
+from tests.server_process import predict_through_python_m_serving
 from trainer import feature_column as fc
 from trainer.canned.boosted_trees import (BoostedTreesClassifier, BoostedTreesEstimator,
                                           BoostedTreesRegressor)
@@ -271,30 +268,11 @@ def test_parsing_export_serves_through_python_m_serving(tmp_path):
     loaded = tf.saved_model.load(path)
     np.testing.assert_allclose(loaded.signatures["serving_default"](inputs=_examples(range(6)))["scores"],
                                expected, rtol=1e-6)
-    config = tmp_path / "models.config"
-    config.write_text('model_config_list {\n  config { name: "bt" base_path: "'
-                      f'{tmp_path / "served" / "bt"}" model_platform: "tensorflow" }}\n}}\n')
-    from tensorflow_serving.apis import predict_pb2, prediction_service_pb2_grpc
-    import grpc
-
-    process = subprocess.Popen(
-        [sys.executable, "-m", "serving", "--port=0", f"--model_config_file={config}"], cwd=ROOT,
-        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-        env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"})
-    try:
-        port, lines = wait_for_grpc_port(process, timeout=120)
-        assert port, "".join(lines)
-        with grpc.insecure_channel(f"127.0.0.1:{port}") as channel:
-            stub = prediction_service_pb2_grpc.PredictionServiceStub(channel)
-            request = predict_pb2.PredictRequest()
-            request.model_spec.name = "bt"
-            request.model_spec.signature_name = "predict"
-            request.inputs["examples"].CopyFrom(tf.make_tensor_proto(_examples(range(6))))
-            answer = tf.make_ndarray(stub.Predict(request, timeout=30).outputs["probabilities"])
-            # The same SavedModel graph as predict's, on the same float32 inputs.
-            np.testing.assert_allclose(answer, expected, atol=1e-6)
-    finally:
-        assert stop(process, timeout=30) == 0
+    [answer] = predict_through_python_m_serving(
+        {"bt": tmp_path / "served" / "bt"}, [("bt", "predict", {"examples": _examples(range(6))}, "probabilities")],
+        cwd=ROOT)
+    # The same SavedModel graph as predict's, on the same float32 inputs.
+    np.testing.assert_allclose(answer, expected, atol=1e-6)
 
 
 def test_train_in_memory_caches_logits_and_grows_the_same_trees(tmp_path):

@@ -8,10 +8,7 @@ exactly solvable, so a working RNN that reads both reaches ~100%.
 
 from __future__ import annotations
 
-import os
 import pathlib
-import subprocess
-import sys
 
 import numpy as np
 import pytest
@@ -393,31 +390,14 @@ def test_docstring_examples():
 
 @pytest.mark.slow
 def test_served_by_python_m_serving_through_the_predict_stub(lstm, tmp_path):
-    import grpc
-    from tensorflow_serving.apis import predict_pb2, prediction_service_pb2_grpc
-
-    from tests.server_process import stop, wait_for_grpc_port
+    from tests.server_process import predict_through_python_m_serving
 
     _export_sequence_example_model(lstm, tmp_path / "served" / "rnn")
     tokens, flip, _ = TEST
     expected = _probabilities(lstm, (tokens[:20], flip[:20], None))
-    process = subprocess.Popen(
-        [sys.executable, "-m", "serving", "--port=0", "--model_name=rnn",
-         f"--model_base_path={tmp_path / 'served' / 'rnn'}"], cwd=ROOT,
-        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-        env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"})
-    try:
-        port, lines = wait_for_grpc_port(process, timeout=120)
-        assert port, "".join(lines)
-        with grpc.insecure_channel(f"127.0.0.1:{port}") as channel:
-            stub = prediction_service_pb2_grpc.PredictionServiceStub(channel)
-            request = predict_pb2.PredictRequest()
-            request.model_spec.name = "rnn"
-            request.model_spec.signature_name = "predict"
-            request.inputs["sequence_examples"].CopyFrom(tf.make_tensor_proto(
-                [_sequence_example(t, f) for t, f in zip(tokens[:20], flip[:20])]))
-            answer = tf.make_ndarray(stub.Predict(request, timeout=30).outputs["probabilities"])
-        # The same SavedModel graph as predict's, on the same inputs.
-        np.testing.assert_allclose(answer, expected, atol=1e-5)
-    finally:
-        assert stop(process, timeout=30) == 0
+    examples = [_sequence_example(t, f) for t, f in zip(tokens[:20], flip[:20])]
+    [answer] = predict_through_python_m_serving(
+        {"rnn": tmp_path / "served" / "rnn"}, [("rnn", "predict", {"sequence_examples": examples}, "probabilities")],
+        cwd=ROOT)
+    # The same SavedModel graph as predict's, on the same inputs.
+    np.testing.assert_allclose(answer, expected, atol=1e-5)

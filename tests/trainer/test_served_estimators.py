@@ -4,18 +4,13 @@ tensorflow-serving-api's Predict stub as the estimators' own predict does."""
 
 from __future__ import annotations
 
-import os
 import pathlib
-import subprocess
-import sys
 
-import grpc
 import numpy as np
 import tensorflow as tf
-from tensorflow_serving.apis import predict_pb2, prediction_service_pb2_grpc
 
 import trainer
-from tests.server_process import stop, wait_for_grpc_port
+from tests.server_process import predict_through_python_m_serving
 from tests.trainer import test_gan
 
 ROOT = pathlib.Path(__file__).resolve().parents[2]
@@ -51,25 +46,9 @@ def _gan(tmp_path):
 
 def test_kmeans_and_gan_exports_answer_through_python_m_serving(tmp_path):
     cases = {"kmeans": _kmeans(tmp_path), "gan": _gan(tmp_path)}
-    config = tmp_path / "models.config"
-    config.write_text("model_config_list {\n" + "".join(
-        f'  config {{ name: "{name}" base_path: "{tmp_path / "served" / name}" model_platform: "tensorflow" }}\n'
-        for name in cases) + "}\n")
-    process = subprocess.Popen(
-        [sys.executable, "-m", "serving", "--port=0", f"--model_config_file={config}"], cwd=ROOT,
-        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"})
-    try:
-        port, lines = wait_for_grpc_port(process, timeout=120)
-        assert port, "".join(lines)
-        with grpc.insecure_channel(f"127.0.0.1:{port}") as channel:
-            stub = prediction_service_pb2_grpc.PredictionServiceStub(channel)
-            for name, (inputs, output, expected) in cases.items():
-                request = predict_pb2.PredictRequest()
-                request.model_spec.name = name
-                for key, value in inputs.items():
-                    request.inputs[key].CopyFrom(tf.make_tensor_proto(value))
-                answer = tf.make_ndarray(stub.Predict(request, timeout=30).outputs[output])
-                # The same SavedModel graph as predict's, on the same float32 inputs.
-                np.testing.assert_allclose(answer, expected, atol=1e-5, err_msg=name)
-    finally:
-        assert stop(process, timeout=30) == 0
+    answers = predict_through_python_m_serving(
+        {name: tmp_path / "served" / name for name in cases},
+        [(name, "serving_default", inputs, output) for name, (inputs, output, _) in cases.items()], cwd=ROOT)
+    for answer, (name, (_, _, expected)) in zip(answers, cases.items()):
+        # The same SavedModel graph as predict's, on the same float32 inputs.
+        np.testing.assert_allclose(answer, expected, atol=1e-5, err_msg=name)

@@ -200,15 +200,9 @@ def test_canned_argument_errors():
 def test_every_case_answers_through_python_m_serving(tmp_path):
     """Each case's parsing export, served together by one `python -m serving` (a model config
     file), answers tensorflow-serving-api's Predict stub as the Estimator's own predict does."""
-    import os
     import pathlib
-    import subprocess
-    import sys
 
-    import grpc
-    from tensorflow_serving.apis import predict_pb2, prediction_service_pb2_grpc
-
-    from tests.server_process import stop, wait_for_grpc_port
+    from tests.server_process import predict_through_python_m_serving
 
     receiver = trainer.export.build_parsing_serving_input_receiver_fn(fc.make_parse_example_spec(SPARSE))
     rows = [0, 1, 2, 3, 4]
@@ -221,25 +215,10 @@ def test_every_case_answers_through_python_m_serving(tmp_path):
         predicted = list(est.predict(lambda: tf.data.Dataset.from_tensor_slices(
             {"x": X[rows], "cat": CAT[rows]}).batch(len(rows))))
         expected[name] = (key, np.stack([p[key] for p in predicted]))
-    config = tmp_path / "models.config"
-    config.write_text("model_config_list {\n" + "".join(
-        f'  config {{ name: "{name}" base_path: "{tmp_path / "served" / name}" model_platform: "tensorflow" }}\n'
-        for name in expected) + "}\n")
-    root = pathlib.Path(__file__).resolve().parents[3]
-    process = subprocess.Popen(
-        [sys.executable, "-m", "serving", "--port=0", f"--model_config_file={config}"], cwd=root,
-        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"})
-    try:
-        port, lines = wait_for_grpc_port(process, timeout=180)
-        assert port, "".join(lines)
-        with grpc.insecure_channel(f"127.0.0.1:{port}") as channel:
-            stub = prediction_service_pb2_grpc.PredictionServiceStub(channel)
-            for name, (key, want) in expected.items():
-                request = predict_pb2.PredictRequest()
-                request.model_spec.name, request.model_spec.signature_name = name, "predict"
-                request.inputs["examples"].CopyFrom(tf.make_tensor_proto(serialized(rows)))
-                got = tf.make_ndarray(stub.Predict(request, timeout=60).outputs[key])
-                # The same graph on the same float32 inputs as predict's, parsed from tf.Examples.
-                np.testing.assert_allclose(got.reshape(want.shape), want, rtol=1e-5, atol=1e-6, err_msg=name)
-    finally:
-        assert stop(process, timeout=30) == 0
+    answers = predict_through_python_m_serving(
+        {name: tmp_path / "served" / name for name in expected},
+        [(name, "predict", {"examples": serialized(rows)}, key) for name, (key, _) in expected.items()],
+        cwd=pathlib.Path(__file__).resolve().parents[3])
+    for got, (name, (_, want)) in zip(answers, expected.items()):
+        # The same graph on the same float32 inputs as predict's, parsed from tf.Examples.
+        np.testing.assert_allclose(got.reshape(want.shape), want, rtol=1e-5, atol=1e-6, err_msg=name)
