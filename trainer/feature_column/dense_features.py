@@ -16,7 +16,38 @@ __all__ = ["DenseFeatures", "input_layer", "normalize_columns"]
 _LAYER_NAME = re.compile(r"^[A-Za-z][A-Za-z0-9_]*$")
 
 
-class DenseFeatures(tf.Module):
+class ColumnsLayer(tf.Module):
+    """What `DenseFeatures` and `SequenceFeatures` share: their columns (sorted by name), a
+    `LayerState` for the columns' variables, and a build on the first call."""
+
+    def __init__(self, columns: list, *, trainable: bool, name: str) -> None:
+        super().__init__(name=name)
+        self._columns = columns
+        self._state = LayerState(name, trainable=trainable)
+        self._built = False
+
+    @property
+    def feature_columns(self) -> list[DenseColumn]:
+        """The columns, sorted by name."""
+        return list(self._columns)
+
+    @property
+    def state(self) -> LayerState:
+        """The layer's variables (`LayerState`)."""
+        return self._state
+
+    @tf.autograph.experimental.do_not_convert
+    def build(self) -> None:
+        """Creates the variables; called by the first `__call__`."""
+        if self._built:
+            return
+        self._state.build()
+        for column in self._columns:
+            column.create_state(self._state)
+        self._built = True
+
+
+class DenseFeatures(ColumnsLayer):
     """Concatenates the dense columns of a features dict into one float tensor.
 
     Columns are sorted by name (as tf.feature_column did); each contributes
@@ -44,34 +75,11 @@ class DenseFeatures(tf.Module):
     def __init__(self, feature_columns, *, trainable: bool = True,
                  name: str = "dense_features") -> None:
         _check_layer_name(name, "DenseFeatures")
-        super().__init__(name=name)
-        self._columns = normalize_columns(feature_columns, "DenseFeatures", DenseColumn,
-                                          "dense column (numeric, bucketized, indicator or "
-                                          "embedding). How to fix: wrap a categorical column "
-                                          "in indicator_column or embedding_column")
-        self._trainable = trainable
-        self._state = LayerState(name, trainable=trainable)
-        self._built = False
-
-    @property
-    def feature_columns(self) -> list[DenseColumn]:
-        """The columns, sorted by name."""
-        return list(self._columns)
-
-    @property
-    def state(self) -> LayerState:
-        """The layer's variables (`LayerState`)."""
-        return self._state
-
-    @tf.autograph.experimental.do_not_convert
-    def build(self) -> None:
-        """Creates the variables; called by the first `__call__`."""
-        if self._built:
-            return
-        self._state.build()
-        for column in self._columns:
-            column.create_state(self._state)
-        self._built = True
+        super().__init__(normalize_columns(feature_columns, "DenseFeatures", DenseColumn,
+                                           "dense column (numeric, bucketized, indicator or "
+                                           "embedding). How to fix: wrap a categorical column "
+                                           "in indicator_column or embedding_column"),
+                         trainable=trainable, name=name)
 
     @tf.autograph.experimental.do_not_convert
     def __call__(self, features: Mapping[str, Any], cols_to_output_tensors: dict | None = None,

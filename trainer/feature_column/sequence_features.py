@@ -7,14 +7,13 @@ from typing import Any, Mapping
 import tensorflow as tf
 
 from trainer.feature_column.base import DenseColumn, FeatureCache, sanitize_name
-from trainer.feature_column.dense_features import _check_layer_name, normalize_columns
+from trainer.feature_column.dense_features import ColumnsLayer, _check_layer_name, normalize_columns
 from trainer.feature_column.sequence import sequence_dense_tensor
-from trainer.feature_column.state import LayerState
 
 __all__ = ["SequenceFeatures", "concatenate_context_input"]
 
 
-class SequenceFeatures(tf.Module):
+class SequenceFeatures(ColumnsLayer):
     """Concatenates sequence columns into ``(input [batch, T, width], sequence_length [batch])``.
 
     Columns are sorted by name and concatenated along the last axis; they must
@@ -43,31 +42,11 @@ class SequenceFeatures(tf.Module):
     def __init__(self, feature_columns, *, trainable: bool = True,
                  name: str = "sequence_features") -> None:
         _check_layer_name(name, "SequenceFeatures")
-        super().__init__(name=name)
-        self._columns = normalize_columns(
+        super().__init__(normalize_columns(
             feature_columns, "SequenceFeatures", DenseColumn,
             "sequence dense column (sequence_numeric_column, or embedding_column / "
-            "indicator_column of a sequence_categorical_column_with_*)", sequence=True)
-        self._state = LayerState(name, trainable=trainable)
-        self._built = False
-
-    @property
-    def feature_columns(self) -> list[DenseColumn]:
-        """The columns, sorted by name."""
-        return list(self._columns)
-
-    @property
-    def state(self) -> LayerState:
-        return self._state
-
-    @tf.autograph.experimental.do_not_convert
-    def build(self) -> None:
-        if self._built:
-            return
-        self._state.build()
-        for column in self._columns:
-            column.create_state(self._state)
-        self._built = True
+            "indicator_column of a sequence_categorical_column_with_*)", sequence=True),
+            trainable=trainable, name=name)
 
     @tf.autograph.experimental.do_not_convert
     def __call__(self, features: Mapping[str, Any],
