@@ -24,7 +24,7 @@ from collections.abc import Iterable
 from typing import IO
 
 __all__ = ["is_url", "local_path", "join", "exists", "isdir", "isfile", "listdir", "makedirs", "rmtree",
-           "open_file", "copytree", "mtime", "walk"]
+           "open_file", "copytree", "copy_file", "mtime", "walk"]
 
 _FILE = "file://"
 
@@ -130,7 +130,7 @@ def copytree(src: str, dst: str, *, last: Iterable[str] = ()) -> None:
         files.extend(f"{rel_dir}/{name}" if rel_dir else name for name in names)
     order = [f for f in files if f not in set(last)] + [f for f in last if f in files]
     for rel in order:
-        _copy_file(join(src, rel), join(dst, rel))
+        copy_file(join(src, rel), join(dst, rel))
 
 
 def mtime(path: str) -> float:
@@ -156,11 +156,13 @@ def _relative(base: str, path: str) -> str:
     return "" if path == base else path[len(base) + 1:]
 
 
-def _copy_file(src: str, dst: str) -> None:
+def copy_file(src: str, dst: str) -> None:
+    """Copies one file, any filesystem to any (``dst`` is overwritten; its directory must exist)."""
     if not is_url(src) and not is_url(dst):
         shutil.copy2(local_path(src), local_path(dst))
         return
     with open_file(src, "rb") as source, open_file(dst, "wb") as target:
+        target.write(b"")  # gfile creates the file at its first write: an empty file is copied too
         while block := source.read(1 << 20):
             target.write(block)
 

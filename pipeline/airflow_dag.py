@@ -378,8 +378,8 @@ class _ComponentLogTail:
 
     def _locate(self) -> int | None:
         """Finds the run (recorded by the node's process if new) and its log file; returns the run id."""
-        from pipeline.logs import log_path
         from pipeline.metadata import MetadataStore
+        from pipeline.staging import local_log_path
 
         try:
             if self.store is None:
@@ -389,7 +389,7 @@ class _ComponentLogTail:
             _log.debug("metadata store not readable yet: %s", e)
             return None
         if run_id is not None:
-            self.path = log_path(self.spec.root, run_id, self.node_id)
+            self.path = local_log_path(self.spec.pipeline_name, self.spec.root, run_id, self.node_id)
         return run_id
 
     def failure_details(self) -> str | None:

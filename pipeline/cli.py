@@ -150,6 +150,9 @@ def _store(args: argparse.Namespace) -> Any:
 
     if args.metadata:
         return MetadataStore(args.metadata)
+    if args.root and "://" in args.root and not args.root.startswith("file://"):
+        raise ValueError(f"pipeline got --root={args.root!r} without --metadata; an object-store root holds "
+                         "no metadata store. How to fix: pass --metadata URL, the store the pipeline used.")
     if args.root:
         path = os.path.join(os.path.abspath(args.root), "metadata.sqlite")
         if not os.path.isfile(path):

@@ -12,6 +12,7 @@ from __future__ import annotations
 import os
 from collections.abc import Sequence
 
+from components import fileio
 from components.base import Component, check_channel_type
 
 
@@ -20,7 +21,9 @@ class Pipeline:
 
     Args:
         name: The pipeline's name (a key in the metadata store).
-        root: Directory holding artifacts and, by default, the SQLite metadata.
+        root: Directory holding artifacts and, by default, the SQLite metadata; or an object-store
+            URL (``gs://bucket/taxi``, with ``metadata`` then required): the components then run on
+            local copies that are uploaded before they are published (see `pipeline.staging`).
         components: The components; their order does not matter.
         enable_cache: Reuse the outputs of an unchanged component.
         beam_pipeline_args: Passed unchanged to every Beam pipeline
@@ -41,14 +44,17 @@ class Pipeline:
                 "How to fix: name the pipeline, e.g. Pipeline('taxi', ...)."
             )
         self.name = name
-        if "://" in str(root) and not str(root).startswith("file://"):
-            raise NotImplementedError(
-                f"Pipeline(root={root!r}) is not supported: a pipeline root must be a local or mounted "
-                "directory (the components write their artifacts with local file calls, and the runner "
-                "publishes an output by an atomic directory rename). How to fix: use a local path, or "
-                "mount the bucket (e.g. with gcsfuse) and give its mount point; the Pusher's "
-                "push_destination may be a URL such as gs://bucket/models.")
-        self.root = os.path.abspath(str(root).removeprefix("file://"))
+        root = os.fspath(root)
+        if fileio.is_url(root):
+            if not metadata:
+                raise ValueError(
+                    f"Pipeline(root={root!r}) needs metadata=URL: the metadata store cannot live in an "
+                    "object store. How to fix: pass metadata='postgresql+psycopg://user@host/db' (a store "
+                    "every machine of the pipeline reaches), or a local 'sqlite:////path/metadata.sqlite' "
+                    "for runs on one machine.")
+            self.root = root.rstrip("/")
+        else:
+            self.root = os.path.abspath(fileio.local_path(root))
         self.enable_cache = enable_cache
         self.beam_pipeline_args = tuple(beam_pipeline_args)
         self.metadata = metadata or f"sqlite:///{os.path.join(self.root, 'metadata.sqlite')}"

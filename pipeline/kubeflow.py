@@ -56,7 +56,7 @@ except ImportError as e:  # pragma: no cover - depends on the installed extras
         "pip install -c constraints.txt -e '.[kubeflow]'") from e
 
 from pipeline.cli import _join_beam_args, load_pipeline
-from pipeline.logs import log_path
+from pipeline.staging import local_log_path
 from pipeline.metadata import FAILED, MetadataStore
 
 CONTAINER = "container"
@@ -168,7 +168,7 @@ def build_kfp_pipeline(pipeline_file: str, *, mode: str = CONTAINER, image: str 
         default_root = root or f"{DEFAULT_ROOT_DIR}/{pipeline.name}"
     else:
         task_file = os.path.abspath(pipeline_file)
-        default_root = os.path.abspath(root) if root else pipeline.root
+        default_root = pipeline.root  # root, made absolute (a URL kept)
         workdir = os.path.abspath(workdir or os.getcwd())
     factories = {node.id: (_container_component(node.id, task_file, image, overrides, beam_args)
                            if mode == CONTAINER else _local_component(node.id)) for node in nodes}
@@ -282,7 +282,7 @@ def run_local(pipeline_file: str, *, root: str | None = None, metadata: str = ""
                 summary = (execution["error"] or "no error recorded").split("\n", 1)[0]
                 finish_run(pipeline, run["run_key"])  # FAILED, naming that node
                 error = PipelineRunError(execution["component"], summary, execution["id"])
-                error.log_path = log_path(pipeline.root, run["id"], execution["component"])
+                error.log_path = local_log_path(pipeline.name, pipeline.root, run["id"], execution["component"])
                 raise error from failure
         raise RuntimeError(f"{failure} No node recorded a failure in {_safe_url(pipeline.metadata)}; see "
                            "the failed task's log above.") from failure

@@ -31,12 +31,14 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
+import logging
 import os
 import shutil
 import traceback
 from collections.abc import Collection
 from typing import IO
 
+from components import fileio
 from components.artifacts import Artifact
 from components.base import (
     CURRENT, PREVIOUS_SPAN, SPAN_WINDOW, Channel, Component, ComponentError, ExecutionContext,
@@ -49,6 +51,7 @@ from pipeline.metadata import (
     CACHED, COMPLETE, DEFAULT_HEARTBEAT_LEASE_S, FAILED, RUNNING, Heartbeat, MetadataStore,
 )
 from pipeline.progress import ProgressListener
+from pipeline.staging import Staging, local_log_path, upload, upload_file
 
 FAILED_PREFIX = "failed-"
 
@@ -168,8 +171,9 @@ class Launcher:
         """
         node = pipeline.component(node_id)  # raises a clear error on an unknown id
         run_id = self.store.ensure_run(pipeline.name, run_key, lease_s=self.lease_s)
-        path = log_path(pipeline.root, run_id, node_id)
-        run = _Run(pipeline, run_key, run_id, frozenset(latest_outside))
+        staging = Staging(pipeline.name, pipeline.root) if fileio.is_url(pipeline.root) else None
+        path = local_log_path(pipeline.name, pipeline.root, run_id, node_id)
+        run = _Run(pipeline, run_key, run_id, frozenset(latest_outside), staging)
         try:
             with component_log(path, quiet=self.quiet, terminal=self.terminal), \
                     Heartbeat(self.store, run_id=run_id, lease_s=self.lease_s) as heartbeat:
@@ -179,6 +183,9 @@ class Launcher:
         except PipelineRunError as e:
             e.log_path = path
             raise
+        finally:
+            if staging is not None and os.path.isfile(path):
+                _upload_log(path, log_path(pipeline.root, run_id, node_id))
 
     # Driver ------------------------------------------------------------------
     def _resolve(self, run: _Run, component: Component, key: str, channel: Channel) -> list[Artifact]:
@@ -270,61 +277,84 @@ class Launcher:
                 return NodeResult(run.run_id, component.id, CACHED, execution_id, outputs)
 
         store.mark_abandoned(pipeline.name)  # so that their leftovers below can go
-        remove_stale_scratch(store, pipeline.root)
+        staging = run.staging
+        scratch = scratch_root(pipeline)  # temp and work dirs stay local
+        remove_stale_scratch(store, scratch)
         execution_id = store.start_execution(run.run_id, pipeline.name, component.id, component_type,
                                              fingerprint=key_, parameters=params_json, lease_s=self.lease_s)
         heartbeat.add(execution_id)
         store.record_inputs(execution_id, inputs)
 
+        def local(artifact: Artifact) -> Artifact:
+            return staging.localize(artifact) if staging else artifact
+
         def previous_output(key: str) -> Artifact | None:
             latest = store.published(pipeline.name, component.id, key)
-            return latest[0] if latest else None
+            return local(latest[0]) if latest else None
 
-        # Setup failures (a locked store, a directory that cannot be made) fail the execution
-        # like executor errors, so it never stays RUNNING.
-        temp_dir = os.path.join(pipeline.root, ".temp", str(execution_id))
+        # Setup failures (a locked store, a directory that cannot be made, a download) fail the
+        # execution like executor errors, so it never stays RUNNING.
+        temp_dir = os.path.join(scratch, ".temp", str(execution_id))
         outputs: dict[str, Artifact] = {}
+        final_uris: dict[str, str] = {}
         try:
-            final_uris = {}
             for key, artifact_type in component.OUTPUTS.items():
-                base = os.path.join(pipeline.root, component.id, key)
-                _remove_stale_temp_dirs(store, base)
-                final_uris[key] = os.path.join(base, str(execution_id))
-                tmp = os.path.join(base, f".tmp-{execution_id}")
+                base = fileio.join(pipeline.root, component.id, key)
+                _remove_stale_output_dirs(store, base)
+                final_uris[key] = fileio.join(base, str(execution_id))
+                # Locally the executor writes a .tmp dir that is renamed when published; on a URL
+                # root it writes a local staging dir that is uploaded before the store's commit.
+                tmp = (staging.path("outputs", str(execution_id), key) if staging
+                       else os.path.join(base, f".tmp-{execution_id}"))
                 shutil.rmtree(tmp, ignore_errors=True)
                 os.makedirs(tmp)
-                outputs[key] = artifact_type(uri=tmp)
+                outputs[key] = artifact_type(uri=final_uris[key] if staging else tmp)
             store.register_outputs(execution_id, pipeline.name, component.id, outputs)
+            if staging:
+                for key, art in outputs.items():
+                    art.uri = staging.path("outputs", str(execution_id), key)
+            exec_inputs = {key: [local(a) for a in arts] for key, arts in inputs.items()}
             os.makedirs(temp_dir, exist_ok=True)
-            work_dir = _work_dir(store, pipeline, component, key_, execution_id, fresh=not use_cache)
+            work_dir = _work_dir(store, pipeline, component, key_, execution_id, fresh=not use_cache,
+                                 root=scratch)
 
             ctx = ExecutionContext(
-                component_id=component.id, execution_id=execution_id, inputs=inputs, outputs=outputs,
+                component_id=component.id, execution_id=execution_id, inputs=exec_inputs, outputs=outputs,
                 parameters=component.parameters, beam_pipeline_args=pipeline.beam_pipeline_args,
                 temp_dir=temp_dir, work_dir=work_dir, previous_output=previous_output,
                 report=lambda message: self.listener.on_message(component.id, message))
             component.executor()(ctx)
+            # Publisher, part 1: the outputs reach their final place. Locally a rename; on a URL
+            # root an upload, after which nothing is published yet (the commit is the store's).
+            for key, art in outputs.items():
+                if staging:
+                    upload(art.uri, final_uris[key])
+                else:
+                    os.replace(art.uri, final_uris[key])
+                art.uri = final_uris[key]
         except BaseException as e:
             summary, details = summarize(e), traceback.format_exc()
             if not isinstance(e, (KeyboardInterrupt, SystemExit)):
                 summary, details = _keep_failed_outputs(store, component.id, execution_id, outputs,
-                                                        summary, details)
+                                                        summary, details, pipeline.root)
             store.fail_execution(execution_id, summary + "\n" + details)
             shutil.rmtree(temp_dir, ignore_errors=True)  # scratch; the outputs are kept above
+            if staging:
+                shutil.rmtree(staging.path("outputs", str(execution_id)), ignore_errors=True)
             if isinstance(e, (KeyboardInterrupt, SystemExit)):
                 raise
             raise PipelineRunError(component.id, summary, execution_id) from e
-        # Publisher: rename each finished directory, then flip the DB state in one
-        # transaction. A crash before the commit leaves only unpublished dirs.
-        for key, art in outputs.items():
-            os.replace(art.uri, final_uris[key])
-            art.uri = final_uris[key]
+        # Publisher, part 2: the artifacts and the execution flip to PUBLISHED / COMPLETE in one
+        # transaction. A crash before the commit leaves only unpublished dirs, which readers never
+        # take and the next execution of this node removes.
         store.publish(execution_id, outputs)
         heartbeat.discard(execution_id)
         for art in outputs.values():  # what older failed executions of this node kept
-            _remove_failed_dirs(os.path.dirname(art.uri))
+            _remove_failed_dirs(_parent(art.uri))
         shutil.rmtree(temp_dir, ignore_errors=True)
         shutil.rmtree(work_dir, ignore_errors=True)
+        if staging:
+            shutil.rmtree(staging.path("outputs", str(execution_id)), ignore_errors=True)
         return NodeResult(run.run_id, component.id, COMPLETE, execution_id, outputs)
 
 
@@ -334,6 +364,7 @@ class _Run:
     run_key: str
     run_id: int
     latest_outside: frozenset[str]
+    staging: Staging | None = None  # the local working copies of a URL root
 
 
 class _History:
@@ -351,8 +382,9 @@ class _History:
 
 
 def _work_dir(store: MetadataStore, pipeline: Pipeline, component: Component, key: str,
-              execution_id: int, *, fresh: bool) -> str:
-    """The execution's resumable scratch dir: ``<root>/.work/<node>/<fingerprint>``.
+              execution_id: int, *, fresh: bool, root: str) -> str:
+    """The execution's resumable scratch dir: ``<root>/.work/<node>/<fingerprint>`` (``root``: the
+    pipeline root, or the staging dir of a URL root).
 
     It survives a crash or a failure, so the next execution with the same fingerprint
     (same inputs, parameters and code) picks up where that one stopped; it is removed
@@ -361,7 +393,7 @@ def _work_dir(store: MetadataStore, pipeline: Pipeline, component: Component, ke
     While another RUNNING execution holds this fingerprint's dir, this one gets a private
     ``<fingerprint>-<execution id>`` dir. ``fresh`` (caching off) starts from an empty dir.
     """
-    base = os.path.join(pipeline.root, ".work", component.id)
+    base = os.path.join(root, ".work", component.id)
     running = store.running_fingerprints(pipeline.name, component.id)
     busy = {fp for eid, fp in running.items() if eid != execution_id}
     name = key if key not in busy else f"{key}-{execution_id}"
@@ -392,13 +424,23 @@ def _check_resolved(resolver: Resolver, resolved: dict[str, list[Artifact]]) -> 
                 "the history.")
 
 
-def _remove_stale_temp_dirs(store: MetadataStore, base: str) -> None:
-    """Deletes ``.tmp-<id>`` output dirs left by abandoned or failed executions (never published)."""
-    if not os.path.isdir(base):
-        return
-    for name in os.listdir(base):
-        if name.startswith(".tmp-") and name[5:].isdigit() and store.execution_state(int(name[5:])) != RUNNING:
-            shutil.rmtree(os.path.join(base, name), ignore_errors=True)
+def _remove_stale_output_dirs(store: MetadataStore, base: str) -> None:
+    """Deletes output dirs under ``base`` (one node's output) that no execution will publish: the
+    ``.tmp-<id>`` dirs of executions that are not running (abandoned or failed), and ``<id>`` dirs
+    whose execution is known and neither running nor COMPLETE (an upload to a URL root, or a
+    rename, cut short before the store's commit)."""
+    for name in fileio.listdir(base):
+        if name.startswith(".tmp-") and name[5:].isdigit():
+            if store.execution_state(int(name[5:])) != RUNNING:
+                fileio.rmtree(fileio.join(base, name))
+        elif name.isdigit() and store.execution_state(int(name)) not in (None, RUNNING, COMPLETE):
+            fileio.rmtree(fileio.join(base, name))
+
+
+def scratch_root(pipeline: Pipeline) -> str:
+    """Where the pipeline's scratch (``.temp``, ``.work``) lives: its root, or for a URL root its
+    local staging dir."""
+    return Staging(pipeline.name, pipeline.root).dir if fileio.is_url(pipeline.root) else pipeline.root
 
 
 def remove_stale_scratch(store: MetadataStore, root: str) -> None:
@@ -413,33 +455,47 @@ def remove_stale_scratch(store: MetadataStore, root: str) -> None:
 
 def _remove_failed_dirs(base: str, keep: str | None = None) -> None:
     """Deletes the ``failed-<id>`` output dirs kept from failed executions (but ``keep``)."""
-    if not os.path.isdir(base):
-        return
-    for name in os.listdir(base):
+    for name in fileio.listdir(base):
         if name.startswith(FAILED_PREFIX) and name[len(FAILED_PREFIX):].isdigit() and name != keep:
-            shutil.rmtree(os.path.join(base, name), ignore_errors=True)
+            fileio.rmtree(fileio.join(base, name))
+
+
+def _parent(uri: str) -> str:
+    return uri.rstrip("/").rsplit("/", 1)[0] if fileio.is_url(uri) else os.path.dirname(uri)
 
 
 def _keep_failed_outputs(store: MetadataStore, component_id: str, execution_id: int,
-                         outputs: dict[str, Artifact], summary: str, details: str) -> tuple[str, str]:
-    """Moves a failed execution's non-empty ``.tmp-<id>`` outputs to ``failed-<id>`` (the next run
-    deletes ``.tmp-*`` dirs) and rewrites the paths in the error; returns (summary, details)."""
+                         outputs: dict[str, Artifact], summary: str, details: str,
+                         root: str) -> tuple[str, str]:
+    """Keeps a failed execution's non-empty outputs as ``failed-<id>`` next to where they would
+    have been published (the next run deletes ``.tmp-*`` dirs and local staging copies), and
+    rewrites the paths in the error; returns (summary, details)."""
     kept = []
-    for art in outputs.values():
-        temp = art.uri
-        base = os.path.dirname(temp)
-        if os.path.basename(temp) != f".tmp-{execution_id}" or not os.path.isdir(temp):
+    for key, art in outputs.items():
+        written = art.uri
+        if fileio.is_url(written):
+            continue  # already uploaded (the upload of a later output failed): removed as stale
+        if fileio.is_url(root):
+            base = fileio.join(root, component_id, key)
+            expected = True
+        else:
+            base = os.path.dirname(written)
+            expected = os.path.basename(written) == f".tmp-{execution_id}"
+        if not expected or not os.path.isdir(written):
             continue
-        if not os.listdir(temp):
-            shutil.rmtree(temp, ignore_errors=True)
+        if not os.listdir(written):
+            shutil.rmtree(written, ignore_errors=True)
             continue
-        target = os.path.join(base, f"{FAILED_PREFIX}{execution_id}")
+        target = fileio.join(base, f"{FAILED_PREFIX}{execution_id}")
         try:
             _remove_failed_dirs(base)  # one failed execution's outputs at a time per output
-            os.replace(temp, target)
-        except OSError:
-            continue  # left as it was: the message still names where it is now
-        summary, details = summary.replace(temp, target), details.replace(temp, target)
+            if fileio.is_url(target):
+                upload(written, target)
+            else:
+                os.replace(written, target)
+        except Exception:  # noqa: BLE001 - left as it was: the message still names where it is now
+            continue
+        summary, details = summary.replace(written, target), details.replace(written, target)
         if art.id is not None:
             store.set_artifact_uri(art.id, target)
         art.uri = target
@@ -450,6 +506,15 @@ def _keep_failed_outputs(store: MetadataStore, component_id: str, execution_id: 
         details = (f"outputs of the failed execution kept in {', '.join(kept)} until the next execution "
                    f"of {component_id} ends\n") + details
     return summary, details
+
+
+def _upload_log(local: str, url: str) -> None:
+    """Uploads a node's log to the URL root; a failure is logged, never raised over the node's
+    own outcome."""
+    try:
+        upload_file(local, url)
+    except Exception as e:  # noqa: BLE001
+        logging.getLogger(__name__).warning("could not upload the log %s to %s: %s", local, url, e)
 
 
 def fingerprint(component: Component, params_json: str, inputs: dict[str, list[Artifact]]) -> str:

@@ -31,6 +31,7 @@ from typing import Any
 
 import sqlalchemy as sa
 
+from components import fileio
 from components.artifacts import Artifact, artifact_class
 from components.base import process_alive
 
@@ -455,7 +456,7 @@ class MetadataStore:
             ).order_by(executions.c.id.desc())).all()
         for (execution_id,) in rows:
             outputs = self.outputs_of(execution_id)
-            if all(a.properties.get("_state") == PUBLISHED and os.path.isdir(a.uri)
+            if all(a.properties.get("_state") == PUBLISHED and fileio.isdir(a.uri)
                    for a in outputs.values()):
                 return execution_id, outputs
         return None
@@ -514,7 +515,7 @@ class MetadataStore:
         """Looks an artifact up by id, or by (a prefix-free) URI."""
         if id_or_uri.isdigit():
             return self.artifact(int(id_or_uri))
-        uri = os.path.abspath(id_or_uri).rstrip("/")
+        uri = (id_or_uri if fileio.is_url(id_or_uri) else os.path.abspath(id_or_uri)).rstrip("/")
         with self.engine.connect() as conn:
             row = conn.execute(sa.select(artifacts.c.id).where(artifacts.c.uri == uri)).first()
         if row is None:

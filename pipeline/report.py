@@ -27,10 +27,12 @@ from typing import Any
 
 import sqlalchemy as sa
 
+from components import fileio
 from components.artifacts import Artifact, artifact_class
 from pipeline import metadata as md
 from pipeline.logs import log_path
 from pipeline.report_html import Html, Section, code, esc, note, page
+from pipeline.staging import Staging, upload_file
 
 REPORTS_DIR = "reports"
 NOT_IN_RUN = "not in this run"
@@ -74,6 +76,8 @@ class RunView:
     nodes: list[Node]
     root: str | None
     out: str
+    url_root: str | None = None  # a URL root: ``root`` is then its local staging copy
+    upload_to: str | None = None  # where the page is uploaded, under a URL root
 
     @property
     def run_id(self) -> int:
@@ -164,10 +168,38 @@ def load_run(store: md.MetadataStore, run_id: int | None = None, *, root: str | 
         node = Node(other["component"], other["component_type"], None)
         node.producers = sorted({(c, "run") for e, c in other_inputs if e == other["latest"]})
         nodes.append(node)
+    if root and fileio.is_url(root):
+        return _url_root_view(store, run, nodes, root.rstrip("/"), out)
     root = os.path.abspath(root) if root else _infer_root(nodes)
     if out is None:  # without a root (a --metadata URL whose runs wrote nothing), the working directory
         out = os.path.join(root, REPORTS_DIR, f"run-{run_id}.html") if root else f"run-{run_id}-report.html"
     return RunView(store, run, nodes, root, os.path.abspath(out))
+
+
+# The artifact types whose files the report reads (Examples and Models are never downloaded).
+_READ_TYPES = ("ExampleStatistics", "Schema", "ExampleAnomalies", "TransformGraph", "ModelRun", "ModelEvaluation")
+
+
+def _url_root_view(store: md.MetadataStore, run: dict[str, Any], nodes: list[Node], root: str,
+                   out: str | None) -> RunView:
+    """The view of a run under an object-store root: the artifacts it reads and the logs are
+    downloaded to the pipeline's staging dir (`pipeline.staging`), where the page is written
+    (then uploaded to ``<root>/reports/``, see `write_report`)."""
+    staging = Staging(run["pipeline"], root)
+    run_id = int(run["id"])
+    for node in nodes:
+        for arts in [*node.inputs.values(), *node.outputs.values()]:
+            for art in arts:
+                if art.TYPE_NAME in _READ_TYPES and fileio.is_url(art.uri) and fileio.isdir(art.uri):
+                    art.properties["_uri"] = art.uri
+                    art.uri = staging.localize(art).uri
+        remote, local = log_path(root, run_id, node.id), log_path(staging.dir, run_id, node.id)
+        if fileio.isfile(remote):
+            os.makedirs(os.path.dirname(local), exist_ok=True)
+            fileio.copy_file(remote, local)
+    name = f"run-{run_id}.html"
+    return RunView(store, run, nodes, staging.dir, os.path.abspath(out or staging.path(REPORTS_DIR, name)),
+                   url_root=root, upload_to=fileio.join(root, REPORTS_DIR, name))
 
 
 def _infer_root(nodes: list[Node]) -> str | None:
@@ -190,7 +222,7 @@ def _header(view: RunView) -> Html:
              f"<p>State <b>{esc(run['state'])}</b>; started {esc(str(run['started'])[:19])} UTC{esc(took)}"
              f" on {esc(run.get('host') or '?')} (pid {esc(run.get('pid') or '?')}).</p>"]
     if view.root:
-        lines.append(f"<p>Root {code(view.root)}</p>")
+        lines.append(f"<p>Root {code(view.url_root or view.root)}</p>")
     if run.get("error"):
         lines.append(f"<p>Error: {esc(run['error'])}</p>")
     return Html("".join(lines))
@@ -240,7 +272,8 @@ def write_report(*, root: str | None = None, metadata: str | None = None, run: i
 
     Args:
         root: The pipeline root (holds ``metadata.sqlite``, the logs, and by default the report
-            under ``reports/run-<N>.html``).
+            under ``reports/run-<N>.html``). Under an object-store root the page is written in the
+            pipeline's local staging dir, whose path is returned, and uploaded to the root's.
         metadata: A SQLAlchemy URL of the store, instead of the root's SQLite file.
         run: The run id (``python -m pipeline runs`` lists them).
         out: The HTML file to write.
@@ -250,6 +283,9 @@ def write_report(*, root: str | None = None, metadata: str | None = None, run: i
     """
     if metadata:
         store = md.MetadataStore(metadata)
+    elif root and fileio.is_url(root):
+        raise ValueError(f"report got --root={root!r} without --metadata; an object-store root holds no "
+                         "metadata store. How to fix: pass --metadata URL, the store the pipeline used.")
     elif root:
         path = os.path.join(os.path.abspath(root), "metadata.sqlite")
         if not os.path.isfile(path):
@@ -265,6 +301,8 @@ def write_report(*, root: str | None = None, metadata: str | None = None, run: i
     with open(temporary, "w", encoding="utf-8") as f:
         f.write(text)
     os.replace(temporary, view.out)
+    if view.upload_to:
+        upload_file(view.out, view.upload_to)
     return view.out
 
 

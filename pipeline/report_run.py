@@ -163,7 +163,7 @@ def push_section(view: RunView) -> Html:
             art, execution = entry["artifact"], entry["execution"]
             made = f"{execution['component']} (execution {execution['id']}, run {execution['run_id']})" \
                 if execution else ""
-            rows.append([f"#{art_id}", art.TYPE_NAME, made, code(art.uri)])
+            rows.append([f"#{art_id}", art.TYPE_NAME, made, code(art.properties.get("_uri", art.uri))])
         for path in sorted(files):
             rows.insert(0, ["input", "file", "", code(path)])
         body.append(table(["artifact", "type", "made by", "where"], rows))

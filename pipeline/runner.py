@@ -48,7 +48,7 @@ from typing import IO
 from components.artifacts import Artifact
 from components.resolver.base import Resolver
 from pipeline.dsl import Pipeline, downstream_closure, upstream_closure
-from pipeline.launcher import FAILED_PREFIX, Launcher, PipelineRunError, remove_stale_scratch
+from pipeline.launcher import FAILED_PREFIX, Launcher, PipelineRunError, remove_stale_scratch, scratch_root
 from pipeline.metadata import (
     CACHED, COMPLETE, FAILED, Heartbeat, Lease, LockInfo, LockTimeout, MetadataStore,
 )
@@ -181,7 +181,7 @@ class LocalRunner:
     def _run_locked(self, store: MetadataStore, lease: Lease, pipeline: Pipeline, ids: list[str],
                     selected: set[str]) -> RunResult:
         store.mark_abandoned(pipeline.name)
-        remove_stale_scratch(store, pipeline.root)
+        remove_stale_scratch(store, scratch_root(pipeline))
         run_key = f"{RUN_KEY_PREFIX}{uuid.uuid4().hex}"
         run_id = store.start_run(pipeline.name, run_key=run_key, lease_s=self.lock_lease)
         store.set_lock_run(lease.name, lease.token, run_id)

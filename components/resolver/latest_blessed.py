@@ -23,9 +23,9 @@ Example:
 from __future__ import annotations
 
 import dataclasses
-import os
 from collections.abc import Mapping
 
+from components import fileio
 from components.artifacts import Artifact, Model
 from components.base import Channel, InputSpec
 from components.resolver.base import ArtifactHistory, Resolver
@@ -91,6 +91,6 @@ def _blessed_model(push_inputs: Mapping[str, list[Artifact]]) -> Model | None:
         if not all(b.properties.get("blessed") is True for b in push_inputs.get(key) or []):
             return None
     models = push_inputs.get("model") or []
-    if not models or not os.path.isdir(models[0].uri):
+    if not models or not fileio.isdir(models[0].uri):
         return None
     return models[0]

@@ -137,8 +137,8 @@ def test_push_to_a_filesystem_url_writes_saved_model_pb_last_and_a_partial_copy_
     model = Model(uri=str(uri), properties={"serving_model": "Format-Serving/17"}, id=1)
     dest = f"ram://push-test-{uuid.uuid4().hex}/serving"
     copied = []
-    real_copy = fileio._copy_file
-    monkeypatch.setattr(fileio, "_copy_file", lambda src, dst: (copied.append(dst), real_copy(src, dst)))
+    real_copy = fileio.copy_file
+    monkeypatch.setattr(fileio, "copy_file", lambda src, dst: (copied.append(dst), real_copy(src, dst)))
     component = pusher(dest, version_policy="increment", versions_to_keep=1)
     blessed = ModelBlessing(properties={"blessed": True}, id=2)
     for expected_version in (1, 2):

@@ -81,7 +81,7 @@ def test_task_dependencies_make_a_gate_pass_before_the_nodes_that_use_the_same_d
     assert deps["ExampleGen"] == ()
 
 
-def test_an_object_store_root_is_refused_naming_what_to_do_instead(tmp_path):
-    with pytest.raises(NotImplementedError, match=r"Pipeline\(root='gs://b/p'\) is not supported.*gcsfuse"):
-        Pipeline("p", root="gs://b/p", components=[])
+def test_a_file_url_root_is_a_local_path_and_an_object_store_root_stays_a_url(tmp_path):
     assert Pipeline("p", root=f"file://{tmp_path}", components=[]).root == str(tmp_path)
+    url = Pipeline("p", root="gs://b/p", components=[], metadata="sqlite:////tmp/m.sqlite")
+    assert (url.root, url.metadata) == ("gs://b/p", "sqlite:////tmp/m.sqlite")

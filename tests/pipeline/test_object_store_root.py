@@ -1,0 +1,155 @@
+"""A pipeline root that is an object-store URL (pipeline/staging.py, pipeline/launcher.py).
+
+The filesystem is TensorFlow's in-memory ``ram://`` (reached through ``tf.io.gfile``, as
+``gs://`` or ``s3://`` would be): no POSIX calls work on it and it has no atomic rename, so a
+test passes only if every artifact, log and report goes through `components.fileio` and the
+commit point is the metadata store. ``ram://`` lives in this process only, so the runs are
+in process (`pipeline.runner.LocalRunner` and `launch_node`).
+
+- toy components: outputs uploaded under ``<root>/<node>/<key>/<execution id>``, inputs
+  downloaded once per artifact, logs uploaded, cache hits, a failed execution's outputs
+  kept as ``failed-<id>``, and an upload cut short that is never published and is removed
+  by the next execution;
+- the wine pipeline (real Beam, TFT, Trainer, Evaluator, Pusher) to a pushed model whose
+  every artifact is under the URL root, its report uploaded, and a cached rerun.
+"""
+
+from __future__ import annotations
+
+import os
+import uuid
+
+import pytest
+
+from pipeline.dsl import Pipeline
+from pipeline.launcher import PipelineRunError, launch_node
+from pipeline.metadata import COMPLETE, FAILED, MetadataStore
+from pipeline.runner import LocalRunner
+from tests.pipeline.toy_components import Add, Source
+
+tf = pytest.importorskip("tensorflow")
+gfile = tf.io.gfile
+
+
+@pytest.fixture
+def ram_root(tmp_path, monkeypatch):
+    """A fresh ``ram://`` root, a local SQLite store and a private staging dir."""
+    monkeypatch.setenv("PIPELINE_STAGING_DIR", str(tmp_path / "staging"))
+    root = f"ram://bucket-{uuid.uuid4().hex[:8]}/toy"
+    yield root, f"sqlite:///{tmp_path / 'metadata.sqlite'}"
+    if gfile.exists(root):
+        gfile.rmtree(root)
+
+
+def _toy(root, metadata, value=1, add=10, fail=False):
+    source = Source(value)
+    return Pipeline("toy", root, [source, Add(source.outputs["examples"], add=add, fail=fail)], metadata=metadata)
+
+
+def _read(url):
+    with gfile.GFile(url) as f:
+        return f.read()
+
+
+def test_a_url_root_needs_a_metadata_url():
+    with pytest.raises(ValueError, match=r"Pipeline\(root='gs://b/p'\) needs metadata=URL.*postgresql"):
+        Pipeline("p", root="gs://b/p", components=[])
+    assert Pipeline("p", root="gs://b/p/", components=[], metadata="sqlite:////tmp/m.sqlite").root == "gs://b/p"
+
+
+def test_outputs_are_uploaded_inputs_downloaded_and_logs_uploaded(ram_root, tmp_path):
+    root, metadata = ram_root
+    result = LocalRunner().run(_toy(root, metadata, value=3))
+    add = result.outputs["Add"]["statistics"]
+    source = result.outputs["Source"]["examples"]
+    store = MetadataStore(metadata)
+    ids = {e["component"]: e["id"] for e in store.executions_of_run(result.run_id)}
+    assert source.uri == f"{root}/Source/examples/{ids['Source']}"
+    assert add.uri == f"{root}/Add/statistics/{ids['Add']}"
+    assert _read(f"{source.uri}/value.txt") == "3"
+    assert _read(f"{add.uri}/value.txt") == "13" and add.properties["total"] == 13
+    # Published as the URL; nothing but the artifacts' dirs and the logs under the root.
+    assert [a.uri for a in store.published("toy", "Add", "statistics")] == [add.uri]
+    assert sorted(gfile.listdir(root)) == ["Add", "Source", "logs"]
+    assert gfile.listdir(f"{root}/Add/statistics") == [str(ids["Add"])]
+    assert sorted(gfile.listdir(f"{root}/logs/{result.run_id}")) == ["Add.log", "Source.log"]
+    # The input was downloaded once into the staging dir, under its artifact id; scratch is gone.
+    staging = next((tmp_path / "staging" / "pipeline-staging").iterdir())
+    assert (staging / "artifacts" / str(source.id) / "value.txt").read_text() == "3"
+    assert not any((staging / "outputs").iterdir())
+    assert not (tmp_path / "toy").exists() and not os.path.exists("ram:")
+
+    again = LocalRunner().run(_toy(root, metadata, value=3))
+    assert again.states == {"Source": "CACHED", "Add": "CACHED"}
+    assert again.outputs["Add"]["statistics"].uri == add.uri
+    # A changed parameter reruns Add only, reading the same (already downloaded) Source output.
+    changed = LocalRunner().run(_toy(root, metadata, value=3, add=20))
+    assert changed.states == {"Source": "CACHED", "Add": "COMPLETE"}
+    assert _read(f"{changed.outputs['Add']['statistics'].uri}/value.txt") == "23"
+
+
+def test_a_failed_execution_keeps_its_outputs_on_the_root_until_the_next_one(ram_root):
+    root, metadata = ram_root
+    launch_node(_toy(root, metadata), "Source", "run-1")
+    with pytest.raises(PipelineRunError, match="Add got fail=True") as caught:
+        launch_node(_toy(root, metadata, fail=True), "Add", "run-1")
+    # Add wrote nothing before failing: no failed-<id> dir, no unpublished dir, no staging leftovers.
+    assert not gfile.exists(f"{root}/Add")
+    run_id = MetadataStore(metadata).run_id_of("toy", "run-1")
+    assert caught.value.log_path and os.path.isfile(caught.value.log_path)  # the local copy
+    with open(caught.value.log_path) as f:
+        assert _read(f"{root}/logs/{run_id}/Add.log") == f.read()  # uploaded, failed or not
+    ok = launch_node(_toy(root, metadata), "Add", "run-1")
+    assert ok.state == COMPLETE and _read(f"{ok.outputs['statistics'].uri}/value.txt") == "11"
+
+
+def test_an_upload_cut_short_is_never_published_and_is_removed_next_time(ram_root, monkeypatch):
+    import pipeline.launcher as launcher
+
+    root, metadata = ram_root
+    launch_node(_toy(root, metadata), "Source", "run-1")
+    real_upload = launcher.upload
+
+    def upload_then_fail(local, url):
+        real_upload(local, url)  # every byte reached the root ...
+        raise ConnectionError("object store went away")  # ... but the upload did not return
+
+    monkeypatch.setattr(launcher, "upload", upload_then_fail)
+    with pytest.raises(PipelineRunError, match="ConnectionError: object store went away") as caught:
+        launch_node(_toy(root, metadata), "Add", "run-1")
+    failed_id = caught.value.execution_id
+    store = MetadataStore(metadata)
+    assert store.execution_state(failed_id) == FAILED
+    assert store.published("toy", "Add", "statistics") == []  # readers never see it
+    assert gfile.exists(f"{root}/Add/statistics/{failed_id}/value.txt")  # the upload's leftovers
+    monkeypatch.setattr(launcher, "upload", real_upload)
+    ok = launch_node(_toy(root, metadata), "Add", "run-1")
+    assert gfile.listdir(f"{root}/Add/statistics") == [str(ok.execution_id)]  # the leftovers are gone
+    assert [a.uri for a in store.published("toy", "Add", "statistics")] == [ok.outputs["statistics"].uri]
+
+
+def test_failed_outputs_are_uploaded_as_failed_dirs(ram_root, monkeypatch):
+    """An executor that wrote files, then failed: they are kept under ``failed-<id>`` on the root
+    (a staging dir on a pod that is gone would lose them) and named in the error."""
+    import tests.pipeline.toy_components as toy
+
+    root, metadata = ram_root
+    launch_node(_toy(root, metadata), "Source", "run-1")
+
+    def executor(self):
+        def run(ctx):
+            with open(os.path.join(ctx.outputs["statistics"].uri, "partial.txt"), "w") as f:
+                f.write("half")
+            raise RuntimeError(f"gave up after writing {ctx.outputs['statistics'].uri}/partial.txt")
+        return run
+
+    original = toy.Add.executor
+    monkeypatch.setattr(toy.Add, "executor", executor)
+    with pytest.raises(PipelineRunError) as caught:
+        launch_node(_toy(root, metadata), "Add", "run-1")
+    kept = f"{root}/Add/statistics/failed-{caught.value.execution_id}"
+    assert f"{kept}/partial.txt" in str(caught.value)
+    assert _read(f"{kept}/partial.txt") == "half"
+    monkeypatch.setattr(toy.Add, "executor", original)
+    ok = launch_node(_toy(root, metadata), "Add", "run-1")
+    assert gfile.listdir(f"{root}/Add/statistics") == [str(ok.execution_id)]
