@@ -73,7 +73,12 @@ def listdir(path: str) -> list[str]:
     """Entry names (no trailing ``/``); [] when ``path`` is not a directory."""
     if is_url(path):
         gfile = _gfile()
-        return [name.rstrip("/") for name in gfile.listdir(path)] if gfile.isdir(path) else []
+        if not gfile.isdir(path):
+            return []
+        # Each entry is checked: a filesystem that lists by key prefix (ram://) also answers
+        # "3" for "dir/12" when "dir/123/..." exists.
+        names = [name.rstrip("/") for name in gfile.listdir(path)]
+        return [name for name in names if gfile.exists(join(path, name))]
     path = local_path(path)
     return os.listdir(path) if os.path.isdir(path) else []
 
@@ -146,9 +151,20 @@ def mtime(path: str) -> float:
 def walk(top: str):
     """``(directory, subdirectories, files)`` for each directory under ``top``, as ``os.walk``."""
     if is_url(top):
-        yield from _gfile().walk(top)
+        yield from _url_walk(top)
     else:
         yield from os.walk(local_path(top))
+
+
+def _url_walk(top: str):
+    if not isdir(top):
+        return
+    gfile = _gfile()
+    names = listdir(top)
+    subdirectories = [name for name in names if gfile.isdir(join(top, name))]
+    yield top, subdirectories, [name for name in names if name not in subdirectories]
+    for name in subdirectories:
+        yield from _url_walk(join(top, name))
 
 
 def _relative(base: str, path: str) -> str:

@@ -37,8 +37,16 @@ def ram_root(tmp_path, monkeypatch):
     monkeypatch.setenv("PIPELINE_STAGING_DIR", str(tmp_path / "staging"))
     root = f"ram://bucket-{uuid.uuid4().hex[:8]}/toy"
     yield root, f"sqlite:///{tmp_path / 'metadata.sqlite'}"
-    if gfile.exists(root):
-        gfile.rmtree(root)
+    _remove(root)
+
+
+def _remove(root):
+    """Frees the in-memory files (ram:// deletes files one by one; its directories are implicit)."""
+    from components import fileio
+
+    for directory, _, files in list(fileio.walk(root)):
+        for name in files:
+            gfile.remove(f"{directory}/{name}")
 
 
 def _toy(root, metadata, value=1, add=10, fail=False):
@@ -153,3 +161,71 @@ def test_failed_outputs_are_uploaded_as_failed_dirs(ram_root, monkeypatch):
     monkeypatch.setattr(toy.Add, "executor", original)
     ok = launch_node(_toy(root, metadata), "Add", "run-1")
     assert gfile.listdir(f"{root}/Add/statistics") == [str(ok.execution_id)]
+
+
+@pytest.mark.slow
+def test_the_wine_pipeline_runs_to_a_pushed_model_on_a_url_root(ram_root, tmp_path):
+    """Every real component (Beam, TFT, the Trainer, TFMA, InfraValidator, Pusher) on local
+    staging copies; every artifact, the pushed model, the logs and the report on the URL root."""
+    from pipeline.report import report_after_run
+    from pipeline.yaml_spec import build_pipeline, load_spec
+    from tests.pipeline.e2e_helpers import ALL, MODEL_NODES, REPO
+
+    root, metadata = ram_root
+    root = root.replace("/toy", "/wine")
+    spec = load_spec(os.path.join(REPO, "pipeline", "examples", "wine.yaml"))
+
+    def wine():
+        return build_pipeline(spec, root=root, metadata=metadata, beam_pipeline_args=["--direct_num_workers=1"])
+
+    try:
+        result = LocalRunner().run(wine())
+        assert result.executed == ALL + MODEL_NODES
+        store = MetadataStore(metadata)
+        for node, outputs in result.outputs.items():
+            for key, art in outputs.items():
+                if node != "LatestBlessedModelResolver":
+                    assert art.uri.startswith(f"{root}/{node}/{key}/"), (node, key, art.uri)
+                    assert gfile.isdir(art.uri)
+        blessing = result.outputs["Evaluator"]["blessing"].properties
+        assert blessing["verdict"] == "BLESSED", blessing["reason"]
+        pushed = result.outputs["Pusher"]["pushed_model"].properties
+        assert pushed["pushed"] is True and pushed["pushed_destination"].startswith(f"{root}/serving/wine/")
+        assert gfile.exists(f"{pushed['pushed_destination']}/saved_model.pb")
+        served = tf.saved_model.load(pushed["pushed_destination"])  # TensorFlow reads the URL itself
+        assert "serving_default" in served.signatures
+        assert sorted(gfile.listdir(f"{root}/logs/{result.run_id}")) == sorted(f"{n}.log" for n in result.states)
+
+        page = report_after_run(wine(), run_id=result.run_id)
+        assert not fileio_is_url(page) and os.path.isfile(page)
+        with open(page, encoding="utf-8") as f:
+            html = f.read()
+        assert html == _read(f"{root}/reports/run-{result.run_id}.html")
+        assert f"Root <code>{root}</code>" in html and "BLESSED" in html  # read from the downloaded artifacts
+
+        again = LocalRunner().run(wine())
+        assert set(again.cached) == {n for n in ALL + MODEL_NODES if not n.endswith("Resolver")}
+        assert [e for e in store.list_runs()][0]["state"] == COMPLETE
+    finally:
+        _remove(root)
+
+
+def fileio_is_url(path):
+    from components import fileio
+
+    return fileio.is_url(path)
+
+
+def test_listing_a_url_dir_never_answers_a_sibling_with_the_same_prefix(ram_root):
+    """ram:// lists by key prefix: ``dir/12`` would also answer ``3`` for ``dir/123/...``."""
+    from components import fileio
+
+    root, _ = ram_root
+    for path in (f"{root}/m/12/a.txt", f"{root}/m/123/b.txt", f"{root}/model_run/1/c.txt"):
+        fileio.makedirs(path.rsplit("/", 1)[0])
+        with fileio.open_file(path, "w") as f:
+            f.write("x")
+    assert fileio.listdir(f"{root}/m/12") == ["a.txt"]
+    assert list(fileio.walk(f"{root}/m/12")) == [(f"{root}/m/12", [], ["a.txt"])]
+    assert fileio.listdir(f"{root}/model") == []
+    assert sorted(fileio.listdir(f"{root}/m")) == ["12", "123"]
