@@ -194,7 +194,10 @@ def _cmd_run(args: argparse.Namespace) -> int:
     from pipeline.serving_hints import serving_hints, this_python
 
     try:
-        for hints in serving_hints(result.outputs, root=pipeline.root, executed=result.executed):
+        from pipeline.launcher import scratch_root
+
+        # The sample requests go under the root, or a URL root's local staging dir (the client reads files).
+        for hints in serving_hints(result.outputs, root=scratch_root(pipeline), executed=result.executed):
             print("\n".join(hints.lines(python=this_python())))
     except OSError as e:  # the run succeeded; only the hints could not be made
         from rich.markup import escape

@@ -23,6 +23,8 @@ import shlex
 from collections.abc import Iterable
 from typing import Any
 
+from components import fileio
+
 SAMPLE_ROWS = 3
 _METHODS = {"tensorflow/serving/classify": "classify", "tensorflow/serving/regress": "regress",
             "tensorflow/serving/predict": "predict"}
@@ -53,11 +55,18 @@ class ServingHints:
         base = shlex.quote(self.model_base_path)
         where = f"{self.model_name} version {self.version} to {self.model_base_path}/{self.version}"
         lines = [f"Pushed {where}." if self.pushed_now else
-                 f"Nothing new to push: {where} was pushed by an earlier run.",
-                 "Serve it (gRPC 8500, REST 8501; or the tensorflow/serving container, see serving/deploy/):",
-                 f"  {python} -m serving --model_name={self.model_name} --model_base_path={base} "
-                 "--port=8500 --rest_api_port=8501",
-                 "Query it from another shell:"]
+                 f"Nothing new to push: {where} was pushed by an earlier run."]
+        if "://" in self.model_base_path:  # python -m serving reads local directories only
+            lines += ["Serve it with TF Serving, which reads that URL itself (gRPC 8500, REST 8501; "
+                      "the tensorflow/serving container, see serving/deploy/):",
+                      f"  tensorflow_model_server --model_name={self.model_name} --model_base_path={base} "
+                      "--port=8500 --rest_api_port=8501",
+                      "  (python -m serving reads local directories only: copy the version down first.)"]
+        else:
+            lines += ["Serve it (gRPC 8500, REST 8501; or the tensorflow/serving container, see serving/deploy/):",
+                      f"  {python} -m serving --model_name={self.model_name} --model_base_path={base} "
+                      "--port=8500 --rest_api_port=8501"]
+        lines.append("Query it from another shell:")
         rows = shlex.quote(self.requests_file) if self.requests_file else "ROWS.csv|.jsonl|.tfrecord"
         lines.append(f"  {python} -m serving.client {self.method} --server 127.0.0.1:8500 "
                      f"--model {self.model_name} --examples {rows}")
@@ -109,11 +118,9 @@ def _write_requests(examples: Any, label_key: str | None, path: str,
     ``keep``: the only features to write (the served model's raw inputs); None: every
     feature but ``label_key``.
     """
-    import glob
-
     import tensorflow as tf
 
-    files = sorted(glob.glob(examples.file_pattern("eval")))
+    files = sorted(tf.io.gfile.glob(examples.file_pattern("eval")))  # local, or under a URL root
     if not files:
         return None
     kept = None if keep is None else set(keep)
@@ -155,7 +162,7 @@ def serving_hints(outputs: dict[str, dict[str, Any]], *, root: str,
         if not pushed.properties.get("pushed"):
             continue
         destination = pushed.properties["pushed_destination"]
-        if not pushers[id(pushed)] and not os.path.isdir(destination):
+        if not pushers[id(pushed)] and not fileio.isdir(destination):
             continue  # pushed by an earlier run and removed since
         base = os.path.dirname(destination)
         name = os.path.basename(base)

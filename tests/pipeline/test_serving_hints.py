@@ -104,3 +104,12 @@ def test_sample_requests_hold_only_the_features_the_served_model_reads(tmp_path,
     assert len(records) == 3
     assert sorted(tf.train.Example.FromString(records[0].numpy()).features.feature) == expected
     assert sorted(hints.first_example) == expected
+
+
+def test_a_url_destination_is_served_by_tf_serving_not_the_local_only_server():
+    from pipeline.serving_hints import ServingHints
+
+    lines = "\n".join(ServingHints("taxi", "gs://bucket/serving/taxi", 7, "regress").lines(python="py"))
+    assert "tensorflow_model_server --model_name=taxi --model_base_path=gs://bucket/serving/taxi" in lines
+    assert "py -m serving --model_name" not in lines and "reads local directories only" in lines
+    assert "py -m serving.client regress --server 127.0.0.1:8500" in lines
