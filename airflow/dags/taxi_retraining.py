@@ -15,7 +15,8 @@ Settings (environment of the DAG processor and the workers; the defaults run on 
   ``postgresql+psycopg://`` URL for workers on several machines);
 - ``TAXI_DATA_ROOT`` / ``TAXI_FILE_PATTERN``: where new data lands (default the bundled
   ``data/taxi/data.csv``; e.g. ``span-{SPAN}.csv`` for a new file per day);
-- ``TAXI_TRAIN_STEPS`` (default 1000), ``PIPELINE_PYTHON`` (the interpreter that runs the
+- ``TAXI_TRAIN_STEPS`` (default 1000), ``TAXI_RANDOM_SEED`` (seeds the Trainer's initial
+  weights and shuffling; default unseeded), ``PIPELINE_PYTHON`` (the interpreter that runs the
   nodes; default Airflow's).
 
 Parsing this file imports Airflow, the DSL and the component classes only (no TensorFlow,
@@ -44,6 +45,7 @@ dag = build_dag(
         "data_root": os.environ.get("TAXI_DATA_ROOT", str(REPO / "data" / "taxi")),
         "file_pattern": os.environ.get("TAXI_FILE_PATTERN", "data.csv"),
         "train_steps": int(os.environ.get("TAXI_TRAIN_STEPS", "1000")),
+        **({"random_seed": int(os.environ["TAXI_RANDOM_SEED"])} if os.environ.get("TAXI_RANDOM_SEED") else {}),
     },
     python=os.environ.get("PIPELINE_PYTHON") or None,
     retries=2,

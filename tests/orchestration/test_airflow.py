@@ -368,3 +368,69 @@ def test_build_dag_settings(tmp_path):
     assert errors["missing file"][0] == "ValueError" and "/nonexistent/pipeline.yaml" in errors["missing file"][1]
     assert errors["bad override"][0] == "ValueError" and "KEY=VALUE" in errors["bad override"][1]
     assert errors["unknown override"][0] == "ValueError" and "no_such_argument" in errors["unknown override"][1]
+
+
+TAXI_RUN_SCRIPT = """
+import datetime as dt, json, shutil, time
+from airflow.utils import db
+from airflow.dag_processing.dagbag import DagBag
+
+db.initdb()
+bag = DagBag(dag_folder={dags!r})
+assert not bag.import_errors, bag.import_errors
+dag = bag.dags["taxi_retraining"]
+for day, span in ((2, 1), (3, 2)):  # a new span lands before each daily run
+    shutil.copy({spans!r} + f"/span-{{span}}.csv", {data!r})
+    started = time.perf_counter()
+    dag_run = dag.test(logical_date=dt.datetime(2026, 1, day, tzinfo=dt.timezone.utc))
+    tis = {{ti.task_id: [str(ti.state), ti.try_number] for ti in dag_run.get_task_instances()}}
+    print("RESULT " + json.dumps({{"run_id": dag_run.run_id, "state": str(dag_run.state), "tasks": tis,
+                                   "seconds": time.perf_counter() - started}}), flush=True)
+"""
+TAXI_NODES = ["ExampleGen", "StatisticsGen", "SchemaGen", "ExampleValidator", "Transform", "WarmStartResolver",
+              "Trainer", "BaselineResolver", "Evaluator", "InfraValidator", "Pusher"]
+
+
+@pytest.mark.slow
+def test_the_example_taxi_dag_trains_pushes_then_retrains_on_the_next_span(tmp_path):
+    """airflow/dags/taxi_retraining.py itself, configured by its environment variables: run 1 on
+    span 1 pushes version 1; a day later span 2 has landed, and run 2 warm-starts from version 1,
+    is judged against it, and pushes version 2. Every node runs as an Airflow task (``run-node``)."""
+    dags = REPO / "airflow" / "dags"
+    root, data = tmp_path / "root", tmp_path / "incoming"
+    data.mkdir()
+    env = _airflow_env(tmp_path, dags)
+    # 400 steps reach the pipeline's AUC bound (0.9) on span 1 with seed 7, as in test_retraining;
+    # the seed makes both runs' verdicts reproducible.
+    env.update(TAXI_PIPELINE_ROOT=str(root), TAXI_DATA_ROOT=str(data), TAXI_FILE_PATTERN="span-{SPAN}.csv",
+               TAXI_TRAIN_STEPS="400", TAXI_RANDOM_SEED="7")
+    script = TAXI_RUN_SCRIPT.format(dags=str(dags), spans=str(REPO / "data" / "taxi_spans"), data=str(data))
+    output = _run_script(tmp_path, script, env, timeout=900)
+    first, second = _results(output)
+    print("taxi dag.test() seconds:", round(first["seconds"], 1), round(second["seconds"], 1))
+    for run in (first, second):
+        assert run["state"] == "success", output[-6000:]
+        assert {t: s for t, (s, _) in run["tasks"].items()} == dict.fromkeys(TAXI_NODES, "success")
+
+    store = MetadataStore(f"sqlite:///{root / 'metadata.sqlite'}")
+    runs = [store.run_id_of("taxi", run["run_id"]) for run in (first, second)]
+    assert None not in runs and runs[0] != runs[1]
+    outputs = [{e["component"]: store.outputs_of(e["id"]) for e in store.executions_of_run(r)} for r in runs]
+    assert [_states(store.executions_of_run(r)) for r in runs] == [dict.fromkeys(TAXI_NODES, [COMPLETE])] * 2
+    assert [_run_state(store, r) for r in runs] == [COMPLETE, COMPLETE]
+    assert [o["ExampleGen"]["examples"].properties["span"] for o in outputs] == [1, 2]
+
+    v1, v2 = (o["Trainer"]["model"] for o in outputs)
+    pushed1, pushed2 = (o["Pusher"]["pushed_model"].properties for o in outputs)
+    assert pushed1["pushed"] is True and pushed1["model_id"] == v1.id
+    assert v1.properties["base_model_id"] is None  # nothing blessed before run 1: a cold start
+    # Run 2: the Trainer warm-started from version 1, the Evaluator judged against it, and pushed.
+    assert v2.properties["base_model_id"] == v1.id
+    assert v2.properties["warm_started_from"].startswith(v1.uri)
+    blessing = outputs[1]["Evaluator"]["blessing"].properties
+    assert blessing["baseline_model_id"] == v1.id and blessing["verdict"] == "BLESSED", blessing["reason"]
+    assert pushed2["pushed"] is True and pushed2["model_id"] == v2.id
+    served = sorted(n for n in os.listdir(root / "serving" / "taxi") if n.isdigit())
+    assert served == sorted(str(p["version"]) for p in (pushed1, pushed2))
+    # Each task's Airflow log holds its component's log lines.
+    assert "[Trainer.log]" in _task_section(output, "Trainer", 1)

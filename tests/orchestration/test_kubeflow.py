@@ -3,7 +3,7 @@ taxi pipeline loaded back with kfp's own loader (tasks, dependencies, command li
 parameters) and compiled without TensorFlow; runs of a small pipeline with ``kfp.local``'s
 SubprocessRunner recorded in the project's metadata store under one run key (a real
 PostgreSQL server, skipped when its binaries are absent); a failing node's error surfaced
-(SQLite).
+(SQLite); and the full taxi pipeline run by kfp.local to a pushed model (slow).
 """
 
 import contextlib
@@ -258,3 +258,31 @@ def test_a_failing_node_fails_the_kfp_local_run_with_the_components_error(tmp_pa
     states = {e["component"]: e["state"] for e in store.executions_of_run(run["id"])}
     assert states == {"SourceA": "COMPLETE", "SourceB": "COMPLETE", "Add": "FAILED"}
     assert log.is_file()
+
+
+@pytest.mark.slow
+def test_kfp_local_runs_the_full_taxi_pipeline_to_a_pushed_model(tmp_path):
+    """The bundled taxi pipeline, one kfp.local task (an interpreter running ``run-node``) per node,
+    to a blessed model pushed under the root and loaded back."""
+    import tensorflow as tf
+
+    root = tmp_path / "root"
+    # 400 steps with seed 7 clear the pipeline's AUC bound (0.9), as in test_retraining.
+    done = _bounded(["-m", "pipeline.kubeflow", "run-local", TAXI_FULL, "--root", str(root),
+                     "--set", "train_steps=400", "--set", "random_seed=7"], timeout=600)
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    match = re.search(r"^run (\d+) \(key '(\d+)'\): (.*)$", done.stdout, re.M)
+    assert match, done.stdout[-2000:]
+    states = dict(item.split("=") for item in match[3].split(", "))
+    assert set(states) == set(TAXI_FULL_EDGES) and set(states.values()) == {"COMPLETE"}
+    store = MetadataStore(f"sqlite:///{root}/metadata.sqlite")
+    [run] = store.list_runs()
+    assert (run["run_key"], run["state"]) == (match[2], "COMPLETE")
+    executions = {e["component"]: e for e in store.executions_of_run(run["id"])}
+    blessing = store.outputs_of(executions["Evaluator"]["id"])["blessing"].properties
+    assert blessing["verdict"] == "BLESSED", blessing["reason"]
+    pushed = store.outputs_of(executions["Pusher"]["id"])["pushed_model"].properties
+    assert pushed["pushed"] is True
+    assert os.path.dirname(pushed["pushed_destination"]) == str(root / "serving" / "taxi")
+    served = tf.saved_model.load(pushed["pushed_destination"])
+    assert "serving_default" in served.signatures
