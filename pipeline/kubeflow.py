@@ -161,7 +161,7 @@ def build_kfp_pipeline(pipeline_file: str, *, mode: str = CONTAINER, image: str 
     if mode == CONTAINER and not image:
         raise ValueError("kubeflow got image=''; expected the pipeline image's name. How to fix: pass "
                          f"--image REGISTRY/estimator-pipeline:TAG (default {DEFAULT_IMAGE}).")
-    pipeline = load_pipeline(pipeline_file, root=root, overrides=list(overrides))
+    pipeline = load_pipeline(pipeline_file, root=root, metadata=metadata or None, overrides=list(overrides))
     nodes = pipeline_nodes(pipeline)
     if mode == CONTAINER:
         task_file = _file_in_image(pipeline_file, file_in_image)

@@ -190,6 +190,23 @@ def test_bad_arguments_are_named(tmp_path, capsys):
     assert containers["Add"]["args"][:3] == ["/pipelines/p.py", "--node", "Add"]
 
 
+def test_an_object_store_root_compiles_with_a_metadata_url_and_is_refused_without(tmp_path):
+    from pipeline.kubeflow import compile_pipeline
+
+    cwd = os.getcwd()
+    os.chdir(REPO)
+    try:
+        compile_pipeline(TAXI_YAML, str(tmp_path / "gs.yaml"), image=IMAGE, root="gs://bucket/taxi", metadata=PG)
+        with pytest.raises(ValueError, match=r"root='gs://bucket/taxi'\) needs metadata=URL"):
+            compile_pipeline(TAXI_YAML, str(tmp_path / "no.yaml"), image=IMAGE, root="gs://bucket/taxi")
+    finally:
+        os.chdir(cwd)
+    spec, _, containers = _ir(tmp_path / "gs.yaml")
+    parameters = json_format.MessageToDict(spec.root.input_definitions)["parameters"]
+    assert parameters["root"]["defaultValue"] == "gs://bucket/taxi"
+    assert parameters["metadata"]["defaultValue"] == PG
+
+
 @pytest.mark.filterwarnings("ignore:You may be attemping to run a task:RuntimeWarning")  # kfp's image check
 def test_kfp_local_refuses_the_container_tasks(tmp_path):
     """Why the local mode exists: kfp 2.16's SubprocessRunner runs no container component."""
