@@ -304,7 +304,7 @@ class Launcher:
                 final_uris[key] = fileio.join(base, str(execution_id))
                 # Locally the executor writes a .tmp dir that is renamed when published; on a URL
                 # root it writes a local staging dir that is uploaded before the store's commit.
-                tmp = (staging.path("outputs", str(execution_id), key) if staging
+                tmp = (staging.output_dir(component.id, key, execution_id) if staging
                        else os.path.join(base, f".tmp-{execution_id}"))
                 shutil.rmtree(tmp, ignore_errors=True)
                 os.makedirs(tmp)
@@ -312,7 +312,7 @@ class Launcher:
             store.register_outputs(execution_id, pipeline.name, component.id, outputs)
             if staging:
                 for key, art in outputs.items():
-                    art.uri = staging.path("outputs", str(execution_id), key)
+                    art.uri = staging.output_dir(component.id, key, execution_id)
             exec_inputs = {key: [local(a) for a in arts] for key, arts in inputs.items()}
             os.makedirs(temp_dir, exist_ok=True)
             work_dir = _work_dir(store, pipeline, component, key_, execution_id, fresh=not use_cache,
@@ -340,7 +340,7 @@ class Launcher:
             store.fail_execution(execution_id, summary + "\n" + details)
             shutil.rmtree(temp_dir, ignore_errors=True)  # scratch; the outputs are kept above
             if staging:
-                shutil.rmtree(staging.path("outputs", str(execution_id)), ignore_errors=True)
+                staging.remove_outputs(component, execution_id)
             if isinstance(e, (KeyboardInterrupt, SystemExit)):
                 raise
             raise PipelineRunError(component.id, summary, execution_id) from e
@@ -354,7 +354,7 @@ class Launcher:
         shutil.rmtree(temp_dir, ignore_errors=True)
         shutil.rmtree(work_dir, ignore_errors=True)
         if staging:
-            shutil.rmtree(staging.path("outputs", str(execution_id)), ignore_errors=True)
+            staging.remove_outputs(component, execution_id)
         return NodeResult(run.run_id, component.id, COMPLETE, execution_id, outputs)
 
 

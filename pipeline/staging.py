@@ -8,7 +8,7 @@ launcher does, and `components.fileio` moves the artifacts:
   artifact never changes, so the copy is reused by every later node on this machine; a download
   goes to a private directory first and is renamed into place, so two processes never see a
   half-written copy);
-- **outputs** are written to ``<staging>/outputs/<execution id>/<key>``, then uploaded to their
+- **outputs** are written to ``<staging>/outputs/<node>/<key>/<execution id>``, then uploaded to their
   final URL ``<root>/<node>/<key>/<execution id>``. An object store has no atomic directory
   rename, so the commit point is the metadata store: the artifacts flip to PUBLISHED only after
   the upload finished, and readers (the launcher's driver, the resolvers) take only published
@@ -38,6 +38,7 @@ import re
 import shutil
 import tempfile
 import uuid
+from typing import Any
 
 from components import fileio
 from components.artifacts import Artifact
@@ -65,6 +66,17 @@ class Staging:
     def path(self, *parts: str) -> str:
         """A local path under the staging directory."""
         return os.path.join(self.dir, *parts)
+
+    def output_dir(self, node_id: str, key: str, execution_id: int) -> str:
+        """Where an execution writes one output before its upload: the root's layout, under
+        ``outputs/`` (so what an executor keeps next to its outputs, such as the Tuner's default
+        study file in ``<node>/``, stays per node)."""
+        return self.path("outputs", node_id, key, str(execution_id))
+
+    def remove_outputs(self, component: Any, execution_id: int) -> None:
+        """Removes an execution's local output dirs (uploaded, or kept as ``failed-<id>``)."""
+        for key in component.OUTPUTS:
+            shutil.rmtree(self.output_dir(component.id, key, execution_id), ignore_errors=True)
 
     def localize(self, artifact: Artifact) -> Artifact:
         """A copy of ``artifact`` whose ``uri`` is a local directory holding the same files.

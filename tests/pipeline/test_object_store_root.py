@@ -84,7 +84,7 @@ def test_outputs_are_uploaded_inputs_downloaded_and_logs_uploaded(ram_root, tmp_
     # The input was downloaded once into the staging dir, under its artifact id; scratch is gone.
     staging = next((tmp_path / "staging" / "pipeline-staging").iterdir())
     assert (staging / "artifacts" / str(source.id) / "value.txt").read_text() == "3"
-    assert not any((staging / "outputs").iterdir())
+    assert [p for p in (staging / "outputs").rglob("*") if p.is_file()] == []
     assert not (tmp_path / "toy").exists() and not os.path.exists("ram:")
 
     again = LocalRunner().run(_toy(root, metadata, value=3))
