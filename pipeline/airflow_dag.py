@@ -389,7 +389,8 @@ class _ComponentLogTail:
             _log.debug("metadata store not readable yet: %s", e)
             return None
         if run_id is not None:
-            self.path = local_log_path(self.spec.pipeline_name, self.spec.root, run_id, self.node_id)
+            self.path = local_log_path(self.spec.pipeline_name, self.spec.root, self.spec.metadata, run_id,
+                                       self.node_id)
         return run_id
 
     def failure_details(self) -> str | None:

@@ -282,7 +282,8 @@ def run_local(pipeline_file: str, *, root: str | None = None, metadata: str = ""
                 summary = (execution["error"] or "no error recorded").split("\n", 1)[0]
                 finish_run(pipeline, run["run_key"])  # FAILED, naming that node
                 error = PipelineRunError(execution["component"], summary, execution["id"])
-                error.log_path = local_log_path(pipeline.name, pipeline.root, run["id"], execution["component"])
+                error.log_path = local_log_path(pipeline.name, pipeline.root, pipeline.metadata, run["id"],
+                                                execution["component"])
                 raise error from failure
         raise RuntimeError(f"{failure} No node recorded a failure in {_safe_url(pipeline.metadata)}; see "
                            "the failed task's log above.") from failure

@@ -171,8 +171,8 @@ class Launcher:
         """
         node = pipeline.component(node_id)  # raises a clear error on an unknown id
         run_id = self.store.ensure_run(pipeline.name, run_key, lease_s=self.lease_s)
-        staging = Staging(pipeline.name, pipeline.root) if fileio.is_url(pipeline.root) else None
-        path = local_log_path(pipeline.name, pipeline.root, run_id, node_id)
+        staging = Staging(pipeline.name, pipeline.root, pipeline.metadata) if fileio.is_url(pipeline.root) else None
+        path = local_log_path(pipeline.name, pipeline.root, pipeline.metadata, run_id, node_id)
         run = _Run(pipeline, run_key, run_id, frozenset(latest_outside), staging)
         try:
             with component_log(path, quiet=self.quiet, terminal=self.terminal), \
@@ -440,7 +440,9 @@ def _remove_stale_output_dirs(store: MetadataStore, base: str) -> None:
 def scratch_root(pipeline: Pipeline) -> str:
     """Where the pipeline's scratch (``.temp``, ``.work``) lives: its root, or for a URL root its
     local staging dir."""
-    return Staging(pipeline.name, pipeline.root).dir if fileio.is_url(pipeline.root) else pipeline.root
+    if fileio.is_url(pipeline.root):
+        return Staging(pipeline.name, pipeline.root, pipeline.metadata).dir
+    return pipeline.root
 
 
 def remove_stale_scratch(store: MetadataStore, root: str) -> None:

@@ -185,7 +185,7 @@ def _url_root_view(store: md.MetadataStore, run: dict[str, Any], nodes: list[Nod
     """The view of a run under an object-store root: the artifacts it reads and the logs are
     downloaded to the pipeline's staging dir (`pipeline.staging`), where the page is written
     (then uploaded to ``<root>/reports/``, see `write_report`)."""
-    staging = Staging(run["pipeline"], root)
+    staging = Staging(run["pipeline"], root, store.url)
     run_id = int(run["id"])
     for node in nodes:
         for arts in [*node.inputs.values(), *node.outputs.values()]:

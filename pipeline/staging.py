@@ -20,11 +20,11 @@ launcher does, and `components.fileio` moves the artifacts:
   node ends, failed or not.
 
 The staging directory is ``$PIPELINE_STAGING_DIR`` (default: the system temp dir) plus
-``pipeline-staging/<pipeline name>-<hash of the root>``. It is a cache: deleting it between runs
+``pipeline-staging/<pipeline name>-<hash of the root and the metadata URL>``. It is a cache: deleting it between runs
 loses nothing.
 
 Example:
-    >>> staging = Staging("taxi", "gs://bucket/taxi", base="/tmp/s")
+    >>> staging = Staging("taxi", "gs://bucket/taxi", "postgresql+psycopg://db/m", base="/tmp/s")
     >>> staging.dir.startswith("/tmp/s/pipeline-staging/taxi-")
     True
 """
@@ -53,13 +53,15 @@ class Staging:
     Args:
         pipeline_name: The pipeline's name (part of the directory name).
         root: The pipeline root URL.
+        metadata: The metadata store's URL. Downloads are kept by artifact id, which only that
+            store's ids name: another store over the same root gets another staging dir.
         base: Where staging directories go; default ``$PIPELINE_STAGING_DIR`` or the temp dir.
     """
 
-    def __init__(self, pipeline_name: str, root: str, *, base: str | None = None):
+    def __init__(self, pipeline_name: str, root: str, metadata: str, *, base: str | None = None):
         self.root = root
         base = base or os.environ.get(STAGING_ENV) or tempfile.gettempdir()
-        digest = hashlib.sha256(root.encode()).hexdigest()[:12]
+        digest = hashlib.sha256(f"{root}\n{metadata}".encode()).hexdigest()[:12]
         safe = re.sub(r"[^A-Za-z0-9_.-]", "_", pipeline_name)
         self.dir = os.path.join(os.path.abspath(base), "pipeline-staging", f"{safe}-{digest}")
 
@@ -93,11 +95,11 @@ class Staging:
         return dataclasses.replace(artifact, uri=target, properties=dict(artifact.properties))
 
 
-def local_log_path(pipeline_name: str, root: str, run_id: int, node_id: str) -> str:
+def local_log_path(pipeline_name: str, root: str, metadata: str, run_id: int, node_id: str) -> str:
     """Where a node's log is written on the machine that runs it: under the root, or for a URL
     root under the staging dir (it is uploaded to `pipeline.logs.log_path` when the node ends)."""
     if fileio.is_url(root):
-        return log_path(Staging(pipeline_name, root).dir, run_id, node_id)
+        return log_path(Staging(pipeline_name, root, metadata).dir, run_id, node_id)
     return log_path(root, run_id, node_id)
 
 

@@ -229,3 +229,13 @@ def test_listing_a_url_dir_never_answers_a_sibling_with_the_same_prefix(ram_root
     assert list(fileio.walk(f"{root}/m/12")) == [(f"{root}/m/12", [], ["a.txt"])]
     assert fileio.listdir(f"{root}/model") == []
     assert sorted(fileio.listdir(f"{root}/m")) == ["12", "123"]
+
+
+def test_a_new_metadata_store_over_the_same_root_never_reads_the_old_stores_downloads(ram_root, tmp_path):
+    """Downloads are kept by artifact id; a fresh store numbers its artifacts from 1 again."""
+    root, metadata = ram_root
+    assert LocalRunner().run(_toy(root, metadata, value=3)).outputs["Add"]["statistics"].properties["total"] == 13
+    fresh = f"sqlite:///{tmp_path / 'another.sqlite'}"
+    result = LocalRunner().run(_toy(root, fresh, value=5))
+    assert result.outputs["Add"]["statistics"].properties["total"] == 15
+    assert len(list((tmp_path / "staging" / "pipeline-staging").iterdir())) == 2
