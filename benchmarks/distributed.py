@@ -16,7 +16,9 @@ original tf.estimator trains the same two models with its defaults in that
 interpreter, alternated with the others: ``vs_tf_estimator_2_15`` gives its
 figures and the ratios (taxi examples/s after/tf.estimator, > 1: ours faster;
 iris ms per step after/tf.estimator, < 1: ours faster; and the whole first
-``train`` call, build included). ``mirrored``: the same taxi model under
+``train`` call, build included), from the best run of each side and, less
+sensitive to load that changes during the run, the median over the repeats of
+each back-to-back pair's ratio. ``mirrored``: the same taxi model under
 one MirroredStrategy over two logical CPU devices (set before TensorFlow
 starts, in a child process), the Estimator (``RunConfig(train_distribute=...)``,
 global batch 256) against the benchmark's Keras peer built and fitted inside
@@ -35,8 +37,13 @@ given too): the mean seconds of calls 2-5 and the ratio new/same. Timings are
 wall clock on shared CPUs (other jobs may run at the same time: the load
 average is recorded) and are noisy; quote the ratios.
 
+With ``--single_only`` only the single-process figures of the current checkout
+(and of tf.estimator 2.15 with ``--tf215``) are measured: no "before" worktree,
+no evaluations, no mirrored or multi-worker runs; the JSON line then holds
+``single_process`` (ours only) and ``vs_tf_estimator_2_15``.
+
     python benchmarks/distributed.py [--steps 1500] [--iris_steps 2000] [--repeats 3] [--quick]
-                                     [--tf215 /tmp/tf215/bin/python]
+                                     [--tf215 /tmp/tf215/bin/python] [--single_only]
 """
 
 from __future__ import annotations
@@ -129,17 +136,59 @@ def vs_tf215(runs):
     iris = best("after", "iris", "ms_per_step", min), best("tf215", "iris", "ms_per_step", min)
     call = (best("after", "iris", "train_call_s", min), best("tf215", "iris", "train_call_s", min))
     taxi_call = (best("after", "taxi", "train_call_s", min), best("tf215", "taxi", "train_call_s", min))
+    # Each repeat's ours/tf.estimator pair ran back to back, under about the same load.
+    taxi_pairs = [a["taxi"]["examples_per_sec"] / b["taxi"]["examples_per_sec"]
+                  for a, b in zip(runs["after"], runs["tf215"])]
+    iris_pairs = [a["iris"]["ms_per_step"] / b["iris"]["ms_per_step"] for a, b in zip(runs["after"], runs["tf215"])]
     return {
         "tensorflow": runs["tf215"][0]["tensorflow"],
         "taxi_examples_per_sec_tf215": round(taxi[1]),
         "taxi_ratio_after_vs_tf215": round(taxi[0] / taxi[1], 3),
         "taxi_examples_per_sec_tf215_runs": [round(r["taxi"]["examples_per_sec"]) for r in runs["tf215"]],
+        "taxi_ratio_per_pair": [round(r, 3) for r in taxi_pairs],
+        "taxi_ratio_median_of_pairs": round(statistics.median(taxi_pairs), 3),
         "taxi_train_call_s_after_vs_tf215": [round(taxi_call[0], 2), round(taxi_call[1], 2)],
         "iris_ms_per_step_tf215": round(iris[1], 3),
         "iris_ratio_after_vs_tf215": round(iris[0] / iris[1], 3),
         "iris_ms_per_step_tf215_runs": [round(r["iris"]["ms_per_step"], 3) for r in runs["tf215"]],
+        "iris_ratio_per_pair": [round(r, 3) for r in iris_pairs],
+        "iris_ratio_median_of_pairs": round(statistics.median(iris_pairs), 3),
         "iris_train_call_s_after_vs_tf215": [round(call[0], 2), round(call[1], 2)],
     }
+
+
+def single_only(args, common, runs, head, dirty, started, load_start):
+    """``--single_only``: this checkout and tf.estimator 2.15 alternated, nothing else."""
+    loads = []
+    for i in range(args.repeats):
+        loads.append(round(os.getloadavg()[0], 2))
+        runs["after"].append(child(["single", "--tree", str(REPO), "--label", f"after#{i + 1}", *common],
+                                   cwd=REPO, timeout=args.timeout))
+        if args.tf215:
+            loads.append(round(os.getloadavg()[0], 2))
+            runs["tf215"].append(tf215_child(args.tf215, common, args.timeout))
+
+    def best(model, key, pick):
+        return pick(r[model][key] for r in runs["after"])
+
+    result = {
+        "benchmark": "distributed", "mode": "single_only",
+        "after": head + ("+uncommitted trainer/ changes" if dirty else ""),
+        "steps": args.steps, "iris_steps": args.iris_steps, "batch_size": 256, "repeats": args.repeats,
+        "single_process": {
+            "taxi_examples_per_sec_after": round(best("taxi", "examples_per_sec", max)),
+            "taxi_examples_per_sec_after_runs": [round(r["taxi"]["examples_per_sec"]) for r in runs["after"]],
+            "iris_ms_per_step_after": round(best("iris", "ms_per_step", min), 3),
+            "iris_ms_per_step_after_runs": [round(r["iris"]["ms_per_step"], 3) for r in runs["after"]],
+        },
+        "vs_tf_estimator_2_15": vs_tf215(runs) if runs["tf215"] else "not run (pass --tf215 PYTHON)",
+        "load_average_before_each_child": loads,
+        "load_average_start_end": [round(load_start[0], 2), round(os.getloadavg()[0], 2)],
+        "cpus": os.cpu_count(),
+        "wall_s": round(time.perf_counter() - started),
+        "note": "wall-clock timings on shared CPUs are noisy: quote the ratios",
+    }
+    print(json.dumps(result))
 
 
 def main(argv=None):
@@ -152,6 +201,8 @@ def main(argv=None):
     parser.add_argument("--quick", action="store_true", help="300 steps, one pair (a smoke run)")
     parser.add_argument("--timeout", type=float, default=900, help="seconds per child process")
     parser.add_argument("--tf215", help="python of a venv with tf.estimator 2.15 (see distributed_tf215.py)")
+    parser.add_argument("--single_only", action="store_true",
+                        help="only the single-process runs of this checkout (and --tf215), alternated")
     args = parser.parse_args(argv)
     if args.quick:
         args.steps, args.iris_steps, args.repeats, args.evals = 300, 300, 1, 3
@@ -163,6 +214,8 @@ def main(argv=None):
 
     common = ["--steps", str(args.steps), "--iris_steps", str(args.iris_steps)]
     runs = {"after": [], "before": [], "tf215": []}
+    if args.single_only:
+        return single_only(args, common, runs, head, dirty, started, load_start)
     tmp = tempfile.mkdtemp(prefix="distributed-bench-")
     tree = os.path.join(tmp, "before")
     git("worktree", "add", "--detach", tree, args.before)

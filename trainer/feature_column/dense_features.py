@@ -103,11 +103,13 @@ class DenseFeatures(ColumnsLayer):
             for column in self._columns:
                 with tf.name_scope(sanitize_name(column.name)):
                     tensor = column.get_dense_tensor(cache, self._state)
-                    batch = tf.shape(tensor)[0]
                     width = 1
                     for dim in column.variable_shape:
                         width *= dim
-                    tensor = tf.reshape(tensor, tf.stack([batch, width]))
+                    if tensor.shape.rank != 2 or tensor.shape[1] != width:
+                        # (already [batch, width], e.g. an embedding: no kernels per step)
+                        batch = tf.shape(tensor)[0]
+                        tensor = tf.reshape(tensor, tf.stack([batch, width]))
                 if cols_to_output_tensors is not None:
                     cols_to_output_tensors[column] = tensor
                 outputs.append(tensor)

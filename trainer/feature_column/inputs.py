@@ -114,20 +114,35 @@ def assert_ids_in_range(ids: tf.Tensor, *, key: str, column_fn: str,
     ``categorical_column_with_identity `user` got id=7; expected ids in [0, 5).``
     (backquotes, because TF escapes quotes in graph-mode assertion messages).
     ``missing`` (e.g. -1 in dense single-id inputs) is accepted as well.
+
+    Every step pays only for the range test (a few kernels); finding the first bad
+    id and formatting the message happen in the branch of a `tf.cond` taken when
+    the test fails, so a valid batch skips them.
     """
-    valid = tf.logical_and(ids >= 0, ids < num_buckets)
-    if missing is not None:
-        valid = tf.logical_or(valid, tf.equal(ids, missing))
-    # argmin over [valid..., True] finds the first invalid position (or 0).
-    first_bad = tf.argmin(tf.cast(tf.concat([valid, [True]], 0), tf.int32))
-    padded = tf.concat([ids, tf.zeros([1], ids.dtype)], 0)
-    message = tf.strings.format(
-        f"{column_fn} `{key}` got id={{}}; expected ids in [0, {num_buckets}). {how_to_fix}",
-        tf.gather(padded, first_bad),
-    )
-    check = tf.debugging.Assert(tf.reduce_all(valid), [message], summarize=1)
-    with tf.control_dependencies([check]):
+    if missing == -1:  # [-1, num_buckets): one comparison each side
+        valid = tf.logical_and(ids >= -1, ids < num_buckets)
+    else:
+        valid = tf.logical_and(ids >= 0, ids < num_buckets)
+        if missing is not None:
+            valid = tf.logical_or(valid, tf.equal(ids, missing))
+    ok = tf.reduce_all(valid)
+
+    def passed():
         return tf.identity(ids)
+
+    def failed():
+        # argmin over [valid..., True] finds the first invalid position.
+        first_bad = tf.argmin(tf.cast(tf.concat([valid, [True]], 0), tf.int32))
+        padded = tf.concat([ids, tf.zeros([1], ids.dtype)], 0)
+        message = tf.strings.format(
+            f"{column_fn} `{key}` got id={{}}; expected ids in [0, {num_buckets}). {how_to_fix}",
+            tf.gather(padded, first_bad),
+        )
+        check = tf.debugging.Assert(ok, [message], summarize=1)
+        with tf.control_dependencies([check]):
+            return tf.identity(ids)
+
+    return tf.cond(ok, passed, failed)
 
 
 def dense_numeric_input(value, *, key: str, shape: tuple[int, ...], default_value) -> tf.Tensor:
@@ -182,6 +197,10 @@ def dense_numeric_input(value, *, key: str, shape: tuple[int, ...], default_valu
             f"[batch] + {shape} ({num_elements} values per example). How to fix: set the "
             "column's shape to match the feature."
         )
+    if value.shape.rank and per_example.is_fully_defined() and num_elements > 0:
+        # Each example's values are known (checked above) to number num_elements, so -1
+        # is the batch: one kernel instead of shape, slice, concat and reshape per step.
+        return tf.reshape(value, [-1, *shape])
     batch = tf.shape(value)[0]
     return tf.reshape(value, tf.concat([[batch], tf.constant(list(shape), tf.int32, shape=[len(shape)])], 0))
 

@@ -28,9 +28,9 @@ def combine_lookup(table, id_tensor: tf.SparseTensor, weight_tensor=None, *, com
     if combiner not in ("sum", "mean", "sqrtn"):
         raise ValueError(f"combine_lookup got combiner={combiner!r}; expected 'sum', 'mean' or 'sqrtn'.")
     if dense_ids is not None and weight_tensor is None:
-        present = dense_ids >= 0
-        vectors = _rows(table, tf.where(present, dense_ids, tf.zeros_like(dense_ids)), max_norm)
-        return tf.where(present[:, None], vectors, tf.zeros_like(vectors))
+        # A missing id (negative) reads row 0, then its vector is zeroed.
+        vectors = _rows(table, tf.maximum(dense_ids, 0), max_norm)
+        return _zero_missing(vectors, (dense_ids >= 0)[:, None])
     ids = id_tensor.values
     rows = tf.cast(id_tensor.indices[:, 0], tf.int32)
     weights = (tf.ones_like(ids, dtype=tf.float32) if weight_tensor is None
@@ -49,6 +49,22 @@ def combine_lookup(table, id_tensor: tf.SparseTensor, weight_tensor=None, *, com
     else:
         norm = tf.sqrt(tf.math.unsorted_segment_sum(tf.square(weights), rows, batch))
     return tf.math.divide_no_nan(total, norm[:, None])
+
+
+@tf.custom_gradient
+def _zero_missing(vectors: tf.Tensor, present: tf.Tensor):
+    """``where(present, vectors, 0)`` whose gradient is ``where(present, dy, 0)``.
+
+    The same values as `tf.where`'s own gradient, without its broadcasting
+    reduction (shape, broadcast-args, sum and reshape kernels per lookup and step:
+    the batch dimension is unknown when the step is traced).
+    """
+    zero = tf.zeros([], vectors.dtype)
+
+    def grad(dy):
+        return tf.where(present, dy, zero), None
+
+    return tf.where(present, vectors, zero), grad
 
 
 def _rows(table, ids: tf.Tensor, max_norm) -> tf.Tensor:

@@ -244,15 +244,24 @@ def vocabulary_ids(labels, label_vocabulary, head_name):
 
 
 def check_label_ids(ids, n_classes, head_name):
-    """Raises at the first label id outside [0, n_classes)."""
+    """Raises at the first label id outside [0, n_classes).
+
+    Only the range test runs on every batch; the first bad label is picked out in
+    the `tf.cond` branch taken when the test fails.
+    """
     bad = (ids < 0) | (ids >= n_classes)
-    check = tf.debugging.Assert(
-        ~tf.reduce_any(bad),
-        [f"{head_name}: labels must be integer class ids in [0, {n_classes}); first bad "
-         "label:", tf.boolean_mask(ids, bad)[:1],
-         "(use label_vocabulary for string labels)"])
-    with tf.control_dependencies([check]):
-        return tf.identity(ids)
+    ok = tf.logical_not(tf.reduce_any(bad))
+
+    def failed():
+        check = tf.debugging.Assert(
+            ok,
+            [f"{head_name}: labels must be integer class ids in [0, {n_classes}); first bad "
+             "label:", tf.boolean_mask(ids, bad)[:1],
+             "(use label_vocabulary for string labels)"])
+        with tf.control_dependencies([check]):
+            return tf.identity(ids)
+
+    return tf.cond(ok, lambda: tf.identity(ids), failed)
 
 
 def predictions_subset(predictions: dict, keys):
