@@ -24,6 +24,7 @@ numeric scalars averaged.
 
 from __future__ import annotations
 
+import weakref
 from typing import Callable
 
 import tensorflow as tf
@@ -59,6 +60,7 @@ class CompiledStep:
         self._loops: dict = {}
         self._ones: dict = {}
         self._fetch_key: tuple = ()
+        self._one_call = None  # (run_one, weakref to its iterator, its concrete function)
 
     def build(self, fetch_names=(), iterator=None) -> None:
         """Traces the body (creating its variables) for these fetch names.
@@ -87,13 +89,31 @@ class CompiledStep:
             run_many = self._distributed_loop(run_one, iterator)
         if n == 1 or run_many is None:
             try:
-                outputs = run_one(iterator)
+                outputs = self._one_step_function(run_one, iterator)(iterator)
             except (tf.errors.OutOfRangeError, StopIteration):
                 return None, 0, True
             return outputs, 1, False
         outputs, done, exhausted = run_many(iterator, tf.constant(n, tf.int32))
         done = int(done)
         return (outputs if done else None), done, bool(exhausted)
+
+    def _one_step_function(self, run_one, iterator):
+        """``run_one``'s concrete function for this iterator, looked up once per iterator.
+
+        Calling the `tf.function` itself hashes the iterator's type spec (every feature's
+        shape and dtype) to find its trace, on every call: about 0.1 ms per step for the
+        taxi model's 16 features when each call runs one step.
+        """
+        if self._run_eagerly or not hasattr(run_one, "get_concrete_function"):
+            return run_one
+        cached = self._one_call
+        if cached is None or cached[0] is not run_one or cached[1]() is not iterator:
+            try:
+                ref = weakref.ref(iterator)
+            except TypeError:  # an iterator without weak references: no cache
+                return run_one
+            cached = self._one_call = (run_one, ref, run_one.get_concrete_function(iterator))
+        return cached[2]
 
     # -- building -------------------------------------------------------------
     def _functions(self, fetch_names):

@@ -133,3 +133,22 @@ def test_a_fixed_steps_per_loop_is_kept(tmp_path):
 def test_bad_steps_per_loop_is_named(value):
     with pytest.raises(ValueError, match="steps_per_loop"):
         trainer.RunConfig(steps_per_loop=value)
+
+
+def test_one_step_runs_read_each_train_calls_own_input(tmp_path):
+    """steps_per_loop=1 calls the step's concrete function, looked up once per iterator: a later
+    train call (a new input_fn, a new iterator) must step through its own data, not the first's."""
+    def model_fn(features, labels, mode):
+        w = tf.Variable(lambda: tf.zeros([]), name="w")
+        loss = tf.reduce_mean(w * features["x"])  # d loss / d w = mean(x)
+        return trainer.EstimatorSpec(mode, loss=loss,
+                                     train_op=trainer.optimizers.SGD(1.0).minimize(loss, trainer.get_global_step()))
+
+    def constant(value):
+        return lambda: tf.data.Dataset.from_tensors(({"x": tf.fill([4], value)}, tf.zeros([4]))).repeat()
+
+    est = make(tmp_path, model_fn=model_fn, steps_per_loop=1)
+    est.train(constant(1.0), steps=3)
+    est.train(constant(10.0), steps=2)
+    np.testing.assert_allclose(est.get_variable_value("w"), -(3 * 1.0 + 2 * 10.0))
+    assert est.get_variable_value("global_step") == 5
