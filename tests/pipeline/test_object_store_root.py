@@ -96,7 +96,7 @@ def test_outputs_are_uploaded_inputs_downloaded_and_logs_uploaded(ram_root, tmp_
     assert _read(f"{changed.outputs['Add']['statistics'].uri}/value.txt") == "23"
 
 
-def test_a_failed_execution_keeps_its_outputs_on_the_root_until_the_next_one(ram_root):
+def test_a_failed_execution_that_wrote_nothing_leaves_no_dir_and_uploads_its_log(ram_root):
     root, metadata = ram_root
     launch_node(_toy(root, metadata), "Source", "run-1")
     with pytest.raises(PipelineRunError, match="Add got fail=True") as caught:
