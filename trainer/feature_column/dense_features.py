@@ -17,8 +17,12 @@ _LAYER_NAME = re.compile(r"^[A-Za-z][A-Za-z0-9_]*$")
 
 
 class ColumnsLayer(tf.Module):
-    """What `DenseFeatures` and `SequenceFeatures` share: their columns (sorted by name), a
-    `LayerState` for the columns' variables, and a build on the first call."""
+    """What `DenseFeatures`, `SequenceFeatures` and `LinearModel` share: their columns (sorted by
+    name), a `LayerState` for the columns' variables, and a build on the first call.
+
+    A subclass with variables of its own creates them in `_build_column` (after each column's
+    state) and `_build_layer` (after every column).
+    """
 
     def __init__(self, columns: list, *, trainable: bool, name: str) -> None:
         super().__init__(name=name)
@@ -27,7 +31,7 @@ class ColumnsLayer(tf.Module):
         self._built = False
 
     @property
-    def feature_columns(self) -> list[DenseColumn]:
+    def feature_columns(self) -> list[FeatureColumn]:
         """The columns, sorted by name."""
         return list(self._columns)
 
@@ -44,7 +48,15 @@ class ColumnsLayer(tf.Module):
         self._state.build()
         for column in self._columns:
             column.create_state(self._state)
+            self._build_column(column)
+        self._build_layer()
         self._built = True
+
+    def _build_column(self, column: FeatureColumn) -> None:
+        """Creates the layer's own variables of one column; none by default."""
+
+    def _build_layer(self) -> None:
+        """Creates the layer's own variables of no column; none by default."""
 
 
 class DenseFeatures(ColumnsLayer):
@@ -102,14 +114,7 @@ class DenseFeatures(ColumnsLayer):
         with tf.name_scope(self.name):
             for column in self._columns:
                 with tf.name_scope(sanitize_name(column.name)):
-                    tensor = column.get_dense_tensor(cache, self._state)
-                    width = 1
-                    for dim in column.variable_shape:
-                        width *= dim
-                    if tensor.shape.rank != 2 or tensor.shape[1] != width:
-                        # (already [batch, width], e.g. an embedding: no kernels per step)
-                        batch = tf.shape(tensor)[0]
-                        tensor = tf.reshape(tensor, tf.stack([batch, width]))
+                    tensor = batch_by_width(column.get_dense_tensor(cache, self._state), column_width(column))
                 if cols_to_output_tensors is not None:
                     cols_to_output_tensors[column] = tensor
                 outputs.append(tensor)
@@ -118,6 +123,23 @@ class DenseFeatures(ColumnsLayer):
     def variables_by_column(self) -> dict[FeatureColumn, list[tf.Variable]]:
         """Maps each column to the variables it created (after the first call)."""
         return {c: _column_variables(self._state, c) for c in self._columns}
+
+
+def column_width(column: DenseColumn) -> int:
+    """The number of values per example of a dense column (the product of its variable shape)."""
+    width = 1
+    for dim in column.variable_shape:
+        width *= dim
+    return width
+
+
+def batch_by_width(tensor: tf.Tensor, width: int) -> tf.Tensor:
+    """``tensor`` as ``[batch, width]``; one already of that static shape (an embedding) is
+    returned as it is, with no reshape kernels per step."""
+    if tensor.shape.rank == 2 and tensor.shape[1] == width:
+        return tensor
+    batch = tf.shape(tensor)[0]
+    return tf.reshape(tensor, tf.stack([batch, width]))
 
 
 @tf.autograph.experimental.do_not_convert

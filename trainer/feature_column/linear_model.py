@@ -9,8 +9,7 @@ import tensorflow as tf
 from trainer.feature_column.base import (
     CategoricalColumn, DenseColumn, FeatureCache, FeatureColumn, sanitize_name)
 from trainer.feature_column.dense_features import (
-    _check_layer_name, _column_variables, normalize_columns)
-from trainer.feature_column.state import LayerState
+    ColumnsLayer, _check_layer_name, _column_variables, batch_by_width, column_width, normalize_columns)
 from trainer.feature_column.lookup import combine_lookup
 
 __all__ = ["LinearModel", "SPARSE_COMBINERS", "linear_model"]
@@ -18,7 +17,7 @@ __all__ = ["LinearModel", "SPARSE_COMBINERS", "linear_model"]
 SPARSE_COMBINERS = ("sum", "mean", "sqrtn")
 
 
-class LinearModel(tf.Module):
+class LinearModel(ColumnsLayer):
     """Produces ``[batch, units]`` logits as a weighted sum of feature columns.
 
     A categorical column gets one weight row per id (it acts like an
@@ -48,7 +47,6 @@ class LinearModel(tf.Module):
     def __init__(self, feature_columns, units: int = 1, sparse_combiner: str = "sum", *,
                  trainable: bool = True, name: str = "linear_model") -> None:
         _check_layer_name(name, "LinearModel")
-        super().__init__(name=name)
         if isinstance(units, bool) or not isinstance(units, int):
             raise TypeError(f"LinearModel got units={units!r}; expected an int.")
         if units < 1:
@@ -58,17 +56,11 @@ class LinearModel(tf.Module):
                 f"LinearModel got sparse_combiner={sparse_combiner!r}; expected one of "
                 f"{list(SPARSE_COMBINERS)}."
             )
-        self._columns = normalize_columns(feature_columns, "LinearModel",
-                                          (CategoricalColumn, DenseColumn),
-                                          "categorical or dense column")
+        super().__init__(normalize_columns(feature_columns, "LinearModel", (CategoricalColumn, DenseColumn),
+                                           "categorical or dense column"),
+                         trainable=trainable, name=name)
         self._units = units
         self._sparse_combiner = sparse_combiner
-        self._state = LayerState(name, trainable=trainable)
-        self._built = False
-
-    @property
-    def feature_columns(self) -> list[FeatureColumn]:
-        return list(self._columns)
 
     @property
     def units(self) -> int:
@@ -79,27 +71,16 @@ class LinearModel(tf.Module):
         return self._sparse_combiner
 
     @property
-    def state(self) -> LayerState:
-        return self._state
-
-    @property
     def bias(self) -> tf.Variable:
         """The ``[units]`` bias variable (after the first call)."""
         return self._state.get_variable("", "bias_weights")
 
-    @tf.autograph.experimental.do_not_convert
-    def build(self) -> None:
-        """Creates the variables; called by the first `__call__`."""
-        if self._built:
-            return
-        self._state.build()
-        for column in self._columns:
-            column.create_state(self._state)
-            rows = (column.num_buckets if isinstance(column, CategoricalColumn)
-                    else _width(column))
-            self._state.create_variable(column.name, "weights", (rows, self._units), tf.zeros)
+    def _build_column(self, column: FeatureColumn) -> None:
+        rows = column.num_buckets if isinstance(column, CategoricalColumn) else column_width(column)
+        self._state.create_variable(column.name, "weights", (rows, self._units), tf.zeros)
+
+    def _build_layer(self) -> None:
         self._state.create_variable("", "bias_weights", (self._units,), tf.zeros)
-        self._built = True
 
     @tf.autograph.experimental.do_not_convert
     def __call__(self, features: Mapping[str, Any]) -> tf.Tensor:
@@ -129,9 +110,8 @@ class LinearModel(tf.Module):
             pair = column.get_sparse_tensors(cache, self._state)
             return combine_lookup(weights, pair.id_tensor, pair.weight_tensor,
                                   combiner=self._sparse_combiner, dense_ids=pair.dense_ids)
-        dense = column.get_dense_tensor(cache, self._state)
-        batch = tf.shape(dense)[0]
-        return tf.matmul(tf.reshape(dense, tf.stack([batch, _width(column)])), weights)
+        return tf.matmul(batch_by_width(column.get_dense_tensor(cache, self._state), column_width(column)),
+                         weights)
 
 
 @tf.autograph.experimental.do_not_convert
@@ -168,9 +148,3 @@ def linear_model(features: Mapping[str, Any], feature_columns, units: int = 1,
         cols_to_vars.update(model.variables_by_column())
     return output
 
-
-def _width(column: DenseColumn) -> int:
-    width = 1
-    for dim in column.variable_shape:
-        width *= dim
-    return width
