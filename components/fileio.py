@@ -75,9 +75,9 @@ def listdir(path: str) -> list[str]:
         gfile = _gfile()
         if not gfile.isdir(path):
             return []
-        # Each entry is checked: a filesystem that lists by key prefix (ram://) also answers
-        # "3" for "dir/12" when "dir/123/..." exists.
         names = [name.rstrip("/") for name in gfile.listdir(path)]
+        if not _lists_by_key_prefix(path):
+            return names
         return [name for name in names if gfile.exists(join(path, name))]
     path = local_path(path)
     return os.listdir(path) if os.path.isdir(path) else []
@@ -150,10 +150,20 @@ def mtime(path: str) -> float:
 
 def walk(top: str):
     """``(directory, subdirectories, files)`` for each directory under ``top``, as ``os.walk``."""
-    if is_url(top):
+    if is_url(top) and _lists_by_key_prefix(top):
         yield from _url_walk(top)
+    elif is_url(top):
+        yield from _gfile().walk(top)
     else:
         yield from os.walk(local_path(top))
+
+
+def _lists_by_key_prefix(url: str) -> bool:
+    """TensorFlow's ``ram://`` lists a directory by raw key prefix: ``dir/12`` also answers ``3``
+    when ``dir/123/...`` exists. Its listings are checked entry by entry (one ``exists`` each);
+    object stores (``gs://``, ``s3://``) list ``dir/`` with a delimiter and need no check, which
+    would cost a round trip per file."""
+    return url.startswith("ram://")
 
 
 def _url_walk(top: str):
