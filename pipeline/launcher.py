@@ -429,12 +429,17 @@ def _remove_stale_output_dirs(store: MetadataStore, base: str) -> None:
     ``.tmp-<id>`` dirs of executions that are not running (abandoned or failed), and ``<id>`` dirs
     whose execution is known and neither running nor COMPLETE (an upload to a URL root, or a
     rename, cut short before the store's commit)."""
+    temporary, published = {}, {}  # execution id -> dir name
     for name in fileio.listdir(base):
         if name.startswith(".tmp-") and name[5:].isdigit():
-            if store.execution_state(int(name[5:])) != RUNNING:
-                fileio.rmtree(fileio.join(base, name))
-        elif name.isdigit() and store.execution_state(int(name)) not in (None, RUNNING, COMPLETE):
-            fileio.rmtree(fileio.join(base, name))
+            temporary[int(name[5:])] = name
+        elif name.isdigit():
+            published[int(name)] = name
+    states = store.execution_states([*temporary, *published])  # one query, however long the history
+    stale = [name for eid, name in temporary.items() if states.get(eid) != RUNNING]
+    stale += [name for eid, name in published.items() if states.get(eid) not in (None, RUNNING, COMPLETE)]
+    for name in stale:
+        fileio.rmtree(fileio.join(base, name))
 
 
 def scratch_root(pipeline: Pipeline) -> str:

@@ -571,9 +571,16 @@ class MetadataStore:
         return {int(execution_id): fingerprint for execution_id, fingerprint in rows}
 
     def execution_state(self, execution_id: int) -> str | None:
+        return self.execution_states([execution_id]).get(execution_id)
+
+    def execution_states(self, execution_ids: list[int]) -> dict[int, str]:
+        """execution id -> state, in one query; ids with no execution are absent."""
+        if not execution_ids:
+            return {}
         with self.engine.connect() as conn:
-            row = conn.execute(sa.select(executions.c.state).where(executions.c.id == execution_id)).first()
-        return row[0] if row else None
+            rows = conn.execute(sa.select(executions.c.id, executions.c.state).where(
+                executions.c.id.in_(execution_ids))).all()
+        return {int(execution_id): state for execution_id, state in rows}
 
     def executions_of_run(self, run_id: int) -> list[dict[str, Any]]:
         with self.engine.connect() as conn:
