@@ -150,7 +150,9 @@ def _store(args: argparse.Namespace) -> Any:
 
     if args.metadata:
         return MetadataStore(args.metadata)
-    if args.root and "://" in args.root and not args.root.startswith("file://"):
+    from components.fileio import is_url
+
+    if args.root and is_url(args.root):
         raise ValueError(f"pipeline got --root={args.root!r} without --metadata; an object-store root holds "
                          "no metadata store. How to fix: pass --metadata URL, the store the pipeline used.")
     if args.root:
